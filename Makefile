@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lab lint check install-dev chromium clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[parquet]"
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed  ## run a demo study end to end (local router, mock crowd, SQLite)
+	$(BIN)/crowdnb demo
+
+chromium:  ## Debian's Chromium for the browser tests (Playwright drives it; no browser download)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; fi; }
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check crowdnb tests benchmarks
+	$(BIN)/ruff check crowdnb tests benchmarks
+	$(BIN)/mypy
+
+test: $(VENV)/.installed-dev chromium lint  ## every check: format, lint, types, tests, notebooks
+	$(BIN)/python -m pytest -q
+
+lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) crowdnb_data .pytest_cache .mypy_cache .ruff_cache test-artifacts

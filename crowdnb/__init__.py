@@ -1,0 +1,49 @@
+"""crowdnb: run human data-collection studies from a Jupyter notebook.
+
+>>> import crowdnb as cn
+>>> task = cn.Task("sentiment", title="Sentiment", reward=0.1, template="text_classification", data="s.csv")
+>>> run = task.launch()              # mock crowd, router in a thread of this process
+>>> run.df                           # every submission so far
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ArchitectError,
+    AuthError,
+    ConfigError,
+    CrowdError,
+    DataError,
+    NotFound,
+    ProviderError,
+    StateError,
+    WorkerRefused,
+)
+from .page import available_templates as templates
+from .project import Project
+from .project import open_project as open
+from .run import Run
+from .simulate import Simulation, simulate
+from .task import Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchitectError",
+    "AuthError",
+    "ConfigError",
+    "CrowdError",
+    "DataError",
+    "NotFound",
+    "Project",
+    "ProviderError",
+    "Run",
+    "Simulation",
+    "StateError",
+    "Task",
+    "WorkerRefused",
+    "__version__",
+    "open",
+    "simulate",
+    "templates",
+]

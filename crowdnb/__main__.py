@@ -1,0 +1,5 @@
+"""``python -m crowdnb`` is the ``crowdnb`` command."""
+
+from .cli import main
+
+main()

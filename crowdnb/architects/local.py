@@ -1,0 +1,67 @@
+"""The local architect: the router runs in a daemon thread of this process (werkzeug, threaded)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from ..errors import ArchitectError, ConfigError
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+log = logging.getLogger(__name__)
+
+
+class LocalArchitect:
+    """Serve the router on ``host:port`` from a background thread; ``port=0`` picks a free port.
+
+    ``public_url`` is what workers open when the router sits behind a proxy or tunnel.
+    """
+
+    name = "local"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None) -> None:
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError(f"port {port!r} is not a port number (0–65535; 0 picks a free one)")
+        if public_url is not None and not public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"public_url {public_url!r} must start with http:// or https://")
+        self.host, self.port, self.public_url = host, port, public_url
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def deploy(self, app: Flask) -> str:
+        """Start serving; the URL ends with "/"."""
+        try:
+            self._server = make_server(self.host, self.port, app, threaded=True)
+        except OSError as exc:
+            raise ArchitectError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}; pass port=0 for a free port"
+            ) from exc
+        self.port = self._server.server_port
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"crowdnb-router-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("router listening on http://%s:%d/", self.host, self.port)
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/") + "/"
+
+    def shutdown(self) -> None:
+        """Stop accepting connections and free the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def options(self) -> dict[str, object]:
+        """Host, the port actually used (a resume tries it again) and the public URL."""
+        return {"host": self.host, "port": self.port, "public_url": self.public_url}

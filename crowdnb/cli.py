@@ -1,0 +1,73 @@
+"""The ``crowdnb`` command: a thin skin over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import CrowdError
+from .project import open_project
+
+
+class _Group(click.Group):
+    """Print a crowdnb error as one line, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CrowdError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="crowdnb")
+def cli() -> None:
+    """Run human data-collection studies: tasks, runs, workers, review, export."""
+
+
+@cli.command()
+@click.option(
+    "--home", type=click.Path(file_okay=False), help="Project folder (default $CROWDNB_HOME or ./crowdnb_data)."
+)
+@click.option("--workers", default=4, show_default=True, help="Simulated workers.")
+@click.option("--replicas", default=3, show_default=True, help="Workers per sentence (units_per_assignment).")
+@click.option("--keep-open", is_flag=True, help="Wait for Ctrl-C before the bots start, so you can work too.")
+def demo(home: str | None, workers: int, replicas: int, keep_open: bool) -> None:
+    """Run a demo study end to end: local router, mock crowd, SQLite."""
+    from .demo import run_demo
+
+    run_demo(home, workers=workers, replicas=replicas, keep_open=keep_open, say=click.echo)
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def export(target: str, path: str, home: str | None) -> None:
+    """Export TARGET (a task name, or a run id) to PATH (.csv, .parquet or .jsonl)."""
+    from .export import export_frame
+
+    project = open_project(home)
+    frame = project.run(int(target)).df if target.isdigit() else project.task_frame(target)
+    written = export_frame(frame, Path(path), project.root)
+    click.echo(f"{len(frame)} rows written to {written}")
+
+
+@cli.command()
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def runs(home: str | None) -> None:
+    """List the runs of a project."""
+    project = open_project(home)
+    for run in project.runs.values():
+        counts = run.counts
+        done = counts["completed"] + counts["accepted"]
+        click.echo(f"{run.id}\t{run.task_name}\t{run.state}\t{sum(counts.values())} units\t{done} done")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli()

@@ -1,0 +1,220 @@
+"""A worker's session with a run: who they are, which unit they hold, and saving what they submit.
+
+The router turns HTTP into calls here; the store makes each step one atomic transaction. A worker holds
+a signed token naming their agent, so nobody can submit for someone else's unit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from . import states as S
+from .errors import AuthError, WorkerRefused
+from .providers import Completion, Provider, RunInfo
+from .store import Quota, Row, Store
+
+log = logging.getLogger(__name__)
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
+Listener = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a worker gets on opening the task: their agent, its token and the unit's input row."""
+
+    agent_id: int
+    token: str
+    input: dict[str, Any]
+    submission_id: str
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file, already streamed to a temporary path by the router."""
+
+    field: str
+    filename: str
+    content_type: str
+    temp_path: Path
+    size: int
+
+
+class Sockets:
+    """Open websockets per agent, and when each agent's last one closed (for disconnect detection)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[int, set[Any]] = {}
+        self._closed_at: dict[int, float] = {}
+
+    def opened(self, agent_id: int, ws: Any) -> None:
+        with self._lock:
+            self._open.setdefault(agent_id, set()).add(ws)
+            self._closed_at.pop(agent_id, None)
+
+    def closed(self, agent_id: int, ws: Any) -> None:
+        with self._lock:
+            held = self._open.get(agent_id, set())
+            held.discard(ws)
+            if not held:
+                self._open.pop(agent_id, None)
+                self._closed_at[agent_id] = time.monotonic()
+
+    def gone_for(self, seconds: float) -> list[int]:
+        """Agents whose last socket closed more than ``seconds`` ago (each reported once)."""
+        limit = time.monotonic() - seconds
+        with self._lock:
+            gone = [a for a, t in self._closed_at.items() if t < limit]
+            for agent_id in gone:
+                del self._closed_at[agent_id]
+        return gone
+
+    def connected(self) -> int:
+        """How many agents have a page open right now."""
+        with self._lock:
+            return len(self._open)
+
+    def send(self, agent_id: int, message: str) -> None:
+        """Push a message to every open page of an agent (best effort)."""
+        with self._lock:
+            targets = list(self._open.get(agent_id, ()))
+        for ws in targets:
+            try:
+                ws.send(message)
+            except Exception:  # a socket closing under us is not an error worth raising
+                log.debug("could not push to agent %s", agent_id)
+
+    def close_all(self) -> None:
+        """Close every socket (the run is stopping)."""
+        with self._lock:
+            targets = [ws for held in self._open.values() for ws in held]
+            self._open.clear()
+            self._closed_at.clear()
+        for ws in targets:
+            try:
+                ws.close()
+            except Exception:
+                log.debug("socket already closed")
+
+
+class Dispatcher:
+    """Worker sessions of one run: enter, heartbeat, submit."""
+
+    def __init__(
+        self, store: Store, run: RunInfo, provider: Provider, quota: Quota, secret: str, duration: int
+    ) -> None:
+        self.store = store
+        self.run = run
+        self.provider = provider
+        self.quota = quota
+        self.duration = duration
+        self._tokens = URLSafeTimedSerializer(secret, salt="crowdnb.agent")
+        self.sockets = Sockets()
+        self.listeners: list[Listener] = []
+
+    # --- entering ------------------------------------------------------------------------------
+    def enter(self, params: Mapping[str, str]) -> Entry | None:
+        """The unit for the worker named by the provider parameters; None means a preview."""
+        identity = self.provider.identify(params)
+        if identity is None:
+            return None
+        worker_id = self.store.worker(self.provider.name, identity.worker)
+        agent, resumed = self.store.reserve(self.run.id, worker_id, self.quota, identity.external)
+        full = self.store.get_agent(int(agent["id"]))
+        return Entry(
+            agent_id=int(agent["id"]),
+            token=self._tokens.dumps([int(agent["id"]), worker_id]),
+            input=json.loads(full["input"]),
+            submission_id=uuid.uuid4().hex,
+            resumed=resumed,
+        )
+
+    def agent_for(self, token: str) -> Row:
+        """The agent a token names; ``AuthError`` when it is forged, expired or for another run."""
+        try:
+            agent_id, worker_id = self._tokens.loads(token, max_age=self.duration * 2 + 600)
+        except SignatureExpired as exc:
+            raise AuthError("This task page has expired; reopen the task to continue.") from exc
+        except (BadSignature, ValueError, TypeError) as exc:
+            raise AuthError("This page's credentials are not valid for this task.") from exc
+        agent = self.store.get_agent(int(agent_id))
+        if agent["worker_id"] != worker_id or agent["task_run_id"] != self.run.id:
+            raise AuthError("This page's credentials are not valid for this task.")
+        return agent
+
+    # --- heartbeats ----------------------------------------------------------------------------
+    def seen(self, agent_id: int) -> str:
+        """Record that the worker's page is open; returns the agent's status."""
+        agent = self.store.get_agent(agent_id)
+        if agent["status"] == S.A_ACCEPTED:
+            self.store.set_agent_status(agent_id, S.IN_TASK)
+            return S.IN_TASK
+        return str(agent["status"])
+
+    # --- submitting ----------------------------------------------------------------------------
+    def submit(
+        self, token: str, client_id: str, answers: dict[str, Any], uploads: list[Upload], meta: dict[str, Any]
+    ) -> tuple[Completion, bool]:
+        """Store a submission once; returns how the page should finish and whether it was a duplicate."""
+        agent = self.agent_for(token)
+        if not _CLIENT_ID.match(client_id or ""):
+            raise WorkerRefused("bad_submission", "The submission id is missing or malformed; reload the page.")
+        files, folder = self._keep_files(int(agent["id"]), client_id, uploads)
+        try:
+            submission_id, duplicate = self.store.submit(int(agent["id"]), client_id, answers, files, meta)
+        except BaseException:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if duplicate and folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        completion = self.provider.completion(self.run, json.loads(agent["external"]))
+        if not duplicate:
+            self._notify(submission_id, agent, answers)
+        return completion, duplicate
+
+    def _keep_files(self, agent_id: int, client_id: str, uploads: list[Upload]) -> tuple[dict[str, Any], Path | None]:
+        """Move uploads under the project folder before the database commit that references them."""
+        if not uploads:
+            return {}, None
+        folder = self.store.files_dir / str(self.run.id) / str(agent_id) / client_id
+        files: dict[str, Any] = {}
+        for upload in uploads:
+            target = folder / upload.field / upload.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(upload.temp_path, target)
+            files[upload.field] = {
+                "path": str(target.relative_to(self.store.root)),
+                "name": upload.filename,
+                "type": upload.content_type,
+                "size": upload.size,
+            }
+        return files, folder
+
+    def _notify(self, submission_id: int, agent: Row, answers: dict[str, Any]) -> None:
+        event = {
+            "submission_id": submission_id,
+            "unit_id": agent["unit_id"],
+            "agent_id": agent["id"],
+            "run_id": self.run.id,
+            "answers": answers,
+        }
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # the submission is saved; a failing callback must not undo that
+                log.exception("on_submit callback %r failed", listener)

@@ -1,0 +1,87 @@
+"""Every error crowdnb raises on purpose.
+
+::
+
+    CrowdError                   base: catch this to catch them all
+    ├── ConfigError              a bad argument to Task, launch, a provider or an architect
+    ├── DataError                bad task data: names the file, row and column
+    ├── StateError               an illegal state transition: names both states
+    ├── NotFound                 no such task, run, unit or worker
+    ├── ProviderError            a crowd platform refused or failed a call
+    ├── ArchitectError           the router could not be deployed or stopped
+    └── WorkerRefused            a worker cannot get (or submit) a unit; carries a reason code
+        └── AuthError            a forged, expired or foreign worker token
+
+Messages name the bad value and the next step. The router maps the tree to HTTP statuses in one place
+(``router._status_for``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CrowdError(Exception):
+    """Base class of every error crowdnb raises on purpose."""
+
+
+class ConfigError(CrowdError, ValueError):
+    """A bad argument to ``Task``, ``launch``, a provider or an architect."""
+
+
+class DataError(CrowdError, ValueError):
+    """Bad task data; the message names the source, row and column."""
+
+
+class StateError(CrowdError):
+    """An illegal state transition; the message names both states."""
+
+
+class NotFound(CrowdError, LookupError):
+    """No such task, run, unit or worker."""
+
+
+class ProviderError(CrowdError):
+    """A crowd platform refused or failed a call; the message names the call."""
+
+
+class ArchitectError(CrowdError):
+    """The router could not be deployed or stopped."""
+
+
+class WorkerRefused(CrowdError):
+    """A worker cannot get or submit a unit.
+
+    ``reason`` is a stable code (see ``REASONS``); the message is what the worker reads.
+    """
+
+    REASONS: ClassVar[dict[str, int]] = {
+        "not_qualified": 403,
+        "no_work": 410,
+        "too_many": 429,
+        "max_reached": 403,
+        "finished": 410,
+        "taken": 409,
+        "bad_submission": 400,
+        "too_large": 413,
+        "forbidden": 403,
+    }
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown refusal reason {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status the router answers with."""
+        return self.REASONS[self.reason]
+
+
+class AuthError(WorkerRefused):
+    """A forged, expired or foreign worker token."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("forbidden", message)

@@ -1,0 +1,51 @@
+"""Writing a frame of submissions to CSV, Parquet or JSONL, with uploaded files copied alongside."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import ConfigError
+
+FORMATS = (".csv", ".parquet", ".jsonl")
+
+
+def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
+    """Write ``frame`` to ``path`` (format from the suffix); returns the path written."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigError(f"cannot export to {path.name!r}: use a {', '.join(FORMATS)} file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        out = frame.copy()
+        for column in out.columns:  # lists (checkbox answers) are written as JSON in a CSV cell
+            if out[column].dtype == object and out[column].map(lambda v: isinstance(v, (list, dict))).any():
+                out[column] = out[column].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+        out.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        try:
+            frame.to_parquet(path, index=False)
+        except ImportError as exc:
+            raise ConfigError("Parquet export needs pyarrow: pip install 'crowdnb[parquet]'") from exc
+    else:
+        frame.to_json(path, orient="records", lines=True, date_format="iso")
+    _copy_files(frame, path, project_root)
+    return path
+
+
+def _copy_files(frame: pd.DataFrame, path: Path, project_root: Path) -> None:
+    """Copy uploaded files referenced by the frame into ``<stem>_files/`` beside the export."""
+    target = path.parent / f"{path.stem}_files"
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if values.empty or not values.map(lambda v: isinstance(v, str) and v.startswith("files/")).all():
+            continue
+        for relative in values:
+            source = project_root / relative
+            if source.is_file():
+                destination = target / Path(relative).relative_to("files")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, destination)

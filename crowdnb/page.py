@@ -1,0 +1,186 @@
+"""The worker's page: a task template (Jinja) inside crowdnb's page shell.
+
+The template's undeclared variables are the unit's input fields; its named form inputs are the answer
+fields. ``TaskPage.render`` produces the exact HTML a worker receives, which is also what
+``Task.preview`` shows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+
+from .errors import ConfigError
+
+ASSETS = Path(__file__).parent / "assets"
+# crowdnb variables every template may use; they are not input columns
+BUILTINS = frozenset({"crowd"})
+_INTERNAL_PREFIX = "_crowd"
+
+
+def template_dirs() -> list[Path]:
+    """Where named templates are looked up: inside the package (wheel), then the source checkout."""
+    here = Path(__file__).parent
+    return [d for d in (here / "templates", here.parent / "templates") if d.is_dir()]
+
+
+def available_templates() -> list[str]:
+    """Names of the shipped templates."""
+    return sorted({p.name for d in template_dirs() for p in d.iterdir() if (p / "task.html").is_file()})
+
+
+def find_template(name: str) -> Path:
+    """The task.html of a shipped template name, or of a path to an .html file or a template folder."""
+    candidate = Path(name).expanduser()
+    if candidate.suffix == ".html" and candidate.is_file():
+        return candidate
+    if (candidate / "task.html").is_file() and (candidate.is_absolute() or "/" in name or candidate.exists()):
+        return candidate / "task.html"
+    for folder in template_dirs():
+        if (folder / name / "task.html").is_file():
+            return folder / name / "task.html"
+    raise ConfigError(
+        f"template {name!r} not found; shipped templates: {', '.join(available_templates())}; "
+        "or pass a path to an .html file or a folder holding task.html"
+    )
+
+
+@dataclass(frozen=True)
+class Field:
+    """One answer field of the page: a named form input."""
+
+    name: str
+    kind: str  # text, textarea, select, radio, checkbox, number, file, …
+    options: tuple[str, ...] = ()
+    required: bool = False
+    multiple: bool = False
+
+
+class _FieldParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.fields: dict[str, Field] = {}
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "option" and self._select:
+            old = self.fields[self._select]  # the select opened above
+            value = a.get("value")
+            if value is not None:
+                self.fields[self._select] = Field(old.name, old.kind, (*old.options, value), old.required, old.multiple)
+            return
+        if tag not in ("input", "select", "textarea") or not name or name.startswith(_INTERNAL_PREFIX):
+            return
+        kind = tag if tag != "input" else (a.get("type") or "text").lower()
+        if kind in ("submit", "button", "reset", "image"):
+            return
+        required = "required" in a
+        multiple = "multiple" in a or kind == "checkbox"
+        seen = self.fields.get(name)
+        options: tuple[str, ...] = seen.options if seen else ()
+        if kind in ("radio", "checkbox"):
+            options = (*options, a.get("value") or "on")
+        self.fields[name] = Field(name, kind, options, required or bool(seen and seen.required), multiple)
+        if tag == "select":
+            self._select = name
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+
+
+def parse_fields(html: str) -> list[Field]:
+    """The answer fields of an HTML fragment, in page order."""
+    parser = _FieldParser()
+    parser.feed(html)
+    return list(parser.fields.values())
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(ASSETS)),
+    autoescape=True,  # input data is escaped: a worker never sees raw HTML from a data file
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def _defaulted(ast: nodes.Template, name: str) -> set[str]:
+    """``{name}`` when every use of the variable goes through ``| default(…)`` (so it is optional)."""
+    uses = sum(1 for n in ast.find_all(nodes.Name) if n.name == name)
+    wrapped = sum(
+        1
+        for f in ast.find_all(nodes.Filter)
+        if f.name == "default" and isinstance(f.node, nodes.Name) and f.node.name == name
+    )
+    return {name} if uses and uses == wrapped else set()
+
+
+class TaskPage:
+    """A compiled task template: its input variables, answer fields and renderer."""
+
+    def __init__(self, source: str, origin: str) -> None:
+        self.source = source
+        self.origin = origin
+        try:
+            ast = _env.parse(source)
+            self._template = _env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"{origin}, line {exc.lineno}: template syntax error: {exc.message}") from exc
+        self.variables = sorted(meta.find_undeclared_variables(ast) - BUILTINS)
+        self.required = [v for v in self.variables if v not in _defaulted(ast, v)]
+
+    def body(self, row: dict[str, Any]) -> str:
+        """The task fragment rendered for one input row."""
+        try:
+            return self._template.render(**row, crowd={"row": row})
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(
+                f"{self.origin}: {exc.message}; the data row has {', '.join(row) or 'no columns'}"
+            ) from exc
+
+    def fields(self, row: dict[str, Any]) -> list[Field]:
+        """The answer fields the page has for ``row``."""
+        return parse_fields(self.body(row))
+
+    def placeholder_row(self) -> dict[str, Any]:
+        """A row that fills every required variable with its own name, for previews without data."""
+        return {v: f"{{{v}}}" for v in self.required}
+
+    def render(
+        self,
+        row: dict[str, Any],
+        *,
+        title: str,
+        description: str,
+        mode: str = "task",
+        token: str = "",
+        submission_id: str = "",
+        base: str = "",
+        notice: str = "",
+    ) -> str:
+        """The full page a worker receives. ``mode`` is "task" or "preview" (inputs disabled)."""
+        config = {"mode": mode, "token": token, "submissionId": submission_id, "base": base}
+        return _env.get_template("page.html").render(
+            title=title,
+            description=description,
+            body=self.body(row),
+            mode=mode,
+            token=token,
+            submission_id=submission_id,
+            base=base,
+            notice=notice,
+            config=json.dumps(config),
+        )
+
+
+def message_page(title: str, message: str, *, status: str = "info", base: str = "") -> str:
+    """A plain page for a refusal, a thank-you or an error: the worker never hangs on a spinner."""
+    return _env.get_template("message.html").render(title=title, message=message, status=status, base=base)

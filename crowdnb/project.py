@@ -1,0 +1,85 @@
+"""A project: one folder holding the SQLite database and uploaded files, shared by every task and run."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .live import LiveFrame
+from .store import Store, project_root
+
+if TYPE_CHECKING:
+    from .run import Run
+
+_open: dict[Path, Project] = {}
+_open_lock = threading.Lock()
+
+
+def open_project(path: str | os.PathLike[str] | None = None) -> Project:
+    """The project at ``path`` (default ``$CROWDNB_HOME`` or ``./crowdnb_data``), created if new.
+
+    Opening the same folder twice in one process returns the same object, so live runs are shared.
+    """
+    root = project_root(path)
+    with _open_lock:
+        if root not in _open:
+            _open[root] = Project(root)
+        return _open[root]
+
+
+class Project:
+    """Every task, run, worker and submission of one project folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = Store(root)
+        self.live: dict[int, Run] = {}  # runs served by this process
+        self._frames: dict[str, LiveFrame] = {}
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file."""
+        return self.store.path
+
+    def run(self, run_id: int) -> Run:
+        """A run by id: the live object if this process serves it, else a stored (stopped) one."""
+        from .run import Run
+
+        if run_id in self.live:
+            return self.live[run_id]
+        return Run(self, run_id)
+
+    @property
+    def runs(self) -> dict[int, Run]:
+        """Every run, oldest first, by id."""
+        rows = self.store.query("SELECT id FROM task_runs ORDER BY id")
+        return {r["id"]: self.run(r["id"]) for r in rows}
+
+    def task_runs(self, name: str) -> list[Run]:
+        """The runs of task ``name``, oldest first."""
+        task = self.store.get_task(name)
+        rows = self.store.query("SELECT id FROM task_runs WHERE task_id = ? ORDER BY id", (task["id"],))
+        return [self.run(r["id"]) for r in rows]
+
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """One row per task: runs, units by outcome, submissions."""
+        rows = self.store.query(
+            "SELECT t.name, count(DISTINCT r.id) AS runs, "
+            "(SELECT count(*) FROM submissions s WHERE s.task_id = t.id) AS submissions, t.created_at "
+            "FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id GROUP BY t.id ORDER BY t.name"
+        )
+        return pd.DataFrame(rows, columns=["name", "runs", "submissions", "created_at"])
+
+    def task_frame(self, name: str) -> pd.DataFrame:
+        """Every submission of every run of task ``name``."""
+        task = self.store.get_task(name)
+        frame = self._frames.setdefault(name, LiveFrame(self.store, "task", int(task["id"])))
+        return frame.refresh()
+
+    def __repr__(self) -> str:
+        return f"<crowdnb project {str(self.root)!r}: {len(self.store.query('SELECT id FROM task_runs'))} runs>"

@@ -1,0 +1,233 @@
+"""The router: a Flask app (with flask-sock) serving one run's worker pages, submissions and heartbeats.
+
+Routes::
+
+    GET  /              the task page (a preview without a worker identity); JSON with Accept: application/json
+    POST /submit        answers (JSON, urlencoded or multipart with files); idempotent by submission id
+    WS   /ws?token=…    status pushes and heartbeats (disconnect detection)
+    GET  /static/<p>    files of the task's folder; /_crowd/<p> crowdnb's own page assets
+    GET  /healthz       liveness and unit counts
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, redirect, request, send_from_directory
+from flask_sock import Sock
+from markupsafe import escape
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.utils import secure_filename
+
+from .dispatch import Dispatcher, Upload
+from .errors import ConfigError, CrowdError, DataError, NotFound, WorkerRefused
+from .page import ASSETS, Field, TaskPage, message_page
+from .providers import Completion
+
+log = logging.getLogger(__name__)
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+_TITLES = {
+    "not_qualified": "Not qualified",
+    "no_work": "No work left",
+    "too_many": "Too many at once",
+    "max_reached": "Maximum reached",
+    "finished": "Task finished",
+    "taken": "Unit no longer yours",
+    "bad_submission": "Could not save",
+    "too_large": "Upload too large",
+    "forbidden": "Not allowed",
+}
+
+
+def _status_for(exc: Exception) -> int:
+    """The one place crowdnb's error tree becomes HTTP statuses."""
+    if isinstance(exc, WorkerRefused):
+        return exc.http_status
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, (ConfigError, DataError)):
+        return 400
+    return 500
+
+
+def create_app(
+    dispatcher: Dispatcher,
+    page: TaskPage,
+    *,
+    title: str,
+    description: str,
+    preview_row: dict[str, Any],
+    fields: list[Field],
+    static_dir: Path | None = None,
+    max_upload_mb: float = 20,
+    counts: Callable[[], dict[str, int]] | None = None,
+) -> Flask:
+    """The WSGI app of one run."""
+    app = Flask("crowdnb.router")
+    app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
+    sock = Sock(app)
+    multiple = {f.name for f in fields if f.multiple}
+
+    def wants_json() -> bool:
+        return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "application/json"
+
+    def refuse(exc: Exception) -> Response | tuple[Any, int]:
+        status = _status_for(exc)
+        if status == 500:
+            log.exception("router error")
+        reason = exc.reason if isinstance(exc, WorkerRefused) else "error"
+        text = str(exc) if status != 500 else "Something went wrong on our side; please try again in a moment."
+        if wants_json():
+            return jsonify({"status": "refused", "reason": reason, "message": text}), status
+        html = message_page(_TITLES.get(reason, "Sorry"), text, status="refused")
+        return Response(html, status=status, mimetype="text/html", headers={"X-Crowd-Reason": reason})
+
+    @app.errorhandler(CrowdError)
+    def crowd_error(exc: CrowdError) -> Any:
+        return refuse(exc)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Any:
+        return refuse(
+            WorkerRefused("too_large", f"The upload is larger than the {max_upload_mb:g} MB this task accepts.")
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return exc
+        return refuse(exc)
+
+    @app.get("/")
+    def task_page() -> Any:
+        entry = dispatcher.enter(request.args)
+        if entry is None:
+            if wants_json():
+                return jsonify({"status": "preview", "title": title, "description": description})
+            return page.render(preview_row, title=title, description=description, mode="preview")
+        if wants_json():
+            return jsonify(
+                {
+                    "status": "assigned",
+                    "token": entry.token,
+                    "agent_id": str(entry.agent_id),
+                    "submission_id": entry.submission_id,
+                    "input": entry.input,
+                    "resumed": entry.resumed,
+                    "fields": [f.__dict__ for f in fields],
+                }
+            )
+        notice = "Welcome back: this is the unit you were working on." if entry.resumed else ""
+        return page.render(
+            entry.input,
+            title=title,
+            description=description,
+            token=entry.token,
+            submission_id=entry.submission_id,
+            notice=notice,
+        )
+
+    @app.post("/submit")
+    def submit() -> Any:
+        if request.is_json:
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict) or not isinstance(body.get("answers", {}), dict):
+                raise WorkerRefused("bad_submission", "The submission must be a JSON object with an 'answers' object.")
+            token, client_id = str(body.get("token", "")), str(body.get("submission_id", ""))
+            answers, meta, uploads = body.get("answers", {}), body.get("meta") or {}, []
+        else:
+            token = request.form.get("_crowd_token", "")
+            client_id = request.form.get("_crowd_submission_id", "")
+            answers = _form_answers(request.form, multiple)
+            meta, uploads = {}, _uploads(request.files)
+        completion, duplicate = dispatcher.submit(token, client_id, answers, uploads, meta)
+        if wants_json():
+            return jsonify({"status": "saved", "duplicate": duplicate, "completion": completion.__dict__})
+        return _finish_page(completion)
+
+    @sock.route("/ws")
+    def heartbeat(ws: Any) -> None:
+        try:
+            agent = dispatcher.agent_for(request.args.get("token", ""))
+        except CrowdError as exc:
+            ws.send(json.dumps({"type": "error", "message": str(exc)}))
+            return
+        agent_id = int(agent["id"])
+        dispatcher.sockets.opened(agent_id, ws)
+        try:
+            while True:
+                raw = ws.receive()
+                if raw is None:
+                    break
+                status = dispatcher.seen(agent_id)
+                ws.send(json.dumps({"type": "status", "status": status}))
+        except Exception:  # the browser went away; that is what disconnect detection is for
+            log.debug("socket of agent %s closed", agent_id)
+        finally:
+            dispatcher.sockets.closed(agent_id, ws)
+
+    @app.get("/_crowd/<path:name>")
+    def assets(name: str) -> Any:
+        return send_from_directory(ASSETS, name, max_age=300)
+
+    @app.get("/static/<path:name>")
+    def static_files(name: str) -> Any:
+        if static_dir is None:
+            raise NotFound(f"this task has no static folder (asked for {name!r})")
+        return send_from_directory(static_dir, name)  # safe_join: traversal gives 404
+
+    @app.get("/healthz")
+    def health() -> Any:
+        return jsonify({"ok": True, "run": str(dispatcher.run.id), "units": counts() if counts else {}})
+
+    return app
+
+
+def _form_answers(form: Any, multiple: set[str]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for name in form:
+        if name.startswith("_crowd"):
+            continue
+        values = form.getlist(name)
+        answers[name] = values if (name in multiple or len(values) > 1) else values[0]
+    return answers
+
+
+def _uploads(files: Any) -> list[Upload]:
+    uploads = []
+    for name in files:
+        for storage in files.getlist(name):
+            if isinstance(storage, FileStorage) and storage.filename:
+                with tempfile.NamedTemporaryFile(delete=False, prefix="crowdnb-upload-") as handle:
+                    storage.save(handle)
+                filename = secure_filename(storage.filename) or "upload"
+                size = Path(handle.name).stat().st_size
+                uploads.append(Upload(name, filename, storage.mimetype or "", Path(handle.name), size))
+    return uploads
+
+
+def _finish_page(completion: Completion) -> Any:
+    """What a browser without JavaScript sees after a saved submission."""
+    if completion.kind == "redirect":
+        return redirect(completion.url, code=303)
+    if completion.kind == "form_post":
+        inputs = "".join(
+            f'<input type="hidden" name="{_attr(k)}" value="{_attr(v)}">' for k, v in completion.fields.items()
+        )
+        return (
+            f'<!doctype html><form method="post" action="{_attr(completion.url)}">{inputs}'
+            '<button type="submit">Finish</button></form><script>document.forms[0].submit()</script>'
+        )
+    return message_page("Saved", completion.message, status="ok")
+
+
+def _attr(value: str) -> str:
+    return str(escape(value))

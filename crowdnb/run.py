@@ -1,0 +1,326 @@
+"""A TaskRun's life: launch, feed and throttle units, time out abandoned ones, stop and resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from . import architects, providers
+from . import states as S
+from .data import Rows, load
+from .dispatch import Dispatcher, Listener
+from .errors import ArchitectError, ConfigError, CrowdError
+from .live import LiveFrame
+from .providers import RunInfo
+from .router import create_app
+from .store import Quota, now
+from .task import TaskSpec, rows_of
+
+if TYPE_CHECKING:
+    from .project import Project
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.5
+FEED_BATCH = 100  # rows pulled from a generator whenever fewer units than this are on offer
+
+
+class _Service:
+    """The live parts of a run served by this process: provider, architect, dispatcher, monitor thread."""
+
+    def __init__(self, run: Run, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:
+        self.run, self.provider, self.architect, self.rows = run, provider, architect, rows
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"crowdnb-monitor-{run.id}", daemon=True)
+        self.dispatcher: Dispatcher | None = None
+        self.info: RunInfo | None = None
+
+    def start(self) -> str:
+        run, spec = self.run, self.run.spec
+        self.feed()
+        page = spec.page()
+        stored = run.store.get_run(run.id)
+        first = run.store.query_one(
+            "SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run.id,)
+        )
+        preview = json.loads(first["data"]) if first else page.placeholder_row()
+        quota = Quota(spec.allowed_concurrent, spec.maximum_units_per_worker)
+        info = RunInfo(
+            run.id, spec.name, spec.title, spec.description, spec.reward, spec.tags, "", spec.assignment_duration
+        )
+        self.dispatcher = Dispatcher(run.store, info, self.provider, quota, stored["secret"], spec.assignment_duration)
+        self.dispatcher.listeners = run._listeners
+        app = create_app(
+            self.dispatcher,
+            page,
+            title=spec.title,
+            description=spec.description,
+            preview_row=preview,
+            fields=page.fields(preview),
+            static_dir=Path(spec.static_dir) if spec.static_dir else None,
+            max_upload_mb=spec.max_upload_mb,
+            counts=lambda: run.store.unit_counts(run.id),
+        )
+        url = self.architect.deploy(app)
+        self.info = RunInfo(
+            run.id, spec.name, spec.title, spec.description, spec.reward, spec.tags, url, spec.assignment_duration
+        )
+        self.dispatcher.run = self.info
+        config = json.loads(stored["config"])
+        config["architect"]["options"] = self.architect.options()
+        run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
+        self.provider.setup_run(self.info)
+        self.launch()
+        self.thread.start()
+        return url
+
+    # --- the monitor ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self.stopping.wait(TICK_SECONDS):
+            try:
+                self.tick()
+            except Exception:  # keep serving workers even if one tick fails; the next tick retries
+                log.exception("monitor of run %s failed a tick", self.run.id)
+
+    def tick(self) -> None:
+        """One round: feed, launch, release abandoned units, detect completion."""
+        self.feed()
+        self.launch()
+        assert self.dispatcher is not None
+        gone = self.dispatcher.sockets.gone_for(self.run.spec.disconnect_grace)
+        self.run.store.release_stale(self.run.id, self.run.spec.assignment_duration, gone)
+        counts = self.run.store.unit_counts(self.run.id)
+        if self.rows.exhausted and not any(counts[s] for s in S.UNIT_INCOMPLETE):
+            if self.run.store.get_run(self.run.id)["status"] == "running":
+                log.info("run %s is complete", self.run.id)
+                self.run.store.update_run(self.run.id, status="completed")
+
+    def feed(self) -> None:
+        """Store more input rows when a generator's units run low (lists are stored at once)."""
+        if self.rows.exhausted:
+            return
+        store, run = self.run.store, self.run
+        if not self.rows.finite:
+            offered = store.scalar(
+                "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('created', 'launched')", (run.id,)
+            )
+            if offered >= FEED_BATCH:
+                return
+        loaded = int(store.get_run(run.id)["rows_loaded"])
+        try:
+            batch = self.rows.take(None if self.rows.finite else FEED_BATCH)
+        except CrowdError as exc:
+            run.errors.append(str(exc))
+            log.error("run %s: stopped reading data: %s", run.id, exc)
+            self.rows.exhausted = True
+            batch = []
+        if batch:
+            spec = run.spec
+            store.add_assignments(run.id, run.task_id, batch, loaded, spec.units_per_assignment, spec.reward)
+        if self.rows.exhausted:
+            store.update_run(run.id, data_exhausted=1)
+
+    def launch(self) -> None:
+        """Put created units on offer, within ``max_num_concurrent_units``."""
+        launched = self.run.store.launch_units(self.run.id, self.run.spec.max_num_concurrent_units)
+        if launched and self.info is not None:
+            self.provider.publish(self.info, launched)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        expired = self.run.store.expire_run(self.run.id)
+        assert self.dispatcher is not None and self.info is not None
+        if expired:
+            self.provider.expire(self.info, expired)
+        self.dispatcher.sockets.close_all()
+        self.architect.shutdown()
+        self.provider.cleanup_run(self.info)
+
+
+class Run:
+    """One launch of a task. Live while this process serves it; otherwise a stored record you can resume."""
+
+    def __init__(self, project: Project, run_id: int) -> None:
+        self.project = project
+        self.store = project.store
+        self.id = run_id
+        row = self.store.get_run(run_id)
+        self.config: dict[str, Any] = json.loads(row["config"])
+        self.spec = TaskSpec.from_dict(self.config["task"])
+        self.task_name: str = row["task_name"]
+        self.task_id: int = row["task_id"]
+        self.errors: list[str] = []
+        self._listeners: list[Listener] = []
+        self._frame = LiveFrame(self.store, "run", run_id)
+        self._service: _Service | None = None
+
+    # --- starting ------------------------------------------------------------------------------
+    @classmethod
+    def launch(
+        cls,
+        project: Project,
+        spec: TaskSpec,
+        rows: list[dict[str, Any]] | Rows,
+        provider: Any,
+        architect: Any,
+        provider_options: dict[str, Any],
+        architect_options: dict[str, Any],
+    ) -> Run:
+        """Create, store and start a run (see ``Task.launch``)."""
+        prov = providers.create(provider, project.store, **provider_options)
+        arch = architects.create(architect, **architect_options)
+        task_id = project.store.upsert_task(spec.name, spec.to_dict())
+        requester = project.store.requester(prov.name, "default")
+        config = {
+            "task": spec.to_dict(),
+            "provider": {"name": prov.name, "options": provider_options},
+            "architect": {"name": arch.name, "options": arch.options()},
+        }
+        run_id = project.store.create_run(task_id, requester, prov.name, arch.name, config, secrets.token_urlsafe(32))
+        run = cls(project, run_id)
+        run._start(prov, arch, rows_of(rows))
+        return run
+
+    def _start(self, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:
+        service = _Service(self, provider, architect, rows)
+        try:
+            service.start()
+        except BaseException:
+            architect.shutdown()
+            self.store.update_run(self.id, status="stopped", stopped_at=now())
+            raise
+        self._service = service
+        self.project.live[self.id] = self
+        log.info("run %s of task %r live at %s", self.id, self.task_name, self.url)
+
+    # --- what a user reads ---------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The address workers open (mock workers add ``?worker_id=NAME``)."""
+        return str(self.store.get_run(self.id)["url"] or "")
+
+    def worker_url(self, worker: str) -> str:
+        """The link a given (mock) worker opens."""
+        provider = (
+            self._service.provider if self._service else providers.create(self.config["provider"]["name"], self.store)
+        )
+        return provider.worker_url(self.url, worker)
+
+    @property
+    def state(self) -> str:
+        """running, completed or stopped."""
+        return str(self.store.get_run(self.id)["status"])
+
+    @property
+    def live(self) -> bool:
+        """Whether this process is serving the run."""
+        return self._service is not None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Units by status."""
+        return self.store.unit_counts(self.id)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per submitted unit so far: ids, worker, status, timing, inputs, answers."""
+        return self._frame.refresh()
+
+    def on_submit(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback(event)`` from the router thread after each new submission is stored."""
+        if not callable(callback):
+            raise ConfigError(f"on_submit needs a function; got {callback!r}")
+        self._listeners.append(callback)
+
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> bool:
+        """Block until the run is completed or stopped (scripts only: never in a notebook cell)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.state == "running":
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    # --- stopping and resuming -----------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop cleanly: expire outstanding units, close worker sockets, free the port."""
+        service, self._service = self._service, None
+        self.project.live.pop(self.id, None)
+        if service is not None:
+            self.store.update_run(self.id, status="stopped", stopped_at=now())
+            service.stop()
+        elif self.state == "running":  # a crashed process left it "running"
+            self.store.expire_run(self.id)
+            self.store.update_run(self.id, status="stopped", stopped_at=now())
+        log.info("run %s stopped", self.id)
+
+    def resume(self, data: Any = None) -> Run:
+        """Serve a stopped (or crashed) run again with its stored configuration; ``data`` feeds more rows."""
+        if self._service is not None:
+            raise ConfigError(f"run {self.id} is already live at {self.url}")
+        provider = providers.create(self.config["provider"]["name"], self.store, **self.config["provider"]["options"])
+        options = dict(self.config["architect"]["options"])
+        try:
+            architect = architects.create(self.config["architect"]["name"], **options)
+            self.store.relaunch_expired(self.id)
+            self.store.update_run(self.id, status="running", data_exhausted=0 if data is not None else 1)
+            rows = load(data, self.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
+            rows.exhausted = data is None
+            self._start(provider, architect, rows)
+        except ArchitectError:
+            if not options.get("port"):
+                raise
+            log.warning("port %s is taken; resuming run %s on a free port", options["port"], self.id)
+            options["port"] = 0
+            self._start(
+                provider, architects.create(self.config["architect"]["name"], **options), Rows(iter(()), "resume", True)
+            )
+        return self
+
+    # --- review and export ---------------------------------------------------------------------
+    def approve(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
+        """Accept and pay submitted units; approving twice pays once. Returns how many changed."""
+        from .review import decide
+
+        return decide(self, _ids(unit_ids), S.ACCEPTED, note)
+
+    def reject(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
+        """Reject submitted units (not paid); the note is what the worker reads."""
+        from .review import decide
+
+        return decide(self, _ids(unit_ids), S.REJECTED, note)
+
+    def soft_reject(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
+        """Pay for units but mark the work as unusable."""
+        from .review import decide
+
+        return decide(self, _ids(unit_ids), S.SOFT_REJECTED, note)
+
+    def export(self, path: str | Path) -> Path:
+        """Write this run's submissions to CSV, Parquet or JSONL (by suffix), uploaded files alongside."""
+        from .export import export_frame
+
+        return export_frame(self.df, Path(path), self.store.root)
+
+    def __repr__(self) -> str:
+        counts = self.counts
+        done = sum(counts[s] for s in S.UNIT_SUBMITTED)
+        return f"<Run {self.id} of {self.task_name!r}: {self.state}, {done}/{sum(counts.values())} units submitted, {self.url}>"
+
+
+def _ids(unit_ids: int | Iterable[int]) -> Sequence[int]:
+    if isinstance(unit_ids, int):
+        return [unit_ids]
+    if isinstance(unit_ids, pd.Series):
+        return [int(u) for u in unit_ids.tolist()]
+    return [int(u) for u in unit_ids]

@@ -1,0 +1,80 @@
+"""The SQLite schema, as an ordered list of forward migrations (run by ``store``)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    sql: str
+
+
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('rev', '0');
+CREATE TABLE requesters (
+    id INTEGER PRIMARY KEY, provider TEXT NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL,
+    UNIQUE (provider, name));
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, config TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE task_runs (
+    id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL REFERENCES tasks(id),
+    requester_id INTEGER REFERENCES requesters(id), provider TEXT NOT NULL, architect TEXT NOT NULL,
+    status TEXT NOT NULL, config TEXT NOT NULL, url TEXT, secret TEXT NOT NULL,
+    data_exhausted INTEGER NOT NULL DEFAULT 0, rows_loaded INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL, stopped_at TEXT);
+CREATE TABLE assignments (
+    id INTEGER PRIMARY KEY, task_run_id INTEGER NOT NULL REFERENCES task_runs(id),
+    task_id INTEGER NOT NULL REFERENCES tasks(id), row_index INTEGER NOT NULL, data TEXT NOT NULL,
+    created_at TEXT NOT NULL);
+CREATE TABLE workers (
+    id INTEGER PRIMARY KEY, provider TEXT NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL,
+    UNIQUE (provider, name));
+CREATE TABLE units (
+    id INTEGER PRIMARY KEY, assignment_id INTEGER NOT NULL REFERENCES assignments(id),
+    task_run_id INTEGER NOT NULL REFERENCES task_runs(id), task_id INTEGER NOT NULL REFERENCES tasks(id),
+    unit_index INTEGER NOT NULL, status TEXT NOT NULL, pay_amount REAL NOT NULL,
+    worker_id INTEGER REFERENCES workers(id), agent_id INTEGER,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (assignment_id, unit_index));
+CREATE INDEX units_dispatch ON units (task_run_id, status, id);
+CREATE INDEX units_task_worker ON units (task_id, worker_id, status);
+CREATE TABLE agents (
+    id INTEGER PRIMARY KEY, unit_id INTEGER NOT NULL REFERENCES units(id),
+    worker_id INTEGER NOT NULL REFERENCES workers(id), assignment_id INTEGER NOT NULL,
+    task_run_id INTEGER NOT NULL, task_id INTEGER NOT NULL, status TEXT NOT NULL,
+    external TEXT NOT NULL DEFAULT '{}', started_at TEXT NOT NULL, last_seen_at TEXT,
+    ended_at TEXT);
+CREATE INDEX agents_run_worker ON agents (task_run_id, worker_id, status);
+CREATE INDEX agents_assignment_worker ON agents (assignment_id, worker_id);
+CREATE INDEX agents_run_status ON agents (task_run_id, status, started_at);
+CREATE TABLE submissions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL UNIQUE, client_id TEXT NOT NULL UNIQUE,
+    unit_id INTEGER NOT NULL UNIQUE REFERENCES units(id), agent_id INTEGER NOT NULL REFERENCES agents(id),
+    worker_id INTEGER NOT NULL, task_run_id INTEGER NOT NULL, task_id INTEGER NOT NULL,
+    answers TEXT NOT NULL, files TEXT NOT NULL DEFAULT '{}', meta TEXT NOT NULL DEFAULT '{}',
+    submitted_at TEXT NOT NULL, rev INTEGER NOT NULL);
+CREATE INDEX submissions_run_rev ON submissions (task_run_id, rev);
+CREATE INDEX submissions_task_rev ON submissions (task_id, rev);
+CREATE TABLE qualifications (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL);
+CREATE TABLE granted_qualifications (
+    id INTEGER PRIMARY KEY, worker_id INTEGER NOT NULL REFERENCES workers(id),
+    qualification_id INTEGER NOT NULL REFERENCES qualifications(id), value INTEGER NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (worker_id, qualification_id));
+CREATE TABLE reviews (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    unit_id INTEGER, worker_id INTEGER, task_id INTEGER, task_run_id INTEGER,
+    amount REAL, note TEXT, details TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX reviews_unit ON reviews (unit_id);
+CREATE TABLE provider_calls (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, provider TEXT NOT NULL, call TEXT NOT NULL,
+    task_run_id INTEGER, unit_id INTEGER, worker_id INTEGER, amount REAL,
+    idempotency_key TEXT UNIQUE, args TEXT NOT NULL DEFAULT '{}');
+"""
+
+MIGRATIONS: list[Migration] = [Migration(1, "initial schema", _V1)]

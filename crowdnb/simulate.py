@@ -1,0 +1,154 @@
+"""Simulated workers: bots that take units through the real HTTP path (dry runs, demos, benchmarks)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .run import Run
+
+log = logging.getLogger(__name__)
+
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+_STOP_REASONS = {"no_work", "finished", "max_reached", "not_qualified"}
+
+
+def random_answer(fields: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
+    """A plausible answer for the page's fields: a random option, a short text, a number."""
+    answers: dict[str, Any] = {}
+    for f in fields:
+        if f["kind"] == "file":
+            continue
+        if f["options"]:
+            answers[f["name"]] = [rng.choice(f["options"])] if f["multiple"] else rng.choice(f["options"])
+        elif f["kind"] in ("number", "range"):
+            answers[f["name"]] = str(rng.randint(1, 10))
+        else:
+            answers[f["name"]] = rng.choice(["looks fine", "not sure", "ok"])
+    return answers
+
+
+@dataclass
+class Simulation:
+    """Bots at work on a run; ``wait()`` for them, read ``submitted`` and ``errors``."""
+
+    run_url: str
+    workers: int
+    submitted: int = 0
+    errors: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self, timeout: float | None = None) -> Simulation:
+        """Block until every bot has stopped (no work left) or ``timeout`` seconds pass."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+        return self
+
+    @property
+    def done(self) -> bool:
+        """Whether every bot has stopped."""
+        return not any(t.is_alive() for t in self.threads)
+
+
+def simulate(
+    run: Run,
+    workers: int = 5,
+    answer: Answer | None = None,
+    *,
+    units: int | None = None,
+    think: tuple[float, float] = (0.0, 0.0),
+    wait: bool = True,
+    progress: bool = False,
+    prefix: str = "bot",
+    seed: int | None = None,
+) -> Simulation:
+    """Start ``workers`` bots on ``run``; each takes units until none are left (or ``units`` each).
+
+    ``answer(input_row) -> dict`` decides what a bot submits (default: random valid values).
+    ``think=(lo, hi)`` seconds are spent on each unit. With ``wait=False`` this returns at once.
+    """
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers={workers!r} must be a whole number ≥ 1")
+    if not run.live:
+        raise ConfigError(f"run {run.id} is not being served; resume() it first")
+    sim = Simulation(run.url, workers)
+    bar = _progress_bar(run) if progress else None
+    for number in range(workers):
+        rng = random.Random(None if seed is None else seed + number)
+        bot = threading.Thread(
+            target=_work,
+            args=(sim, run, f"{prefix}-{number + 1}", answer, units, think, rng, bar),
+            name=f"crowdnb-bot-{number + 1}",
+            daemon=True,
+        )
+        sim.threads.append(bot)
+        bot.start()
+    if wait:
+        sim.wait()
+        if bar is not None:
+            bar.close()
+    return sim
+
+
+def _progress_bar(run: Run) -> Any:
+    from tqdm.auto import tqdm
+
+    counts = run.counts
+    total = sum(counts.values()) - counts["expired"]
+    return tqdm(total=total, desc=f"units of {run.task_name}", unit="unit")
+
+
+def _work(
+    sim: Simulation,
+    run: Run,
+    name: str,
+    answer: Answer | None,
+    units: int | None,
+    think: tuple[float, float],
+    rng: random.Random,
+    bar: Any,
+) -> None:
+    session = requests.Session()
+    session.headers["Accept"] = "application/json"
+    url, submit_url = run.worker_url(name), run.url + "submit"
+    done = 0
+    while units is None or done < units:
+        try:
+            reply = session.get(url, timeout=30)
+            body = reply.json()
+            if reply.status_code != 200:
+                if body.get("reason") in _STOP_REASONS:
+                    return
+                time.sleep(0.2)  # too many at once: try again shortly
+                continue
+            if think[1]:
+                time.sleep(rng.uniform(*think))
+            answers = answer(body["input"]) if answer else random_answer(body["fields"], rng)
+            payload = {"token": body["token"], "submission_id": uuid.uuid4().hex, "answers": answers}
+            saved = session.post(submit_url, json=payload, timeout=30)
+            if saved.status_code != 200:
+                with sim._lock:
+                    sim.errors.append(f"{name}: submit answered {saved.status_code}: {saved.text[:200]}")
+                return
+        except (requests.RequestException, ValueError) as exc:
+            with sim._lock:
+                sim.errors.append(f"{name}: {exc}")
+            return
+        done += 1
+        with sim._lock:
+            sim.submitted += 1
+        if bar is not None:
+            bar.update(1)

@@ -1,0 +1,207 @@
+"""A Task: a named study (its page, its data and its rules). Launching it adds a TaskRun."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .data import DataSource, Rows, load
+from .errors import ConfigError
+from .page import Field, TaskPage, find_template
+from .project import Project, open_project
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .run import Run
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything that defines a task, validated; stored with every run for resume and reproducibility."""
+
+    name: str
+    title: str
+    description: str
+    reward: float
+    tags: tuple[str, ...]
+    html: str
+    source: str  # where the page came from: "html=", a template name or a path
+    static_dir: str | None
+    units_per_assignment: int = 1
+    assignment_duration: int = 1800
+    max_num_concurrent_units: int = 0
+    allowed_concurrent: int = 0
+    maximum_units_per_worker: int = 0
+    disconnect_grace: float = 10.0
+    max_upload_mb: float = 20.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = dataclasses.asdict(self)
+        out["tags"] = list(self.tags)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TaskSpec:
+        """The spec stored by ``to_dict``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["tags"] = tuple(values.get("tags", ()))
+        return cls(**values)
+
+    def page(self) -> TaskPage:
+        """The compiled page template."""
+        return TaskPage(self.html, self.source)
+
+
+class Task:
+    """A named study. Re-launching the same name adds a run; results, quotas and data collate by name.
+
+    ``html=`` is a Jinja template string, ``template=`` a shipped template name or a path; the page's
+    variables are the input columns of ``data`` and its named form inputs are the answers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        title: str,
+        reward: float,
+        description: str = "",
+        tags: Sequence[str] = (),
+        html: str | None = None,
+        template: str | None = None,
+        data: DataSource = None,
+        units_per_assignment: int = 1,
+        assignment_duration: int = 1800,
+        max_num_concurrent_units: int = 0,
+        allowed_concurrent: int = 0,
+        maximum_units_per_worker: int = 0,
+        disconnect_grace: float = 10.0,
+        max_upload_mb: float = 20.0,
+        project: str | Path | Project | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(
+                f"task name {name!r} is not valid; use 1–100 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            )
+        if not isinstance(title, str) or not title.strip():
+            raise ConfigError("title is empty; give the task a title workers will see in listings")
+        if isinstance(reward, bool) or not isinstance(reward, (int, float)) or reward < 0:
+            raise ConfigError(f"reward {reward!r} must be a number of dollars, 0 or more")
+        if isinstance(tags, str):
+            tags = [t.strip() for t in tags.split(",") if t.strip()]
+        for label, value, low in [
+            ("units_per_assignment", units_per_assignment, 1),
+            ("assignment_duration", assignment_duration, 1),
+            ("max_num_concurrent_units", max_num_concurrent_units, 0),
+            ("allowed_concurrent", allowed_concurrent, 0),
+            ("maximum_units_per_worker", maximum_units_per_worker, 0),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{label}={value!r} must be a whole number ≥ {low}")
+        if (html is None) == (template is None):
+            raise ConfigError("give exactly one of html= (a Jinja template string) or template= (a name or path)")
+        static_dir = None
+        if html is not None:
+            source = "html="
+        else:
+            path = find_template(str(template))
+            html, source = path.read_text(encoding="utf-8"), str(template)
+            static_dir = str(path.parent / "static") if (path.parent / "static").is_dir() else str(path.parent)
+        self.spec = TaskSpec(
+            name=name,
+            title=title.strip(),
+            description=description,
+            reward=float(reward),
+            tags=tuple(str(t) for t in tags),
+            html=html,
+            source=source,
+            static_dir=static_dir,
+            units_per_assignment=units_per_assignment,
+            assignment_duration=assignment_duration,
+            max_num_concurrent_units=max_num_concurrent_units,
+            allowed_concurrent=allowed_concurrent,
+            maximum_units_per_worker=maximum_units_per_worker,
+            disconnect_grace=float(disconnect_grace),
+            max_upload_mb=float(max_upload_mb),
+        )
+        self.page = self.spec.page()
+        self._rows = load(data, self.page.required)
+        # finite data is read (and checked) now, so a bad row fails before anything is written
+        self._loaded: list[dict[str, Any]] | None = self._rows.take() if self._rows.finite else None
+        if self._loaded is not None and not self._loaded:
+            raise ConfigError(f"data from {self._rows.source} has no rows; a task needs at least one unit of work")
+        self._project = project
+
+    @property
+    def name(self) -> str:
+        """The task's name."""
+        return self.spec.name
+
+    @property
+    def project(self) -> Project:
+        """The project this task launches into."""
+        if not isinstance(self._project, Project):
+            self._project = open_project(self._project)
+        return self._project
+
+    @property
+    def fields(self) -> list[Field]:
+        """The answer fields of the page (for the first row)."""
+        return self.page.fields(self._sample_row(0))
+
+    def _sample_row(self, row: int) -> dict[str, Any]:
+        if self._loaded is None:
+            return self.page.placeholder_row()
+        if not -len(self._loaded) <= row < len(self._loaded):
+            raise ConfigError(f"row {row} is out of range; the data has {len(self._loaded)} rows")
+        return self._loaded[row]
+
+    def preview(self, row: int = 0) -> str:
+        """The exact HTML a worker receives for input row ``row`` (without a live token)."""
+        return self.page.render(self._sample_row(row), title=self.spec.title, description=self.spec.description)
+
+    def launch(
+        self,
+        provider: Any = "mock",
+        architect: Any = "local",
+        *,
+        provider_options: dict[str, Any] | None = None,
+        architect_options: dict[str, Any] | None = None,
+    ) -> Run:
+        """Start a run: store the data, start the router, publish to the crowd. Returns at once."""
+        from .run import Run
+
+        rows = self._loaded if self._loaded is not None else self._rows
+        return Run.launch(
+            self.project, self.spec, rows, provider, architect, provider_options or {}, architect_options or {}
+        )
+
+    @property
+    def runs(self) -> list[Run]:
+        """Every run of this task in the project, oldest first."""
+        return self.project.task_runs(self.name)
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """Every submission of every run of this task (results of re-runs collate)."""
+        return self.project.task_frame(self.name)
+
+    def __repr__(self) -> str:
+        size = len(self._loaded) if self._loaded is not None else "a generator of"
+        return f"<Task {self.name!r}: {self.spec.title!r}, {size} rows × {self.spec.units_per_assignment}, ${self.spec.reward:.2f}>"
+
+
+def rows_of(data: list[dict[str, Any]] | Rows) -> Rows:
+    """Wrap already-loaded rows so a run can consume lists and generators alike."""
+    if isinstance(data, Rows):
+        return data
+    return Rows(iter(data), "list", True)
