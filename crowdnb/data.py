@@ -30,10 +30,21 @@ class Rows:
         self.source = source
         self.finite = finite
         self.exhausted = False
+        self.error: DataError | None = None
 
     def take(self, n: int | None = None) -> list[dict[str, Any]]:
-        """The next ``n`` rows (all remaining rows when ``n`` is None)."""
-        batch = list(self._rows if n is None else itertools.islice(self._rows, n))
+        """The next ``n`` rows (all remaining rows when ``n`` is None).
+
+        Finite data raises on a bad row. A generator is read while a run is live, so a bad row ends it
+        instead: the good rows before it are returned and ``error`` says what was wrong.
+        """
+        batch: list[dict[str, Any]] = []
+        try:
+            batch.extend(self._rows if n is None else itertools.islice(self._rows, n))
+        except DataError as exc:
+            if self.finite:
+                raise
+            self.error, self.exhausted = exc, True
         if n is None or len(batch) < n:
             self.exhausted = True
         return batch

@@ -70,14 +70,14 @@ def create_app(
     counts: Callable[[], dict[str, int]] | None = None,
 ) -> Flask:
     """The WSGI app of one run."""
-    app = Flask("crowdnb.router")
+    app = Flask("crowdnb.router", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
     multiple = {f.name for f in fields if f.multiple}
 
     def wants_json() -> bool:
-        return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "application/json"
+        return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
     def refuse(exc: Exception) -> Response | tuple[Any, int]:
         status = _status_for(exc)

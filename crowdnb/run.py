@@ -17,7 +17,7 @@ from . import architects, providers
 from . import states as S
 from .data import Rows, load
 from .dispatch import Dispatcher, Listener
-from .errors import ArchitectError, ConfigError, CrowdError
+from .errors import ArchitectError, ConfigError
 from .live import LiveFrame
 from .providers import RunInfo
 from .router import create_app
@@ -98,10 +98,10 @@ class _Service:
         gone = self.dispatcher.sockets.gone_for(self.run.spec.disconnect_grace)
         self.run.store.release_stale(self.run.id, self.run.spec.assignment_duration, gone)
         counts = self.run.store.unit_counts(self.run.id)
-        if self.rows.exhausted and not any(counts[s] for s in S.UNIT_INCOMPLETE):
-            if self.run.store.get_run(self.run.id)["status"] == "running":
-                log.info("run %s is complete", self.run.id)
-                self.run.store.update_run(self.run.id, status="completed")
+        finished = self.rows.exhausted and not any(counts[s] for s in S.UNIT_INCOMPLETE)
+        if finished and self.run.store.get_run(self.run.id)["status"] == "running":
+            log.info("run %s is complete", self.run.id)
+            self.run.store.update_run(self.run.id, status="completed")
 
     def feed(self) -> None:
         """Store more input rows when a generator's units run low (lists are stored at once)."""
@@ -115,13 +115,10 @@ class _Service:
             if offered >= FEED_BATCH:
                 return
         loaded = int(store.get_run(run.id)["rows_loaded"])
-        try:
-            batch = self.rows.take(None if self.rows.finite else FEED_BATCH)
-        except CrowdError as exc:
-            run.errors.append(str(exc))
-            log.error("run %s: stopped reading data: %s", run.id, exc)
-            self.rows.exhausted = True
-            batch = []
+        batch = self.rows.take(None if self.rows.finite else FEED_BATCH)
+        if self.rows.error is not None:
+            run.errors.append(str(self.rows.error))
+            log.error("run %s: stopped reading data: %s", run.id, self.rows.error)
         if batch:
             spec = run.spec
             store.add_assignments(run.id, run.task_id, batch, loaded, spec.units_per_assignment, spec.reward)
@@ -268,6 +265,7 @@ class Run:
         """Serve a stopped (or crashed) run again with its stored configuration; ``data`` feeds more rows."""
         if self._service is not None:
             raise ConfigError(f"run {self.id} is already live at {self.url}")
+        self.config = json.loads(self.store.get_run(self.id)["config"])
         provider = providers.create(self.config["provider"]["name"], self.store, **self.config["provider"]["options"])
         options = dict(self.config["architect"]["options"])
         try:

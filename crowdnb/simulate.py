@@ -130,9 +130,11 @@ def _work(
             reply = session.get(url, timeout=30)
             body = reply.json()
             if reply.status_code != 200:
-                if body.get("reason") in _STOP_REASONS:
+                # throttled runs launch more units later: a patient worker comes back for them
+                waiting = body.get("reason") == "no_work" and run.counts["created"] > 0
+                if body.get("reason") in _STOP_REASONS and not waiting:
                     return
-                time.sleep(0.2)  # too many at once: try again shortly
+                time.sleep(0.2)
                 continue
             if think[1]:
                 time.sleep(rng.uniform(*think))

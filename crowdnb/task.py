@@ -115,7 +115,7 @@ class Task:
         else:
             path = find_template(str(template))
             html, source = path.read_text(encoding="utf-8"), str(template)
-            static_dir = str(path.parent / "static") if (path.parent / "static").is_dir() else str(path.parent)
+            static_dir = str(path.parent / "static") if (path.parent / "static").is_dir() else None
         self.spec = TaskSpec(
             name=name,
             title=title.strip(),

@@ -1,0 +1,83 @@
+"""Shared fixtures: a real project folder, a real run served on 127.0.0.1 port 0, and HTTP workers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import crowdnb as cn
+
+SENTENCES = [{"text": f"sentence number {i}"} for i in range(6)]
+FORM = """
+<p>{{ text }}</p>
+<label><input type="radio" name="label" value="pos"> positive</label>
+<label><input type="radio" name="label" value="neg"> negative</label>
+<input type="text" name="why">
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> cn.Project:
+    """An empty project folder of its own."""
+    return cn.open(tmp_path / "project")
+
+
+@pytest.fixture
+def make_run(project: cn.Project) -> Iterator[Any]:
+    """Launch runs on the embedded default (mock crowd, local router on port 0); all stopped after the test."""
+    runs: list[cn.Run] = []
+
+    def make(name: str = "sentiment", data: Any = None, **options: Any) -> cn.Run:
+        task = cn.Task(name, title="Sentiment", reward=0.1, html=options.pop("html", FORM),
+                       data=SENTENCES if data is None else data, project=project, **options)  # fmt: skip
+        run = task.launch(provider="mock", architect="local")
+        runs.append(run)
+        return run
+
+    yield make
+    for run in runs:
+        if run.live:
+            run.stop()
+
+
+@pytest.fixture
+def run(make_run: Any) -> cn.Run:
+    """A live run of six sentences, one unit each."""
+    return make_run()
+
+
+class Worker:
+    """A crowd worker speaking the worker protocol over real HTTP (JSON flavour)."""
+
+    def __init__(self, run: cn.Run, name: str) -> None:
+        self.run, self.name = run, name
+        self.http = requests.Session()
+        self.http.headers["Accept"] = "application/json"
+        self.unit: dict[str, Any] = {}
+
+    def enter(self) -> requests.Response:
+        reply = self.http.get(self.run.worker_url(self.name), timeout=10)
+        if reply.status_code == 200:
+            self.unit = reply.json()
+        return reply
+
+    def submit(
+        self, answers: dict[str, Any], submission_id: str | None = None, token: str | None = None
+    ) -> requests.Response:
+        body = {
+            "token": token or self.unit["token"],
+            "submission_id": submission_id or uuid.uuid4().hex,
+            "answers": answers,
+        }
+        return self.http.post(self.run.url + "submit", json=body, timeout=10)
+
+
+@pytest.fixture
+def worker(run: cn.Run) -> Any:
+    """``worker("alice")`` makes a worker of the default run."""
+    return lambda name, on=None: Worker(on or run, name)

@@ -1,0 +1,182 @@
+"""A run's life: launch, live frame, callbacks, stop, resume, reopen elsewhere, collate, review."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import requests
+
+import crowdnb as cn
+from crowdnb import StateError
+
+from .test_dispatch import wait_until
+
+
+def test_launch_returns_quickly_with_a_url(project: cn.Project) -> None:
+    task = cn.Task("big", title="T", reward=0.1, html="{{ text }}<input name=a>",
+                   data=[{"text": str(i)} for i in range(5000)], project=project)  # fmt: skip
+    started = time.monotonic()
+    run = task.launch()
+    elapsed = time.monotonic() - started
+    try:
+        assert run.url.startswith("http://127.0.0.1:")
+        assert run.counts["launched"] == 5000
+        assert elapsed < 10  # the issue asks for < 1 s; benchmarks/ measures it, this only catches a hang
+    finally:
+        run.stop()
+
+
+def test_stop_expires_units_and_frees_the_port(run: cn.Run, worker) -> None:
+    worker("alice").enter()
+    port = int(run.url.rsplit(":", 1)[1].strip("/"))
+    run.stop()
+    assert run.state == "stopped" and not run.live
+    assert run.counts["expired"] == 6
+    assert run.store.scalar("SELECT status FROM agents") == "expired"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(run.url, timeout=2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # the port is free again
+    calls = [r["call"] for r in run.store.query("SELECT call FROM provider_calls ORDER BY id")]
+    assert calls[0] == "setup_run" and "expire" in calls and calls[-1] == "cleanup_run"
+
+
+def test_resume_serves_the_rest_on_the_same_port(run: cn.Run, worker) -> None:
+    alice = worker("alice")
+    alice.enter()
+    alice.submit({"label": "pos"})
+    url = run.url
+    run.stop()
+    run.resume()
+    assert run.live and run.state == "running" and run.url == url
+    assert run.counts == run.counts | {"completed": 1, "launched": 5, "expired": 0}
+    cn.simulate(run, workers=2)
+    assert run.counts["completed"] == 6
+    wait_until(lambda: run.state == "completed")
+
+
+def test_another_process_reopens_everything(run: cn.Run, worker) -> None:
+    alice = worker("alice")
+    alice.enter()
+    alice.submit({"label": "pos", "why": "because"})
+    script = textwrap.dedent(f"""
+        import crowdnb as cn
+        project = cn.open({str(run.store.root)!r})
+        run = project.runs[{run.id}]
+        print(run.state, run.spec.title, run.spec.units_per_assignment, len(run.df), run.df.loc[0, "why"])
+        print(project.tasks.loc[0, "name"], run.config["provider"]["name"], run.config["architect"]["name"])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split("\n")[:2] == ["running Sentiment 1 1 because", "sentiment mock local"]
+
+
+def test_crashed_run_can_be_resumed_from_a_new_process(run: cn.Run, worker) -> None:
+    """A kernel that died leaves the run 'running'; cn.open + resume() continue it."""
+    worker("alice").enter()
+    run._service.architect.shutdown()  # the router vanishes as with a dead kernel
+    run._service.stopping.set()
+    run._service = None
+    run.project.live.pop(run.id)
+    script = textwrap.dedent(f"""
+        import crowdnb as cn
+        run = cn.open({str(run.store.root)!r}).runs[{run.id}]
+        run.stop(); run.resume()
+        sim = cn.simulate(run, workers=2)
+        print(run.counts["completed"], sim.errors)
+        run.stop()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "6 []"
+
+
+def test_reruns_collate_in_the_task_frame(make_run) -> None:
+    first = make_run()
+    cn.simulate(first, workers=2)
+    first.stop()
+    second = make_run()
+    cn.simulate(second, workers=2)
+    frame = cn.open(second.store.root).task_frame("sentiment")
+    assert len(frame) == 12 and set(frame["run_id"]) == {first.id, second.id}
+    assert [r.id for r in cn.open(second.store.root).task_runs("sentiment")] == [first.id, second.id]
+
+
+def test_generator_data_is_fed_lazily_and_completes_when_exhausted(make_run) -> None:
+    pulled = []
+
+    def rows():
+        for i in range(250):
+            pulled.append(i)
+            yield {"text": f"g{i}"}
+
+    run = make_run(data=rows())
+    assert len(pulled) <= 101  # one batch, not the whole generator
+    assert run.state == "running"
+    cn.simulate(run, workers=4)
+    wait_until(lambda: run.state == "completed", timeout=30)
+    assert len(run.df) == 250 and len(pulled) == 250
+
+
+def test_bad_row_in_a_generator_is_reported_not_fatal(make_run) -> None:
+    def rows():
+        yield {"text": "fine"}
+        yield {"nope": 1}
+
+    run = make_run(data=rows())
+    cn.simulate(run, workers=1)
+    wait_until(lambda: run.errors, timeout=5)
+    assert "generator, row 2: column 'text' is missing" in run.errors[0]
+    assert len(run.df) == 1
+
+
+def test_on_submit_is_called_after_the_commit(run: cn.Run, worker) -> None:
+    seen = []
+    run.on_submit(
+        lambda event: seen.append((event["answers"]["label"], run.store.scalar("SELECT count(*) FROM submissions")))
+    )
+    alice = worker("alice")
+    alice.enter()
+    alice.submit({"label": "neg"})
+    assert seen == [("neg", 1)]
+
+
+def test_live_frame_reflects_review_decisions(run: cn.Run) -> None:
+    cn.simulate(run, workers=2)
+    frame = run.df
+    assert set(frame["status"]) == {"completed"}
+    run.approve(frame["unit_id"][:2])
+    run.reject(int(frame["unit_id"][2]), note="did not read the sentence")
+    assert list(run.df["status"][:3]) == ["accepted", "accepted", "rejected"]
+    assert frame["status"].eq("completed").all()  # a frame already handed out does not change under the user
+
+
+def test_approving_twice_pays_once(run: cn.Run) -> None:
+    cn.simulate(run, workers=1)
+    unit = int(run.df.loc[0, "unit_id"])
+    assert run.approve(unit) == 1
+    assert run.approve(unit) == 0
+    assert cn.open(run.store.root).run(run.id).approve(unit) == 0
+    payments = run.store.query("SELECT * FROM provider_calls WHERE call = 'approve'")
+    assert len(payments) == 1 and payments[0]["amount"] == 0.1
+    reviews = run.store.query("SELECT action, actor FROM reviews")
+    assert reviews == [{"action": "accepted", "actor": "requester"}]
+
+
+def test_illegal_review_is_refused(run: cn.Run, worker) -> None:
+    cn.simulate(run, workers=1)
+    unit = int(run.df.loc[0, "unit_id"])
+    run.approve(unit)
+    with pytest.raises(StateError, match="from 'accepted' to 'rejected'"):
+        run.reject(unit)
+    assert run.store.scalar("SELECT count(*) FROM provider_calls WHERE call = 'reject'") == 0
+
+
+def test_unknown_provider_lists_the_installed_ones(project: cn.Project) -> None:
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", project=project)
+    with pytest.raises(cn.ConfigError, match=r"unknown provider 'mturkk'; installed: .*mock"):
+        task.launch(provider="mturkk")
+    assert project.store.query("SELECT * FROM task_runs") == []
