@@ -20,10 +20,12 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from . import lifecycle
 from . import states as S
 from .errors import AuthError, WorkerRefused
+from .lifecycle import Quota
 from .providers import Completion, Provider, RunInfo
-from .store import Quota, Row, Store
+from .store import Row, Store
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ class Dispatcher:
         if identity is None:
             return None
         worker_id = self.store.worker(self.provider.name, identity.worker)
-        agent, resumed = self.store.reserve(self.run.id, worker_id, self.quota, identity.external)
+        agent, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, self.quota, identity.external)
         full = self.store.get_agent(int(agent["id"]))
         return Entry(
             agent_id=int(agent["id"]),
@@ -161,7 +163,7 @@ class Dispatcher:
         """Record that the worker's page is open; returns the agent's status."""
         agent = self.store.get_agent(agent_id)
         if agent["status"] == S.A_ACCEPTED:
-            self.store.set_agent_status(agent_id, S.IN_TASK)
+            lifecycle.set_agent_status(self.store, agent_id, S.IN_TASK)
             return S.IN_TASK
         return str(agent["status"])
 
@@ -175,7 +177,7 @@ class Dispatcher:
             raise WorkerRefused("bad_submission", "The submission id is missing or malformed; reload the page.")
         files, folder = self._keep_files(int(agent["id"]), client_id, uploads)
         try:
-            submission_id, duplicate = self.store.submit(int(agent["id"]), client_id, answers, files, meta)
+            submission_id, duplicate = lifecycle.submit(self.store, int(agent["id"]), client_id, answers, files, meta)
         except BaseException:
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)

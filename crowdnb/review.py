@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from . import providers
+from . import lifecycle, providers
 from . import states as S
 from .providers import UnitRef
 
@@ -31,7 +31,7 @@ def decide(run: Run, unit_ids: Sequence[int], decision: str, note: str | None, a
             from .errors import NotFound
 
             raise NotFound(f"unit {unit_id} is not part of run {run.id}")
-        if not run.store.review(unit_id, decision, actor, note):
+        if not lifecycle.review(run.store, unit_id, decision, actor, note):
             continue
         changed += 1
         agent = run.store.get_agent(int(unit["agent_id"]))

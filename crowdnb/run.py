@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import architects, providers
+from . import architects, lifecycle, providers
 from . import states as S
 from .data import Rows, load
 from .dispatch import Dispatcher, Listener
 from .errors import ArchitectError, ConfigError
+from .lifecycle import Quota
 from .live import LiveFrame
 from .providers import RunInfo
 from .router import create_app
-from .store import Quota, now
+from .store import now
 from .task import TaskSpec, rows_of
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class _Service:
         self.launch()
         assert self.dispatcher is not None
         gone = self.dispatcher.sockets.gone_for(self.run.spec.disconnect_grace)
-        self.run.store.release_stale(self.run.id, self.run.spec.assignment_duration, gone)
+        lifecycle.release_stale(self.run.store, self.run.id, self.run.spec.assignment_duration, gone)
         counts = self.run.store.unit_counts(self.run.id)
         finished = self.rows.exhausted and not any(counts[s] for s in S.UNIT_INCOMPLETE)
         if finished and self.run.store.get_run(self.run.id)["status"] == "running":
@@ -121,13 +122,13 @@ class _Service:
             log.error("run %s: stopped reading data: %s", run.id, self.rows.error)
         if batch:
             spec = run.spec
-            store.add_assignments(run.id, run.task_id, batch, loaded, spec.units_per_assignment, spec.reward)
+            lifecycle.add_assignments(store, run.id, run.task_id, batch, loaded, spec.units_per_assignment, spec.reward)
         if self.rows.exhausted:
             store.update_run(run.id, data_exhausted=1)
 
     def launch(self) -> None:
         """Put created units on offer, within ``max_num_concurrent_units``."""
-        launched = self.run.store.launch_units(self.run.id, self.run.spec.max_num_concurrent_units)
+        launched = lifecycle.launch_units(self.run.store, self.run.id, self.run.spec.max_num_concurrent_units)
         if launched and self.info is not None:
             self.provider.publish(self.info, launched)
 
@@ -135,7 +136,7 @@ class _Service:
         self.stopping.set()
         if self.thread.is_alive():
             self.thread.join(timeout=10)
-        expired = self.run.store.expire_run(self.run.id)
+        expired = lifecycle.expire_run(self.run.store, self.run.id)
         assert self.dispatcher is not None and self.info is not None
         if expired:
             self.provider.expire(self.info, expired)
@@ -257,7 +258,7 @@ class Run:
             self.store.update_run(self.id, status="stopped", stopped_at=now())
             service.stop()
         elif self.state == "running":  # a crashed process left it "running"
-            self.store.expire_run(self.id)
+            lifecycle.expire_run(self.store, self.id)
             self.store.update_run(self.id, status="stopped", stopped_at=now())
         log.info("run %s stopped", self.id)
 
@@ -270,7 +271,7 @@ class Run:
         options = dict(self.config["architect"]["options"])
         try:
             architect = architects.create(self.config["architect"]["name"], **options)
-            self.store.relaunch_expired(self.id)
+            lifecycle.relaunch_expired(self.store, self.id)
             self.store.update_run(self.id, status="running", data_exhausted=0 if data is not None else 1)
             rows = load(data, self.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
             rows.exhausted = data is None

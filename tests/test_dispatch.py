@@ -8,6 +8,8 @@ import time
 from collections import Counter
 
 import crowdnb as cn
+from crowdnb import lifecycle
+from crowdnb.lifecycle import Quota
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:
@@ -48,7 +50,7 @@ def test_allowed_concurrent_limits_open_units(make_run, worker) -> None:
     alice.enter()
     token = alice.unit["token"]
     # a second tab that is not a refresh: only possible by asking for more than one unit at once
-    held = run.store.reserve(run.id, run.store.worker("mock", "alice"), cn.run.Quota(allowed_concurrent=1), {})
+    held = lifecycle.reserve(run.store, run.id, run.store.worker("mock", "alice"), Quota(allowed_concurrent=1), {})
     assert held[1] is True  # the live agent comes back, no second unit
     alice.submit({"label": "pos"}, token=token)
     assert alice.enter().status_code == 200  # after finishing, the next unit is given
