@@ -100,14 +100,15 @@ class Sockets:
             except Exception:  # a socket closing under us is not an error worth raising
                 log.debug("could not push to agent %s", agent_id)
 
-    def close_all(self) -> None:
-        """Close every socket (the run is stopping)."""
+    def close_all(self, farewell: str) -> None:
+        """Tell every open page ``farewell`` and close its socket (the run is stopping)."""
         with self._lock:
             targets = [ws for held in self._open.values() for ws in held]
             self._open.clear()
             self._closed_at.clear()
         for ws in targets:
             try:
+                ws.send(farewell)
                 ws.close()
             except Exception:
                 log.debug("socket already closed")

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import states as S
 from .errors import NotFound, StateError, WorkerRefused
+from .providers import Report
 from .store import Row, Store, ago, new_id, now, table
 
 
@@ -162,6 +163,25 @@ def set_agent_status(store: Store, agent_id: int, status: str) -> bool:
     """
     with store.write() as conn:
         return _move_agent(conn, agent_id, status)
+
+
+def apply_reports(store: Store, run_id: int, provider: str, reports: Iterable[Report]) -> int:
+    """Release the agents a platform reports as returned or abandoned; returns how many moved."""
+    moved = 0
+    with store.write() as conn:
+        for report in reports:
+            if report.status not in S.AGENT_RELEASED:
+                raise StateError(
+                    f"a provider reported status {report.status!r}; expected one of {', '.join(S.AGENT_RELEASED)}"
+                )
+            for agent in conn.execute(
+                "SELECT a.id, a.external FROM agents a JOIN workers w ON w.id = a.worker_id "
+                "WHERE a.task_run_id = ? AND w.provider = ? AND w.name = ? AND a.status IN ('accepted', 'in_task')",
+                (run_id, provider, report.worker),
+            ).fetchall():
+                if report.external.items() <= json.loads(agent["external"]).items():
+                    moved += _move_agent(conn, agent["id"], report.status)
+    return moved
 
 
 def release_stale(store: Store, run_id: int, duration: float, disconnected: Iterable[int] = ()) -> int:
@@ -358,6 +378,8 @@ def _reclaim_or_refuse(conn: sqlite3.Connection, agent: sqlite3.Row) -> None:
             agent_id=agent["id"],
         )
         return
+    if agent["status"] == S.RETURNED:
+        raise WorkerRefused("taken", "You returned this unit, so this answer could not be saved.")
     raise WorkerRefused(
         "taken", "This unit timed out and was offered to another worker, so this answer could not be saved."
     )

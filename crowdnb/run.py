@@ -17,7 +17,7 @@ from . import architects, lifecycle, providers
 from . import states as S
 from .data import Rows, load
 from .dispatch import Dispatcher, Listener
-from .errors import ArchitectError, ConfigError
+from .errors import ConfigError
 from .lifecycle import Quota
 from .live import LiveFrame
 from .providers import RunInfo
@@ -43,6 +43,7 @@ class _Service:
         self.thread = threading.Thread(target=self._loop, name=f"crowdnb-monitor-{run.id}", daemon=True)
         self.dispatcher: Dispatcher | None = None
         self.info: RunInfo | None = None
+        self.next_sync = 0.0
 
     def start(self) -> str:
         run, spec = self.run, self.run.spec
@@ -96,6 +97,10 @@ class _Service:
         self.feed()
         self.launch()
         assert self.dispatcher is not None
+        if self.provider.poll_seconds and time.monotonic() >= self.next_sync:
+            self.next_sync = time.monotonic() + self.provider.poll_seconds
+            assert self.info is not None
+            lifecycle.apply_reports(self.run.store, self.run.id, self.provider.name, self.provider.sync(self.info))
         gone = self.dispatcher.sockets.gone_for(self.run.spec.disconnect_grace)
         lifecycle.release_stale(self.run.store, self.run.id, self.run.spec.assignment_duration, gone)
         counts = self.run.store.unit_counts(self.run.id)
@@ -140,7 +145,7 @@ class _Service:
         assert self.dispatcher is not None and self.info is not None
         if expired:
             self.provider.expire(self.info, expired)
-        self.dispatcher.sockets.close_all()
+        self.dispatcher.sockets.close_all(json.dumps({"type": "status", "status": S.A_EXPIRED}))
         self.architect.shutdown()
         self.provider.cleanup_run(self.info)
 
@@ -262,28 +267,27 @@ class Run:
             self.store.update_run(self.id, status="stopped", stopped_at=now())
         log.info("run %s stopped", self.id)
 
-    def resume(self, data: Any = None) -> Run:
-        """Serve a stopped (or crashed) run again with its stored configuration; ``data`` feeds more rows."""
+    def resume(self, data: Any = None, provider: providers.Provider | None = None) -> Run:
+        """Serve a stopped (or crashed) run again with its stored configuration.
+
+        ``data`` feeds more rows; ``provider`` is needed only for a provider that was passed as an object.
+        """
         if self._service is not None:
             raise ConfigError(f"run {self.id} is already live at {self.url}")
         self.config = json.loads(self.store.get_run(self.id)["config"])
-        provider = providers.create(self.config["provider"]["name"], self.store, **self.config["provider"]["options"])
-        options = dict(self.config["architect"]["options"])
-        try:
-            architect = architects.create(self.config["architect"]["name"], **options)
-            lifecycle.relaunch_expired(self.store, self.id)
-            self.store.update_run(self.id, status="running", data_exhausted=0 if data is not None else 1)
-            rows = load(data, self.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
-            rows.exhausted = data is None
-            self._start(provider, architect, rows)
-        except ArchitectError:
-            if not options.get("port"):
-                raise
-            log.warning("port %s is taken; resuming run %s on a free port", options["port"], self.id)
-            options["port"] = 0
-            self._start(
-                provider, architects.create(self.config["architect"]["name"], **options), Rows(iter(()), "resume", True)
+        if provider is None:
+            provider = providers.create(
+                self.config["provider"]["name"], self.store, **self.config["provider"]["options"]
             )
+        # workers' open pages point at the old address: come back on it when it is free
+        architect = architects.create(
+            self.config["architect"]["name"], **self.config["architect"]["options"], resume=True
+        )
+        rows = load(data, self.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
+        rows.exhausted = data is None
+        lifecycle.relaunch_expired(self.store, self.id)
+        self.store.update_run(self.id, status="running", data_exhausted=int(data is None))
+        self._start(provider, architect, rows)
         return self
 
     # --- review and export ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The project database: the only module that touches SQLite.
+"""The project database: connections, transactions, schema migrations and plain queries.
 
-One writer connection guarded by a lock (the router thread, the monitor and the notebook share it),
+SQL lives here and in ``lifecycle`` (the unit and agent transitions, run inside ``Store.write``). One writer connection guarded by a lock (the router thread, the monitor and the notebook share it),
 one reader connection per thread. WAL lets the notebook read while the router writes; every write is one
 ``BEGIN IMMEDIATE`` transaction, so a submission is either fully stored or not at all.
 """

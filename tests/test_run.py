@@ -180,3 +180,35 @@ def test_unknown_provider_lists_the_installed_ones(project: cn.Project) -> None:
     with pytest.raises(cn.ConfigError, match=r"unknown provider 'mturkk'; installed: .*mock"):
         task.launch(provider="mturkk")
     assert project.store.query("SELECT * FROM task_runs") == []
+
+
+def test_resume_falls_back_to_a_free_port_when_its_port_is_taken(run: cn.Run) -> None:
+    port = int(run.url.rsplit(":", 1)[1].strip("/"))
+    run.stop()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        run.resume()
+        assert run.live and run.url != f"http://127.0.0.1:{port}/"
+    assert requests.get(run.url + "healthz", timeout=5).json()["ok"] is True
+
+
+def test_resume_with_more_data_from_a_generator(run: cn.Run) -> None:
+    cn.simulate(run, workers=2)
+    run.stop()
+    run.resume(data=({"text": f"more {i}"} for i in range(3)))
+    cn.simulate(run, workers=2)
+    wait_until(lambda: run.state == "completed")
+    assert len(run.df) == 9 and sorted(run.df["row_index"]) == list(range(9))
+
+
+def test_taken_port_is_a_clear_error(project: cn.Project) -> None:
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", project=project)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(cn.ArchitectError, match=rf"cannot listen on 127.0.0.1:{port} \(is it taken\?\)"):
+            task.launch(architect_options={"port": port})
+    assert [r.state for r in project.runs.values()] == ["stopped"]
+    assert project.live == {}

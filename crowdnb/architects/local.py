@@ -19,17 +19,20 @@ log = logging.getLogger(__name__)
 class LocalArchitect:
     """Serve the router on ``host:port`` from a background thread; ``port=0`` picks a free port.
 
-    ``public_url`` is what workers open when the router sits behind a proxy or tunnel.
+    ``public_url`` is what workers open when the router sits behind a proxy or tunnel. ``resume=True``
+    (set by ``Run.resume``) falls back to a free port when the stored one is taken.
     """
 
     name = "local"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None, resume: bool = False
+    ) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"port {port!r} is not a port number (0–65535; 0 picks a free one)")
         if public_url is not None and not public_url.startswith(("http://", "https://")):
             raise ConfigError(f"public_url {public_url!r} must start with http:// or https://")
-        self.host, self.port, self.public_url = host, port, public_url
+        self.host, self.port, self.public_url, self.resume = host, port, public_url, resume
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -37,9 +40,13 @@ class LocalArchitect:
         """Start serving; the URL ends with "/"."""
         try:
             self._server = make_server(self.host, self.port, app, threaded=True)
-        except OSError as exc:
+        except (OSError, SystemExit) as exc:  # werkzeug prints and exits when the port is taken
+            if self.resume and self.port:
+                log.warning("port %d is taken; serving the resumed run on a free port", self.port)
+                self.port = 0
+                return self.deploy(app)
             raise ArchitectError(
-                f"cannot listen on {self.host}:{self.port}: {exc.strerror}; pass port=0 for a free port"
+                f"cannot listen on {self.host}:{self.port} (is it taken?); pass port=0 for a free port"
             ) from exc
         self.port = self._server.server_port
         self._thread = threading.Thread(

@@ -35,6 +35,15 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class Report:
+    """A status change only the platform knows: a worker returned or abandoned a unit."""
+
+    worker: str
+    status: str  # "returned", "timeout" or "disconnect"
+    external: dict[str, str] = field(default_factory=dict)  # narrows it to one agent (e.g. MTurk assignmentId)
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What a provider needs to know about a task run."""
 
@@ -64,6 +73,7 @@ class Provider(Protocol):
     """The contract every crowd provider implements (see the module docstring)."""
 
     name: str
+    poll_seconds: float  # how often ``sync`` is called; 0 = never
 
     def identify(self, params: Mapping[str, str]) -> Identity | None:
         """The worker behind a page request, or None for a preview (no worker yet)."""
@@ -79,6 +89,9 @@ class Provider(Protocol):
 
     def completion(self, run: RunInfo, external: Mapping[str, str]) -> Completion:
         """How the worker's page reports completion to the platform."""
+
+    def sync(self, run: RunInfo) -> Sequence[Report]:
+        """Status changes the platform saw since the last call (returns, abandons)."""
 
     def expire(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """Withdraw units that are no longer on offer."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from ..errors import ConfigError
-from . import Completion, Identity, RunInfo, UnitRef
+from . import Completion, Identity, Report, RunInfo, UnitRef
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -21,6 +21,7 @@ class MockProvider:
     """A local crowd: the worker id comes from the URL; payments are recorded, never made."""
 
     name = "mock"
+    poll_seconds = 0.0  # mock workers never return a unit behind crowdnb's back
 
     def __init__(self, store: Store, **options: object) -> None:
         if options:
@@ -55,6 +56,10 @@ class MockProvider:
     def completion(self, run: RunInfo, external: Mapping[str, str]) -> Completion:
         """Mock workers just read a thank-you message."""
         return Completion()
+
+    def sync(self, run: RunInfo) -> Sequence[Report]:
+        """Nothing happens on a mock platform that crowdnb does not see."""
+        return []
 
     def expire(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """Record how many units were withdrawn."""
