@@ -31,7 +31,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 test: $(VENV)/.installed-dev chromium lint  ## every check: format, lint, types, tests, notebooks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests notebooks --nbval-lax
 
 lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook
 	$(BIN)/jupyter lab notebooks/

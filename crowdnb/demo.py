@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .page import find_template
+from .page import available_templates
 from .project import open_project
 from .simulate import simulate
 from .task import Task
@@ -21,7 +21,7 @@ def run_demo(
 ) -> Path:
     """Launch the demo task, let bots do it, print a summary; returns the export path."""
     project = open_project(home)
-    example = find_template("text_classification").parent / "example.csv"
+    example = available_templates()["text_classification"] / "example.csv"
     task = Task(
         "demo-sentiment",
         title="Is this sentence positive, neutral or negative?",

@@ -30,9 +30,12 @@ def template_dirs() -> list[Path]:
     return [d for d in (here / "templates", here.parent / "templates") if d.is_dir()]
 
 
-def available_templates() -> list[str]:
-    """Names of the shipped templates."""
-    return sorted({p.name for d in template_dirs() for p in d.iterdir() if (p / "task.html").is_file()})
+def available_templates() -> dict[str, Path]:
+    """The shipped templates: name → folder (holding ``task.html`` and example data)."""
+    found: dict[str, Path] = {}
+    for folder in reversed(template_dirs()):  # the package's own copy wins over the checkout's
+        found.update({p.name: p for p in folder.iterdir() if (p / "task.html").is_file()})
+    return dict(sorted(found.items()))
 
 
 def find_template(name: str) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import crowdnb as cn
@@ -42,7 +40,7 @@ def test_unknown_template_lists_the_shipped_ones() -> None:
 
 def test_shipped_template_with_its_example_data() -> None:
     assert "text_classification" in cn.templates()
-    folder = Path(cn.__file__).parent.parent / "templates" / "text_classification"
+    folder = cn.templates()["text_classification"]
     task = cn.Task("t", title="T", reward=0.1, template="text_classification", data=folder / "example.csv")
     assert [f.name for f in task.fields] == ["label", "comment"]
     assert task.fields[0].options == ("positive", "neutral", "negative")
