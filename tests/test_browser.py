@@ -119,8 +119,7 @@ def test_two_workers_submit_in_their_own_browsers(make_run: Any, new_page: Calla
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        # The browser's own /favicon.ico probe 404s (crowdnb serves no icon); that is not a page error.
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+        if message.type == "error":
             problems.append(f"console error: {message.text} at {message.location}")
 
     def on_page_error(error: Error) -> None:
