@@ -56,24 +56,17 @@ class Project:
     @property
     def runs(self) -> dict[int, Run]:
         """Every run, oldest first, by id."""
-        rows = self.store.query("SELECT id FROM task_runs ORDER BY id")
-        return {r["id"]: self.run(r["id"]) for r in rows}
+        return {run_id: self.run(run_id) for run_id in self.store.run_ids()}
 
     def task_runs(self, name: str) -> list[Run]:
         """The runs of task ``name``, oldest first."""
         task = self.store.get_task(name)
-        rows = self.store.query("SELECT id FROM task_runs WHERE task_id = ? ORDER BY id", (task["id"],))
-        return [self.run(r["id"]) for r in rows]
+        return [self.run(run_id) for run_id in self.store.run_ids(int(task["id"]))]
 
     @property
     def tasks(self) -> pd.DataFrame:
         """One row per task: runs, units by outcome, submissions."""
-        rows = self.store.query(
-            "SELECT t.name, count(DISTINCT r.id) AS runs, "
-            "(SELECT count(*) FROM submissions s WHERE s.task_id = t.id) AS submissions, t.created_at "
-            "FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id GROUP BY t.id ORDER BY t.name"
-        )
-        return pd.DataFrame(rows, columns=["name", "runs", "submissions", "created_at"])
+        return pd.DataFrame(self.store.task_summary(), columns=["name", "runs", "submissions", "created_at"])
 
     def task_frame(self, name: str) -> pd.DataFrame:
         """Every submission of every run of task ``name``."""
@@ -82,4 +75,4 @@ class Project:
         return frame.refresh()
 
     def __repr__(self) -> str:
-        return f"<crowdnb project {str(self.root)!r}: {len(self.store.query('SELECT id FROM task_runs'))} runs>"
+        return f"<crowdnb project {str(self.root)!r}: {len(self.store.run_ids())} runs>"

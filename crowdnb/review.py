@@ -35,8 +35,8 @@ def decide(run: Run, unit_ids: Sequence[int], decision: str, note: str | None, a
             continue
         changed += 1
         agent = run.store.get_agent(int(unit["agent_id"]))
-        worker = run.store.scalar("SELECT name FROM workers WHERE id = ?", (unit["worker_id"],))
-        ref = UnitRef(unit_id, run.id, str(worker), float(unit["pay_amount"]), json.loads(agent["external"]))
+        worker = run.store.worker_name(int(unit["worker_id"]))
+        ref = UnitRef(unit_id, run.id, worker, float(unit["pay_amount"]), json.loads(agent["external"]))
         action = {S.ACCEPTED: provider.approve, S.REJECTED: provider.reject, S.SOFT_REJECTED: provider.soft_reject}[
             decision
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -50,10 +51,7 @@ class _Service:
         self.feed()
         page = spec.page()
         stored = run.store.get_run(run.id)
-        first = run.store.query_one(
-            "SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run.id,)
-        )
-        preview = json.loads(first["data"]) if first else page.placeholder_row()
+        preview = run.store.first_input(run.id) or page.placeholder_row()
         quota = Quota(spec.allowed_concurrent, spec.maximum_units_per_worker)
         info = RunInfo(
             run.id, spec.name, spec.title, spec.description, spec.reward, spec.tags, "", spec.assignment_duration
@@ -72,10 +70,7 @@ class _Service:
             counts=lambda: run.store.unit_counts(run.id),
         )
         url = self.architect.deploy(app)
-        self.info = RunInfo(
-            run.id, spec.name, spec.title, spec.description, spec.reward, spec.tags, url, spec.assignment_duration
-        )
-        self.dispatcher.run = self.info
+        self.info = self.dispatcher.run = dataclasses.replace(info, url=url)
         config = json.loads(stored["config"])
         config["architect"]["options"] = self.architect.options()
         run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
@@ -115,10 +110,8 @@ class _Service:
             return
         store, run = self.run.store, self.run
         if not self.rows.finite:
-            offered = store.scalar(
-                "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('created', 'launched')", (run.id,)
-            )
-            if offered >= FEED_BATCH:
+            counts = store.unit_counts(run.id)
+            if counts[S.CREATED] + counts[S.LAUNCHED] >= FEED_BATCH:
                 return
         loaded = int(store.get_run(run.id)["rows_loaded"])
         batch = self.rows.take(None if self.rows.finite else FEED_BATCH)

@@ -179,6 +179,29 @@ class Store:
             raise NotFound(f"no task run {run_id} in {self.path}")
         return row
 
+    def run_ids(self, task_id: int | None = None) -> list[int]:
+        """Ids of every run (of one task when ``task_id`` is given), oldest first."""
+        if task_id is None:
+            return [r["id"] for r in self.query("SELECT id FROM task_runs ORDER BY id")]
+        return [r["id"] for r in self.query("SELECT id FROM task_runs WHERE task_id = ? ORDER BY id", (task_id,))]
+
+    def task_summary(self) -> list[Row]:
+        """One row per task: name, number of runs, number of submissions, creation time."""
+        return self.query(
+            "SELECT t.name, count(DISTINCT r.id) AS runs, "
+            "(SELECT count(*) FROM submissions s WHERE s.task_id = t.id) AS submissions, t.created_at "
+            "FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id GROUP BY t.id ORDER BY t.name"
+        )
+
+    def first_input(self, run_id: int) -> dict[str, Any] | None:
+        """The input row of a run's first assignment (what the preview shows), or None."""
+        row = self.query_one("SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run_id,))
+        return json.loads(row["data"]) if row else None
+
+    def worker_name(self, worker_id: int) -> str:
+        """A worker's name on their provider."""
+        return str(self.scalar("SELECT name FROM workers WHERE id = ?", (worker_id,)))
+
     def get_task(self, name: str) -> Row:
         """A task row by name; NotFound lists the known names."""
         row = self.query_one("SELECT * FROM tasks WHERE name = ?", (name,))
