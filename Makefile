@@ -34,7 +34,7 @@ test: $(VENV)/.installed-dev chromium lint  ## every check: format, lint, types,
 	$(BIN)/python -m pytest -q tests notebooks --nbval-lax
 
 lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/quickstart.ipynb
 
 clean:
 	rm -rf $(VENV) crowdnb_data .pytest_cache .mypy_cache .ruff_cache test-artifacts

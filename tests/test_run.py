@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -212,3 +213,11 @@ def test_taken_port_is_a_clear_error(project: cn.Project) -> None:
             task.launch(architect_options={"port": port})
     assert [r.state for r in project.runs.values()] == ["stopped"]
     assert project.live == {}
+
+
+def test_project_folder_comes_from_crowdnb_home(tmp_path) -> None:
+    script = "import crowdnb as cn; t = cn.Task('t', title='T', reward=0, html='<input name=a>'); print(t.project.root)"
+    env = {**os.environ, "CROWDNB_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == str(tmp_path / "home")
+    assert (tmp_path / "home" / "crowdnb.db").is_file()
