@@ -128,6 +128,8 @@ class Dispatcher:
         self._tokens = URLSafeTimedSerializer(secret, salt="crowdnb.agent")
         self.sockets = Sockets()
         self.listeners: list[Listener] = []
+        self._seen: set[int] = set()
+        self._seen_lock = threading.Lock()
 
     # --- entering ------------------------------------------------------------------------------
     def enter(self, params: Mapping[str, str]) -> Entry | None:
@@ -161,12 +163,23 @@ class Dispatcher:
 
     # --- heartbeats ----------------------------------------------------------------------------
     def seen(self, agent_id: int) -> str:
-        """Record that the worker's page is open; returns the agent's status."""
-        agent = self.store.get_agent(agent_id)
-        if agent["status"] == S.A_ACCEPTED:
-            lifecycle.set_agent_status(self.store, agent_id, S.IN_TASK)
+        """Note that the worker's page is open; returns the agent's status as the page should show it.
+
+        accepted → in_task is written by the monitor in one batch per tick (``flush_seen``), so a
+        heartbeat never waits for the write lock.
+        """
+        status = self.store.agent_status(agent_id)
+        if status == S.A_ACCEPTED:
+            with self._seen_lock:
+                self._seen.add(agent_id)
             return S.IN_TASK
-        return str(agent["status"])
+        return status
+
+    def flush_seen(self) -> int:
+        """Move the agents whose pages reported in since the last flush to in_task; returns the count."""
+        with self._seen_lock:
+            seen, self._seen = self._seen, set()
+        return lifecycle.mark_in_task(self.store, seen) if seen else 0
 
     # --- submitting ----------------------------------------------------------------------------
     def submit(

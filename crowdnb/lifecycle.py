@@ -156,13 +156,10 @@ def reserve(store: Store, run_id: int, worker_id: int, quota: Quota, external: d
         return agent, False
 
 
-def set_agent_status(store: Store, agent_id: int, status: str) -> bool:
-    """Move a live agent to in_task, or release it (disconnect/timeout/returned) and re-offer its unit.
-
-    Returns False when the agent had already moved on (nothing changed).
-    """
+def mark_in_task(store: Store, agent_ids: Iterable[int]) -> int:
+    """Move accepted agents whose page is open to in_task (others have moved on); returns the count."""
     with store.write() as conn:
-        return _move_agent(conn, agent_id, status)
+        return sum(_move_agent(conn, agent_id, S.IN_TASK) for agent_id in agent_ids)
 
 
 def apply_reports(store: Store, run_id: int, provider: str, reports: Iterable[Report]) -> int:

@@ -87,7 +87,10 @@ class LiveFrame:
         if not fresh:
             return
         start = len(self._frame)
-        new = _typed(pd.DataFrame(list(fresh.values())))
+        # object columns, not pandas 3's Arrow strings: each concat would add a chunk to every string
+        # column and later concats would grow with the number of refreshes
+        new = pd.DataFrame(list(fresh.values()))
+        new = _typed(new.astype({c: object for c, dtype in new.dtypes.items() if isinstance(dtype, pd.StringDtype)}))
         self._frame = new if start == 0 else pd.concat([self._frame, new], ignore_index=True)
         for offset, unit_id in enumerate(fresh):
             self._positions[unit_id] = start + offset

@@ -96,6 +96,7 @@ class _Service:
             self.next_sync = time.monotonic() + self.provider.poll_seconds
             assert self.info is not None
             lifecycle.apply_reports(self.run.store, self.run.id, self.provider.name, self.provider.sync(self.info))
+        self.dispatcher.flush_seen()
         gone = self.dispatcher.sockets.gone_for(self.run.spec.disconnect_grace)
         lifecycle.release_stale(self.run.store, self.run.id, self.run.spec.assignment_duration, gone)
         counts = self.run.store.unit_counts(self.run.id)

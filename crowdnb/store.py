@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import random
 import sqlite3
 import threading
@@ -68,7 +69,7 @@ class Store:
         self.files_dir = self.root / "files"
         self._durable = durable
         self._lock = threading.RLock()
-        self._local = threading.local()
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._writer = self._connect()
         # WAL lets the notebook read the frame while the router thread writes.
         self._writer.execute("PRAGMA journal_mode=WAL")
@@ -83,11 +84,17 @@ class Store:
         conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection from the pool (the router makes a thread per connection: no per-thread ones)."""
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            self._readers.put(conn)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -104,16 +111,19 @@ class Store:
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         """Rows of a read-only query, as dicts."""
-        return [dict(r) for r in self._reader().execute(sql, params)]
+        with self._reader() as conn:
+            return [dict(r) for r in conn.execute(sql, params)]
 
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         """The first row of a read-only query, or None."""
-        row = self._reader().execute(sql, params).fetchone()
+        with self._reader() as conn:
+            row = conn.execute(sql, params).fetchone()
         return dict(row) if row else None
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row of a read-only query."""
-        row = self._reader().execute(sql, params).fetchone()
+        with self._reader() as conn:
+            row = conn.execute(sql, params).fetchone()
         return row[0] if row else None
 
     def close(self) -> None:
@@ -197,6 +207,10 @@ class Store:
         """The input row of a run's first assignment (what the preview shows), or None."""
         row = self.query_one("SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run_id,))
         return json.loads(row["data"]) if row else None
+
+    def agent_status(self, agent_id: int) -> str:
+        """An agent's status (cheaper than ``get_agent`` for heartbeats)."""
+        return str(self.scalar("SELECT status FROM agents WHERE id = ?", (agent_id,)))
 
     def worker_name(self, worker_id: int) -> str:
         """A worker's name on their provider."""

@@ -218,6 +218,8 @@ def test_taken_port_is_a_clear_error(project: cn.Project) -> None:
 def test_project_folder_comes_from_crowdnb_home(tmp_path) -> None:
     script = "import crowdnb as cn; t = cn.Task('t', title='T', reward=0, html='<input name=a>'); print(t.project.root)"
     env = {**os.environ, "CROWDNB_HOME": str(tmp_path / "home")}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == str(tmp_path / "home")
     assert (tmp_path / "home" / "crowdnb.db").is_file()
