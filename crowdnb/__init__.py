@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import (
     ArchitectError,
     AuthError,
@@ -22,6 +24,7 @@ from .errors import (
 from .page import available_templates as templates
 from .project import Project
 from .project import open_project as open
+from .qualifications import grant, revoke
 from .run import Run
 from .simulate import Simulation, simulate
 from .task import Task
@@ -43,7 +46,17 @@ __all__ = [
     "Task",
     "WorkerRefused",
     "__version__",
+    "grant",
+    "load_ipython_extension",
     "open",
+    "revoke",
     "simulate",
     "templates",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext crowdnb``: register the ``%crowd`` magics."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)

@@ -297,6 +297,30 @@ def review(store: Store, unit_id: int, decision: str, actor: str, note: str | No
         return True
 
 
+def record_bonus(store: Store, unit: Row, amount: float, reason: str, key: str, actor: str) -> bool:
+    """Record a bonus for a unit's worker once per ``key``; False when that key was paid before."""
+    with store.write() as conn:
+        try:
+            table(conn, "reviews").insert(
+                {
+                    "id": new_id(),
+                    "at": now(),
+                    "actor": actor,
+                    "action": "bonus",
+                    "unit_id": unit["id"],
+                    "worker_id": unit["worker_id"],
+                    "task_id": unit["task_id"],
+                    "task_run_id": unit["task_run_id"],
+                    "amount": amount,
+                    "note": reason,
+                    "key": key,
+                }
+            )
+        except sqlite3.IntegrityError:
+            return False
+    return True
+
+
 # --- inside a transaction ---------------------------------------------------------------------
 def _next_rev(conn: sqlite3.Connection) -> int:
     row = conn.execute(

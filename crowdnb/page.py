@@ -184,6 +184,28 @@ class TaskPage:
         )
 
 
+class Preview(str):
+    """A worker page as a string; in a notebook it shows itself inline, as the worker sees it."""
+
+    width = "100%"
+
+    def _repr_html_(self) -> str:
+        from .widgets import iframe
+
+        return iframe(str(self), self.width)
+
+
+def summary_table(title: str, rows: dict[str, object]) -> str:
+    """A small two-column HTML table (the ``_repr_html_`` of tasks, runs and workers); values escaped."""
+    from markupsafe import escape
+
+    body = "".join(
+        f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td></tr>"
+        for k, v in rows.items()
+    )
+    return f"<div class='crowd-summary'><b>{escape(title)}</b><table>{body}</table></div>"
+
+
 def message_page(title: str, message: str, *, status: str = "info", base: str = "") -> str:
     """A plain page for a refusal, a thank-you or an error: the worker never hangs on a spinner."""
     return _env.get_template("message.html").render(title=title, message=message, status=status, base=base)

@@ -14,6 +14,7 @@ from .store import Store, project_root
 
 if TYPE_CHECKING:
     from .run import Run
+    from .workers import Worker
 
 _open: dict[Path, Project] = {}
 _open_lock = threading.Lock()
@@ -37,7 +38,7 @@ class Project:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.store = Store(root)
-        self.live: dict[int, Run] = {}  # runs served by this process
+        self.served: dict[int, Run] = {}  # runs served by this process
         self._frames: dict[str, LiveFrame] = {}
 
     @property
@@ -49,8 +50,8 @@ class Project:
         """A run by id: the live object if this process serves it, else a stored (stopped) one."""
         from .run import Run
 
-        if run_id in self.live:
-            return self.live[run_id]
+        if run_id in self.served:
+            return self.served[run_id]
         return Run(self, run_id)
 
     @property
@@ -67,6 +68,20 @@ class Project:
     def tasks(self) -> pd.DataFrame:
         """One row per task: runs, units by outcome, submissions."""
         return pd.DataFrame(self.store.task_summary(), columns=["name", "runs", "submissions", "created_at"])
+
+    def worker(self, name: str, provider: str = "mock") -> Worker:
+        """A worker of this project (their units and qualifications)."""
+        from .workers import Worker
+
+        return Worker(self, name, provider)
+
+    def run_table(self) -> pd.DataFrame:
+        """One row per run: task, state, provider, address, units, submitted, accepted."""
+        return pd.DataFrame(self.store.runs_overview())
+
+    def worker_table(self) -> pd.DataFrame:
+        """One row per worker: units submitted, accepted, rejected, and qualifications."""
+        return pd.DataFrame(self.store.workers_overview())
 
     def task_frame(self, name: str) -> pd.DataFrame:
         """Every submission of every run of task ``name``."""

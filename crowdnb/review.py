@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import lifecycle, providers
 from . import states as S
+from .errors import ConfigError, NotFound, StateError
 from .providers import UnitRef
 
 if TYPE_CHECKING:
@@ -21,22 +22,59 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _provider(run: Run) -> providers.Provider:
+    return run._service.provider if run._service else providers.create(run.config["provider"]["name"], run.store)
+
+
+def _unit_ref(run: Run, unit: dict[str, Any]) -> UnitRef:
+    agent = run.store.get_agent(int(unit["agent_id"]))
+    worker = run.store.worker_name(int(unit["worker_id"]))
+    return UnitRef(int(unit["id"]), run.id, worker, float(unit["pay_amount"]), json.loads(agent["external"]))
+
+
+def _own_unit(run: Run, unit_id: int) -> dict[str, Any]:
+    unit = run.store.get_unit(unit_id)
+    if unit["task_run_id"] != run.id:
+        raise NotFound(f"unit {unit_id} is not part of run {run.id}")
+    return unit
+
+
+def bonus(
+    run: Run, unit_ids: Sequence[int], amount: float, reason: str, key: str | None = None, actor: str = "requester"
+) -> int:
+    """Pay each unit's worker a bonus once per (unit, ``key``); returns how many were paid now.
+
+    ``key`` defaults to the amount and reason, so repeating the same bonus pays it once; pass a new key
+    to pay the same worker the same amount again on purpose.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+        raise ConfigError(f"bonus amount {amount!r} must be a positive number of dollars")
+    if not reason or not reason.strip():
+        raise ConfigError("a bonus needs a reason: the worker reads it")
+    units = [_own_unit(run, unit_id) for unit_id in unit_ids]
+    for unit in units:
+        if unit["status"] not in S.UNIT_SUBMITTED:
+            raise StateError(f"unit {unit['id']} is {unit['status']!r}; only submitted units get a bonus")
+    provider, paid = _provider(run), 0
+    for unit in units:
+        token = f"bonus:{unit['id']}:{key if key is not None else f'{amount:.2f}:{reason}'}"
+        if lifecycle.record_bonus(run.store, unit, float(amount), reason, token, actor):
+            provider.bonus(
+                run.store.worker_name(int(unit["worker_id"])), float(amount), reason, token, _unit_ref(run, unit)
+            )
+            paid += 1
+    return paid
+
+
 def decide(run: Run, unit_ids: Sequence[int], decision: str, note: str | None, actor: str = "requester") -> int:
     """Apply ``decision`` (accepted, rejected, soft_rejected) to units of ``run``; returns how many changed."""
-    provider = run._service.provider if run._service else providers.create(run.config["provider"]["name"], run.store)
-    changed = 0
+    provider, changed = _provider(run), 0
     for unit_id in unit_ids:
-        unit = run.store.get_unit(unit_id)
-        if unit["task_run_id"] != run.id:
-            from .errors import NotFound
-
-            raise NotFound(f"unit {unit_id} is not part of run {run.id}")
+        unit = _own_unit(run, unit_id)
         if not lifecycle.review(run.store, unit_id, decision, actor, note):
             continue
         changed += 1
-        agent = run.store.get_agent(int(unit["agent_id"]))
-        worker = run.store.worker_name(int(unit["worker_id"]))
-        ref = UnitRef(unit_id, run.id, worker, float(unit["pay_amount"]), json.loads(agent["external"]))
+        ref = _unit_ref(run, unit)
         action = {S.ACCEPTED: provider.approve, S.REJECTED: provider.reject, S.SOFT_REJECTED: provider.soft_reject}[
             decision
         ]

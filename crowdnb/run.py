@@ -21,6 +21,7 @@ from .dispatch import Dispatcher, Listener
 from .errors import ConfigError
 from .lifecycle import Quota
 from .live import LiveFrame
+from .page import summary_table
 from .providers import RunInfo
 from .router import create_app
 from .store import now
@@ -197,7 +198,7 @@ class Run:
             self.store.update_run(self.id, status="stopped", stopped_at=now())
             raise
         self._service = service
-        self.project.live[self.id] = self
+        self.project.served[self.id] = self
         log.info("run %s of task %r live at %s", self.id, self.task_name, self.url)
 
     # --- what a user reads ---------------------------------------------------------------------
@@ -219,7 +220,7 @@ class Run:
         return str(self.store.get_run(self.id)["status"])
 
     @property
-    def live(self) -> bool:
+    def serving(self) -> bool:
         """Whether this process is serving the run."""
         return self._service is not None
 
@@ -252,7 +253,7 @@ class Run:
     def stop(self) -> None:
         """Stop cleanly: expire outstanding units, close worker sockets, free the port."""
         service, self._service = self._service, None
-        self.project.live.pop(self.id, None)
+        self.project.served.pop(self.id, None)
         if service is not None:
             self.store.update_run(self.id, status="stopped", stopped_at=now())
             service.stop()
@@ -303,11 +304,35 @@ class Run:
 
         return decide(self, _ids(unit_ids), S.SOFT_REJECTED, note)
 
+    def bonus(self, unit_ids: int | Iterable[int], amount: float, reason: str, key: str | None = None) -> int:
+        """Pay the workers of submitted units a bonus; the same bonus repeated is paid once (see ``key``)."""
+        from .review import bonus
+
+        return bonus(self, _ids(unit_ids), amount, reason, key)
+
     def export(self, path: str | Path) -> Path:
         """Write this run's submissions to CSV, Parquet or JSONL (by suffix), uploaded files alongside."""
         from .export import export_frame
 
         return export_frame(self.df, Path(path), self.store.root)
+
+    def live(self, interval: float = 1.0) -> Any:
+        """A widget that follows the run: progress, rate, time left, cost, latest submissions, charts."""
+        from .widgets import LivePanel
+
+        return LivePanel(self, interval=interval)
+
+    def review(self, page_size: int = 20) -> Any:
+        """A widget table to approve, reject, soft-reject and bonus submitted units."""
+        from .review_table import ReviewTable
+
+        return ReviewTable(self, page_size=page_size)
+
+    def _repr_html_(self) -> str:
+        counts = self.counts
+        rows: dict[str, object] = {"state": self.state, "url": self.url if self.serving else "(not served)"}
+        rows.update({status.replace("_", "-"): n for status, n in counts.items() if n})
+        return summary_table(f"Run {self.id} of {self.task_name}", rows)
 
     def __repr__(self) -> str:
         counts = self.counts

@@ -77,4 +77,11 @@ CREATE TABLE provider_calls (
     idempotency_key TEXT UNIQUE, args TEXT NOT NULL DEFAULT '{}');
 """
 
-MIGRATIONS: list[Migration] = [Migration(1, "initial schema", _V1)]
+# a review action with a key (a bonus) happens at most once: money moves once per decision
+_V2 = """
+ALTER TABLE reviews ADD COLUMN key TEXT;
+CREATE UNIQUE INDEX reviews_key ON reviews (key) WHERE key IS NOT NULL;
+CREATE INDEX reviews_run_action ON reviews (task_run_id, action);
+"""
+
+MIGRATIONS: list[Migration] = [Migration(1, "initial schema", _V1), Migration(2, "review keys", _V2)]

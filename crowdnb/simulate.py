@@ -82,7 +82,7 @@ def simulate(
     """
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers={workers!r} must be a whole number ≥ 1")
-    if not run.live:
+    if not run.serving:
         raise ConfigError(f"run {run.id} is not being served; resume() it first")
     sim = Simulation(run.url, workers)
     bar = _progress_bar(run) if progress else None

@@ -208,6 +208,94 @@ class Store:
         row = self.query_one("SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run_id,))
         return json.loads(row["data"]) if row else None
 
+    def bonus_total(self, run_id: int) -> float:
+        """Dollars of bonus recorded for a run."""
+        return float(
+            self.scalar(
+                "SELECT coalesce(sum(amount), 0) FROM reviews WHERE task_run_id = ? AND action = 'bonus'", (run_id,)
+            )
+        )
+
+    def worker_stats(self, names: list[str], provider: str) -> dict[str, dict[str, int]]:
+        """Per worker name: their units by status across the whole project (for review decisions)."""
+        if not names:
+            return {}
+        marks = ",".join("?" * len(names))
+        stats: dict[str, dict[str, int]] = {name: {} for name in names}
+        for row in self.query(
+            f"SELECT w.name, u.status, count(*) AS n FROM units u JOIN workers w ON w.id = u.worker_id "
+            f"WHERE w.provider = ? AND w.name IN ({marks}) GROUP BY w.name, u.status",
+            (provider, *names),
+        ):
+            stats[row["name"]][row["status"]] = row["n"]
+        return stats
+
+    def set_qualification(self, provider: str, worker: str, name: str, value: int | None, actor: str) -> bool:
+        """Grant (``value``) or revoke (``None``) a qualification, with an audit row; False if nothing changed."""
+        with self.write() as conn:
+            worker_id = _find_or_create(conn, "workers", provider, worker)
+            row = conn.execute("SELECT id FROM qualifications WHERE name = ?", (name,)).fetchone()
+            qual_id = row[0] if row else new_id()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO qualifications (id, name, created_at) VALUES (?, ?, ?)", (qual_id, name, now())
+                )
+            if value is None:
+                changed = conn.execute(
+                    "DELETE FROM granted_qualifications WHERE worker_id = ? AND qualification_id = ?",
+                    (worker_id, qual_id),
+                ).rowcount
+            else:
+                changed = conn.execute(
+                    "INSERT INTO granted_qualifications (id, worker_id, qualification_id, value, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id, qualification_id) DO UPDATE SET "
+                    "value = excluded.value, updated_at = excluded.updated_at WHERE value != excluded.value",
+                    (new_id(), worker_id, qual_id, value, now(), now()),
+                ).rowcount
+            if changed:
+                table(conn, "reviews").insert(
+                    {
+                        "id": new_id(),
+                        "at": now(),
+                        "actor": actor,
+                        "action": "revoke" if value is None else "grant",
+                        "worker_id": worker_id,
+                        "amount": value,
+                        "note": name,
+                    }
+                )
+            return bool(changed)
+
+    def runs_overview(self) -> list[Row]:
+        """Every run with its task, state, address and units by outcome."""
+        return self.query(
+            "SELECT r.id AS run_id, t.name AS task, r.status AS state, r.provider, r.url, r.created_at, "
+            "count(u.id) AS units, sum(u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
+            "sum(u.status = 'accepted') AS accepted FROM task_runs r JOIN tasks t ON t.id = r.task_id "
+            "LEFT JOIN units u ON u.task_run_id = r.id GROUP BY r.id ORDER BY r.id"
+        )
+
+    def workers_overview(self) -> list[Row]:
+        """Every worker with their units by status and their qualifications."""
+        return self.query(
+            "SELECT w.provider, w.name AS worker, "
+            "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
+            "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'accepted') AS accepted, "
+            "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'rejected') AS rejected, "
+            "(SELECT group_concat(q.name || '=' || g.value, ', ') FROM granted_qualifications g "
+            " JOIN qualifications q ON q.id = g.qualification_id WHERE g.worker_id = w.id) AS qualifications "
+            "FROM workers w ORDER BY w.provider, w.name"
+        )
+
+    def worker_qualifications(self, provider: str, worker: str) -> dict[str, int]:
+        """A worker's qualifications: name → value."""
+        rows = self.query(
+            "SELECT q.name, g.value FROM granted_qualifications g JOIN qualifications q ON q.id = g.qualification_id "
+            "JOIN workers w ON w.id = g.worker_id WHERE w.provider = ? AND w.name = ? ORDER BY q.name",
+            (provider, worker),
+        )
+        return {r["name"]: r["value"] for r in rows}
+
     def agent_status(self, agent_id: int) -> str:
         """An agent's status (cheaper than ``get_agent`` for heartbeats)."""
         return str(self.scalar("SELECT status FROM agents WHERE id = ?", (agent_id,)))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .data import DataSource, Rows, load
 from .errors import ConfigError
-from .page import Field, TaskPage, find_template
+from .page import Field, Preview, TaskPage, find_template, summary_table
 from .project import Project, open_project
 
 if TYPE_CHECKING:
@@ -165,9 +165,21 @@ class Task:
             raise ConfigError(f"row {row} is out of range; the data has {len(self._loaded)} rows")
         return self._loaded[row]
 
-    def preview(self, row: int = 0) -> str:
-        """The exact HTML a worker receives for input row ``row`` (without a live token)."""
-        return self.page.render(self._sample_row(row), title=self.spec.title, description=self.spec.description)
+    def row_count(self) -> int:
+        """How many input rows the task has (0 for a generator: unknown until it is read)."""
+        return len(self._loaded) if self._loaded is not None else 0
+
+    def preview(self, row: int = 0) -> Preview:
+        """The exact HTML a worker receives for input row ``row`` (without a live token); shows inline."""
+        return Preview(
+            self.page.render(self._sample_row(row), title=self.spec.title, description=self.spec.description)
+        )
+
+    def preview_widget(self) -> Any:
+        """A widget: the page for any row, at phone or desktop width."""
+        from .widgets import preview_widget
+
+        return preview_widget(self)
 
     def launch(
         self,
@@ -194,6 +206,22 @@ class Task:
     def df(self) -> pd.DataFrame:
         """Every submission of every run of this task (results of re-runs collate)."""
         return self.project.task_frame(self.name)
+
+    def _repr_html_(self) -> str:
+        spec = self.spec
+        rows = self.row_count() or "a generator"
+        return summary_table(
+            f"Task {spec.name}",
+            {
+                "title": spec.title,
+                "reward": f"${spec.reward:.2f} per unit",
+                "rows": rows,
+                "workers per row": spec.units_per_assignment,
+                "inputs": ", ".join(self.page.required) or "none",
+                "answers": ", ".join(f.name for f in self.fields) or "none",
+                "page": spec.source,
+            },
+        )
 
     def __repr__(self) -> str:
         size = len(self._loaded) if self._loaded is not None else "a generator of"

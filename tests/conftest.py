@@ -41,7 +41,7 @@ def make_run(project: cn.Project) -> Iterator[Any]:
 
     yield make
     for run in runs:
-        if run.live:
+        if run.serving:
             run.stop()
 
 

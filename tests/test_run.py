@@ -36,7 +36,7 @@ def test_stop_expires_units_and_frees_the_port(run: cn.Run, worker) -> None:
     worker("alice").enter()
     port = int(run.url.rsplit(":", 1)[1].strip("/"))
     run.stop()
-    assert run.state == "stopped" and not run.live
+    assert run.state == "stopped" and not run.serving
     assert run.counts["expired"] == 6
     assert run.store.scalar("SELECT status FROM agents") == "expired"
     with pytest.raises(requests.ConnectionError):
@@ -54,7 +54,7 @@ def test_resume_serves_the_rest_on_the_same_port(run: cn.Run, worker) -> None:
     url = run.url
     run.stop()
     run.resume()
-    assert run.live and run.state == "running" and run.url == url
+    assert run.serving and run.state == "running" and run.url == url
     assert run.counts == run.counts | {"completed": 1, "launched": 5, "expired": 0}
     cn.simulate(run, workers=2)
     assert run.counts["completed"] == 6
@@ -82,7 +82,7 @@ def test_crashed_run_can_be_resumed_from_a_new_process(run: cn.Run, worker) -> N
     run._service.architect.shutdown()  # the router vanishes as with a dead kernel
     run._service.stopping.set()
     run._service = None
-    run.project.live.pop(run.id)
+    run.project.served.pop(run.id)
     script = textwrap.dedent(f"""
         import crowdnb as cn
         run = cn.open({str(run.store.root)!r}).runs[{run.id}]
@@ -190,7 +190,7 @@ def test_resume_falls_back_to_a_free_port_when_its_port_is_taken(run: cn.Run) ->
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         run.resume()
-        assert run.live and run.url != f"http://127.0.0.1:{port}/"
+        assert run.serving and run.url != f"http://127.0.0.1:{port}/"
     assert requests.get(run.url + "healthz", timeout=5).json()["ok"] is True
 
 
@@ -212,7 +212,7 @@ def test_taken_port_is_a_clear_error(project: cn.Project) -> None:
         with pytest.raises(cn.ArchitectError, match=rf"cannot listen on 127.0.0.1:{port} \(is it taken\?\)"):
             task.launch(architect_options={"port": port})
     assert [r.state for r in project.runs.values()] == ["stopped"]
-    assert project.live == {}
+    assert project.served == {}
 
 
 def test_project_folder_comes_from_crowdnb_home(tmp_path) -> None:

@@ -1,0 +1,146 @@
+"""Notebook widgets: the task preview and the live panel of a run.
+
+No widget ever blocks a cell: the live panel refreshes itself from a daemon thread (ipywidgets sends
+trait changes from any thread), and every figure it shows comes from the store.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+import pandas as pd
+
+from . import charts
+from . import states as S
+from .page import ASSETS
+
+if TYPE_CHECKING:
+    from .run import Run
+    from .task import Task
+
+WIDTHS = {"phone": "375px", "desktop": "100%"}
+
+
+def iframe(page: str, width: str = "100%", height: str = "480px") -> str:
+    """A worker page shown inline: its stylesheet inlined, since an iframe ``srcdoc`` has no server."""
+    css = (ASSETS / "crowd.css").read_text(encoding="utf-8")
+    page = page.replace('<link rel="stylesheet" href="_crowd/crowd.css">', f"<style>{css}</style>")
+    return (
+        f'<iframe class="crowd-preview" srcdoc="{html.escape(page, quote=True)}" '
+        f'style="width:{width};height:{height};border:1px solid #ccc;border-radius:6px;background:#fff"></iframe>'
+    )
+
+
+def preview_widget(task: Task) -> W.VBox:
+    """The worker's page for any input row, at phone or desktop width."""
+    rows = task.row_count()
+    row = W.BoundedIntText(value=0, min=0, max=max(rows - 1, 0), description="row", layout=W.Layout(width="160px"))
+    width = W.ToggleButtons(options=list(WIDTHS), value="desktop", description="width")
+    frame = W.HTML()
+
+    def show(_: Any = None) -> None:
+        frame.value = iframe(task.preview(row.value), WIDTHS[width.value])
+
+    row.observe(show, names="value")
+    width.observe(show, names="value")
+    show()
+    note = W.HTML(f"<small>{rows} input rows</small>" if rows else "<small>rows come from a generator</small>")
+    return W.VBox([W.HBox([row, width, note]), frame])
+
+
+def spend(run: Run) -> dict[str, float]:
+    """Money of a run so far: rewards paid (accepted, soft-rejected), pending review, bonuses."""
+    counts = run.counts
+    reward = run.spec.reward
+    bonuses = run.store.bonus_total(run.id)
+    paid = (counts[S.ACCEPTED] + counts[S.SOFT_REJECTED]) * reward
+    return {"paid": paid, "pending": counts[S.COMPLETED] * reward, "bonuses": bonuses}
+
+
+class LivePanel:
+    """Progress by unit status, rate, time left, cost, the latest submissions and two charts."""
+
+    def __init__(self, run: Run, interval: float = 1.0, latest: int = 8) -> None:
+        self.run, self.interval, self.latest = run, interval, latest
+        self.title = W.HTML()
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="submitted", bar_style="info")
+        self.stats = W.HTML()
+        self.table = W.HTML()
+        self.charts = W.HTML()
+        self.widget = W.VBox([self.title, self.progress, self.stats, self.charts, self.table])
+        self.figures: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name=f"crowdnb-live-{run.id}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+            if not self.run.serving:
+                return  # one last refresh after the run stopped
+
+    def close(self) -> None:
+        """Stop refreshing."""
+        self._stop.set()
+
+    def refresh(self) -> None:
+        """Recompute every figure from the store and update the widgets."""
+        run = self.run
+        counts = run.counts
+        frame = run.df
+        submitted = sum(counts[s] for s in S.UNIT_SUBMITTED)
+        total = sum(counts.values()) - counts[S.EXPIRED] if run.serving else sum(counts.values())
+        rate = _per_minute(frame)
+        left = total - submitted
+        money = spend(run)
+        self.figures = {"submitted": submitted, "total": total, "per_minute": rate, "left": left, **money}
+        self.title.value = f"<b>{html.escape(run.spec.title)}</b> · run {run.id} · {html.escape(run.state)}" + (
+            f' · <a href="{html.escape(run.url)}" target="_blank">{html.escape(run.url)}</a>' if run.serving else ""
+        )
+        self.progress.max = max(total, 1)
+        self.progress.value = submitted
+        self.progress.bar_style = "success" if total and submitted >= total else "info"
+        eta = f"{left / rate:.1f} min" if rate > 0 and left else ("done" if not left else "—")
+        by_status = " · ".join(f"{s.replace('_', '-')} {n}" for s, n in counts.items() if n)
+        self.stats.value = (
+            f"<div class='crowd-live-stats'>{submitted}/{total} submitted · {rate:.1f}/min · time left {eta} · "
+            f"cost ${money['paid'] + money['bonuses']:.2f} paid + ${money['pending']:.2f} pending"
+            f"<br><small>{by_status or 'no units yet'}</small></div>"
+        )
+        times = _seconds(frame["submitted_at"]).tolist()
+        self.charts.value = charts.cumulative(times) + " " + charts.histogram(frame["duration_s"].tolist())
+        self.table.value = _latest_table(frame, self.latest)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _per_minute(frame: pd.DataFrame, window: float = 300.0) -> float:
+    """Submissions per minute over the last ``window`` seconds (or since the first, if sooner)."""
+    if frame.empty:
+        return 0.0
+    stamps = _seconds(frame["submitted_at"])
+    now = time.time()
+    recent = stamps[stamps > now - window]
+    if recent.empty:
+        return 0.0
+    span = max(now - max(recent.min(), now - window), 1.0)
+    return float(len(recent) / span * 60)
+
+
+def _seconds(stamps: pd.Series) -> pd.Series:
+    """UTC timestamps as seconds since the epoch, whatever the resolution pandas chose."""
+    return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+
+
+def _latest_table(frame: pd.DataFrame, latest: int) -> str:
+    if frame.empty:
+        return "<i>No submissions yet.</i>"
+    hidden = {"run_id", "unit_id", "assignment_id", "unit_index", "row_index", "started_at", "reward"}
+    shown = frame.sort_values("submitted_at").tail(latest)[[c for c in frame.columns if c not in hidden]]
+    return shown.to_html(index=False, escape=True, classes="crowd-latest", float_format=lambda v: f"{v:.1f}")
