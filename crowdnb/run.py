@@ -214,6 +214,21 @@ class Run:
         )
         return provider.worker_url(self.url, worker)
 
+    def link(self, worker: str | None = None) -> str:
+        """The link to show a person in a notebook: through the Jupyter server's proxy when the kernel is remote.
+
+        Without ``worker`` it opens the preview; with it, that (mock) worker's page.
+        """
+        from urllib.parse import urlsplit
+
+        from .links import browser_base
+
+        base = browser_base(self.url)
+        if worker is None:
+            return base
+        query = urlsplit(self.worker_url(worker)).query
+        return f"{base}?{query}"
+
     @property
     def state(self) -> str:
         """running, completed or stopped."""

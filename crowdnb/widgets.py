@@ -100,7 +100,7 @@ class LivePanel:
         money = spend(run)
         self.figures = {"submitted": submitted, "total": total, "per_minute": rate, "left": left, **money}
         self.title.value = f"<b>{html.escape(run.spec.title)}</b> · run {run.id} · {html.escape(run.state)}" + (
-            f' · <a href="{html.escape(run.url)}" target="_blank">{html.escape(run.url)}</a>' if run.serving else ""
+            f' · <a href="{html.escape(run.link())}" target="_blank">worker page (preview)</a>' if run.serving else ""
         )
         self.progress.max = max(total, 1)
         self.progress.value = submitted

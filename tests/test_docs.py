@@ -32,6 +32,13 @@ def test_every_command_is_documented() -> None:
         assert f"crowdnb {name}" in README, f"`crowdnb {name}` is missing from the README"
 
 
+def test_every_magic_is_documented() -> None:
+    from crowdnb.magics import _parsers
+
+    for name in _parsers():
+        assert f"%crowd {name}" in README or f"%%crowd {name}" in README, f"%crowd {name} is missing from the README"
+
+
 def test_every_provider_and_architect_is_documented() -> None:
     for kind in ("provider", "architect"):
         for name in plugins.installed(kind):

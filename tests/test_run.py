@@ -223,3 +223,13 @@ def test_project_folder_comes_from_crowdnb_home(tmp_path) -> None:
     )
     assert out.stdout.strip() == str(tmp_path / "home")
     assert (tmp_path / "home" / "crowdnb.db").is_file()
+
+
+def test_links_for_a_remote_notebook(run: cn.Run, monkeypatch) -> None:
+    port = int(run.url.rsplit(":", 1)[1].strip("/"))
+    assert run.link() == run.url  # a plain Python process: the router's own address
+    monkeypatch.setenv("JPY_SESSION_NAME", "nb.ipynb")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    assert run.link("alice") == f"/user/ada/proxy/{port}/?worker_id=alice"  # jupyter-server-proxy is installed
+    monkeypatch.setenv("CROWDNB_PUBLIC_URL", "https://hub.example.org/user/ada/proxy/{port}")
+    assert run.link() == f"https://hub.example.org/user/ada/proxy/{port}/"
