@@ -24,7 +24,8 @@ from .errors import (
 from .page import available_templates as templates
 from .project import Project
 from .project import open_project as open
-from .qualifications import grant, revoke
+from .qualifications import block, grant, revoke, unblock
+from .requirements import Requirement, allow_list, block_list, requirement
 from .run import Run
 from .simulate import Simulation, simulate
 from .task import Task
@@ -40,18 +41,24 @@ __all__ = [
     "NotFound",
     "Project",
     "ProviderError",
+    "Requirement",
     "Run",
     "Simulation",
     "StateError",
     "Task",
     "WorkerRefused",
     "__version__",
+    "allow_list",
+    "block",
+    "block_list",
     "grant",
     "load_ipython_extension",
     "open",
+    "requirement",
     "revoke",
     "simulate",
     "templates",
+    "unblock",
 ]
 
 

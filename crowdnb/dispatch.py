@@ -25,6 +25,7 @@ from . import states as S
 from .errors import AuthError, WorkerRefused
 from .lifecycle import Quota
 from .providers import Completion, Provider, RunInfo
+from .requirements import BLOCKED, first_unmet
 from .store import Row, Store
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,11 @@ class Dispatcher:
         if identity is None:
             return None
         worker_id = self.store.worker(self.provider.name, identity.worker)
+        unmet = first_unmet(self.run.requirements, self.store.qualifications_of(worker_id), self.provider.name)
+        if unmet is not None:
+            if unmet.name == BLOCKED:
+                raise WorkerRefused("not_qualified", "You can no longer take this requester's tasks.")
+            raise WorkerRefused("not_qualified", f"You are not qualified for this task: it needs {unmet.describe()}.")
         agent, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, self.quota, identity.external)
         full = self.store.get_agent(int(agent["id"]))
         return Entry(

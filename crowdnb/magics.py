@@ -158,10 +158,17 @@ class CrowdMagics(Magics):
     # --- subcommands ---------------------------------------------------------------------------
     def _template(self, args: argparse.Namespace, cell: str | None) -> Task:
         task = Task(
-            self._name(args), title=args.title, reward=args.reward, description=args.description,
-            tags=args.tags, html=cell or "", data=args.data, units_per_assignment=args.units,
-            assignment_duration=args.duration, project=self._project(),
-        )  # fmt: skip
+            self._name(args),
+            title=args.title,
+            reward=args.reward,
+            description=args.description,
+            tags=args.tags,
+            html=cell or "",
+            data=args.data,
+            units_per_assignment=args.units,
+            assignment_duration=args.duration,
+            project=self._project(),
+        )
         self.tasks[task.name] = task
         return task
 
@@ -209,9 +216,9 @@ class CrowdMagics(Magics):
 
     def _qualify(self, args: argparse.Namespace, cell: str | None) -> int | None:
         if args.revoke:
-            revoke(self._project(), args.worker, args.qualification, provider=args.provider)
+            revoke(args.worker, args.qualification, provider=args.provider, project=self._project())
             return None
-        return grant(self._project(), args.worker, args.qualification, args.value, provider=args.provider)
+        return grant(args.worker, args.qualification, args.value, provider=args.provider, project=self._project())
 
     def _open(self, args: argparse.Namespace, cell: str | None) -> Project:
         self.project = open_project(args.path)

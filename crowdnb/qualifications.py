@@ -1,41 +1,77 @@
-"""Qualifications: named integer flags on workers, recorded locally and pushed down to the provider."""
+"""Granting, revoking and blocking: qualification values on workers, recorded locally and on the provider.
+
+Each change is written to the store first (with an audit row) and then pushed to the provider, so the
+local record is the truth even when a platform call fails.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
+import os
 
 from . import providers
 from .errors import ConfigError
+from .project import Project, open_project
+from .requirements import BLOCKED, check_name
 
-if TYPE_CHECKING:
-    from .project import Project
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+ProjectLike = Project | str | os.PathLike[str] | None
 
 
-def _check(name: str, value: int = 1) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"qualification name {name!r} is not valid; use letters, digits, '_', '-', '.' or ':'")
+def _project(project: ProjectLike) -> Project:
+    return project if isinstance(project, Project) else open_project(project)
+
+
+def grant(
+    worker: str,
+    name: str,
+    value: int = 1,
+    *,
+    provider: str = "mock",
+    project: ProjectLike = None,
+    actor: str = "requester",
+) -> int:
+    """Give ``worker`` the qualification ``name`` with ``value`` (granting again updates it); returns the value."""
+    check_name(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"qualification value {value!r} must be a whole number")
-
-
-def grant(project: Project, worker: str, name: str, value: int = 1, provider: str = "mock",
-          actor: str = "requester") -> int:  # fmt: skip
-    """Give ``worker`` the qualification ``name`` with ``value`` (granting again updates it); returns the value."""
-    _check(name, value)
-    platform = providers.create(provider, project.store)
-    project.store.set_qualification(provider, worker, name, value, actor)
-    platform.grant_qualification(worker, name, value)
+    where = _project(project)
+    platform = providers.create(provider, where.store)
+    if where.store.set_qualification(provider, worker, name, value, actor):
+        platform.grant_qualification(worker, name, value)
     return value
 
 
-def revoke(project: Project, worker: str, name: str, provider: str = "mock", actor: str = "requester") -> bool:
+def revoke(
+    worker: str, name: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester"
+) -> bool:
     """Take the qualification ``name`` away from ``worker``; False if they did not have it."""
-    _check(name)
-    platform = providers.create(provider, project.store)
-    removed = project.store.set_qualification(provider, worker, name, None, actor)
+    check_name(name)
+    where = _project(project)
+    platform = providers.create(provider, where.store)
+    removed = where.store.set_qualification(provider, worker, name, None, actor)
     if removed:
         platform.revoke_qualification(worker, name)
     return removed
+
+
+def block(
+    worker: str, reason: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester"
+) -> bool:
+    """Stop ``worker`` from getting units of any task (and block them on the provider); False if already blocked."""
+    if not reason or not reason.strip():
+        raise ConfigError("a block needs a reason (it is kept in the audit log)")
+    where = _project(project)
+    platform = providers.create(provider, where.store)
+    changed = where.store.set_qualification(provider, worker, BLOCKED, 1, actor, note=reason)
+    if changed:
+        platform.block(worker, reason)
+    return changed
+
+
+def unblock(worker: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester") -> bool:
+    """Lift a block; False if the worker was not blocked."""
+    where = _project(project)
+    platform = providers.create(provider, where.store)
+    changed = where.store.set_qualification(provider, worker, BLOCKED, None, actor)
+    if changed:
+        platform.unblock(worker)
+    return changed

@@ -55,7 +55,15 @@ class _Service:
         preview = run.store.first_input(run.id) or page.placeholder_row()
         quota = Quota(spec.allowed_concurrent, spec.maximum_units_per_worker)
         info = RunInfo(
-            run.id, spec.name, spec.title, spec.description, spec.reward, spec.tags, "", spec.assignment_duration
+            run.id,
+            spec.name,
+            spec.title,
+            spec.description,
+            spec.reward,
+            spec.tags,
+            "",
+            spec.assignment_duration,
+            spec.requirements(),
         )
         self.dispatcher = Dispatcher(run.store, info, self.provider, quota, stored["secret"], spec.assignment_duration)
         self.dispatcher.listeners = run._listeners

@@ -230,7 +230,9 @@ class Store:
             stats[row["name"]][row["status"]] = row["n"]
         return stats
 
-    def set_qualification(self, provider: str, worker: str, name: str, value: int | None, actor: str) -> bool:
+    def set_qualification(
+        self, provider: str, worker: str, name: str, value: int | None, actor: str, note: str | None = None
+    ) -> bool:
         """Grant (``value``) or revoke (``None``) a qualification, with an audit row; False if nothing changed."""
         with self.write() as conn:
             worker_id = _find_or_create(conn, "workers", provider, worker)
@@ -261,7 +263,8 @@ class Store:
                         "action": "revoke" if value is None else "grant",
                         "worker_id": worker_id,
                         "amount": value,
-                        "note": name,
+                        "note": note,
+                        "details": json.dumps({"qualification": name}),
                     }
                 )
             return bool(changed)
@@ -286,6 +289,15 @@ class Store:
             " JOIN qualifications q ON q.id = g.qualification_id WHERE g.worker_id = w.id) AS qualifications "
             "FROM workers w ORDER BY w.provider, w.name"
         )
+
+    def qualifications_of(self, worker_id: int) -> dict[str, int]:
+        """A worker's qualifications by worker id: name → value (checked at every dispatch)."""
+        rows = self.query(
+            "SELECT q.name, g.value FROM granted_qualifications g JOIN qualifications q ON q.id = g.qualification_id "
+            "WHERE g.worker_id = ?",
+            (worker_id,),
+        )
+        return {r["name"]: r["value"] for r in rows}
 
     def worker_qualifications(self, provider: str, worker: str) -> dict[str, int]:
         """A worker's qualifications: name → value."""

@@ -13,6 +13,7 @@ from .data import DataSource, Rows, load
 from .errors import ConfigError
 from .page import Field, Preview, TaskPage, find_template, summary_table
 from .project import Project, open_project
+from .requirements import BLOCKED, Requirement, block_list, parse
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,11 +42,17 @@ class TaskSpec:
     maximum_units_per_worker: int = 0
     disconnect_grace: float = 10.0
     max_upload_mb: float = 20.0
+    qualifications: tuple[dict[str, Any], ...] = ()
+
+    def requirements(self) -> tuple[Requirement, ...]:
+        """The task's qualification requirements plus the block list every task has."""
+        return (*parse(self.qualifications), block_list(BLOCKED))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["tags"] = list(self.tags)
+        out["qualifications"] = list(self.qualifications)
         return out
 
     @classmethod
@@ -54,6 +61,7 @@ class TaskSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
         values["tags"] = tuple(values.get("tags", ()))
+        values["qualifications"] = tuple(values.get("qualifications", ()))
         return cls(**values)
 
     def page(self) -> TaskPage:
@@ -86,6 +94,7 @@ class Task:
         maximum_units_per_worker: int = 0,
         disconnect_grace: float = 10.0,
         max_upload_mb: float = 20.0,
+        qualifications: Sequence[Requirement | dict[str, Any]] = (),
         project: str | Path | Project | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -132,6 +141,7 @@ class Task:
             maximum_units_per_worker=maximum_units_per_worker,
             disconnect_grace=float(disconnect_grace),
             max_upload_mb=float(max_upload_mb),
+            qualifications=tuple(r.to_dict() for r in parse(qualifications)),
         )
         self.page = self.spec.page()
         self._rows = load(data, self.page.required)

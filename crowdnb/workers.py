@@ -29,11 +29,11 @@ class Worker:
 
     def grant(self, qualification: str, value: int = 1) -> int:
         """Grant a qualification (see ``cn.grant``)."""
-        return grant(self.project, self.name, qualification, value, provider=self.provider)
+        return grant(self.name, qualification, value, provider=self.provider, project=self.project)
 
     def revoke(self, qualification: str) -> bool:
         """Revoke a qualification (see ``cn.revoke``)."""
-        return revoke(self.project, self.name, qualification, provider=self.provider)
+        return revoke(self.name, qualification, provider=self.provider, project=self.project)
 
     def _repr_html_(self) -> str:
         rows: dict[str, object] = {"provider": self.provider}

@@ -9,8 +9,9 @@ from crowdnb import plugins
 def test_public_names_are_pinned() -> None:
     assert sorted(cn.__all__) == [
         "ArchitectError", "AuthError", "ConfigError", "CrowdError", "DataError", "NotFound", "Project",
-        "ProviderError", "Run", "Simulation", "StateError", "Task", "WorkerRefused", "__version__", "grant",
-        "load_ipython_extension", "open", "revoke", "simulate", "templates",
+        "ProviderError", "Requirement", "Run", "Simulation", "StateError", "Task", "WorkerRefused",
+        "__version__", "allow_list", "block", "block_list", "grant", "load_ipython_extension", "open",
+        "requirement", "revoke", "simulate", "templates", "unblock",
     ]  # fmt: skip
     for name in cn.__all__:
         assert hasattr(cn, name)

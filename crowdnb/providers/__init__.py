@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from ..requirements import Requirement
+
 if TYPE_CHECKING:
     from ..store import Store
 
@@ -55,6 +57,7 @@ class RunInfo:
     tags: tuple[str, ...]
     url: str
     assignment_duration: int
+    requirements: tuple[Requirement, ...] = ()  # pushed down at set-up (MTurk QualificationRequirements …)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,14 @@ class MockProvider:
 
     def setup_run(self, run: RunInfo) -> None:
         """Record the run set-up."""
-        self._record("setup_run", task_run_id=run.id, title=run.title, reward=run.reward, url=run.url)
+        self._record(
+            "setup_run",
+            task_run_id=run.id,
+            title=run.title,
+            reward=run.reward,
+            url=run.url,
+            requirements=[r.to_dict() for r in run.requirements],
+        )
 
     def publish(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """Record how many units went on offer."""
