@@ -72,8 +72,32 @@ def add_assignments(
     return len(assignments)
 
 
-def launch_units(store: Store, run_id: int, cap: int = 0) -> list[int]:
-    """Move created units to launched, keeping launched + assigned at most ``cap`` (0 = no cap)."""
+@dataclass(frozen=True)
+class Budget:
+    """At most ``dollars`` for a task, rewards and bonuses with the provider's fee on top."""
+
+    task_id: int
+    dollars: float
+    unit_cost: float  # one unit's reward with the fee
+    fee_rate: float
+
+
+def committed_spend(conn: sqlite3.Connection, task_id: int, fee_rate: float) -> float:
+    """Dollars a task has paid or may still pay: rewards of units on offer, held or payable, and bonuses."""
+    rewards = conn.execute(
+        "SELECT coalesce(sum(pay_amount), 0) FROM units WHERE task_id = ? "
+        "AND status IN ('launched', 'assigned', 'completed', 'accepted', 'soft_rejected')",
+        (task_id,),
+    ).fetchone()[0]
+    bonuses = conn.execute(
+        "SELECT coalesce(sum(amount), 0) FROM reviews WHERE task_id = ? AND action = 'bonus'", (task_id,)
+    ).fetchone()[0]
+    return float(rewards + bonuses) * (1 + fee_rate)
+
+
+def launch_units(store: Store, run_id: int, cap: int = 0, budget: Budget | None = None) -> list[int]:
+    """Move created units to launched, keeping launched + assigned at most ``cap`` (0 = no cap) and the
+    task's committed spend within ``budget``."""
     with store.write() as conn:
         limit = -1
         if cap:
@@ -82,8 +106,12 @@ def launch_units(store: Store, run_id: int, cap: int = 0) -> list[int]:
                 (run_id,),
             ).fetchone()[0]
             limit = max(cap - live, 0)
-            if limit == 0:
-                return []
+        if budget is not None and budget.unit_cost > 0:
+            room = budget.dollars - committed_spend(conn, budget.task_id, budget.fee_rate)
+            affordable = max(int(room / budget.unit_cost + 1e-9), 0)
+            limit = affordable if limit < 0 else min(limit, affordable)
+        if limit == 0:
+            return []
         ids = [
             r[0]
             for r in conn.execute(
@@ -297,8 +325,13 @@ def review(store: Store, unit_id: int, decision: str, actor: str, note: str | No
         return True
 
 
-def record_bonus(store: Store, unit: Row, amount: float, reason: str, key: str, actor: str) -> bool:
-    """Record a bonus for a unit's worker once per ``key``; False when that key was paid before."""
+def record_bonus(
+    store: Store, worker_id: int, amount: float, reason: str, key: str, actor: str, unit: Row | None = None
+) -> bool:
+    """Record a bonus (for a unit, or for a worker outside any unit) once per ``key``; False if seen before.
+
+    The intent is written before the provider is called, so a crash between the two can never pay twice.
+    """
     with store.write() as conn:
         try:
             table(conn, "reviews").insert(
@@ -307,10 +340,10 @@ def record_bonus(store: Store, unit: Row, amount: float, reason: str, key: str, 
                     "at": now(),
                     "actor": actor,
                     "action": "bonus",
-                    "unit_id": unit["id"],
-                    "worker_id": unit["worker_id"],
-                    "task_id": unit["task_id"],
-                    "task_run_id": unit["task_run_id"],
+                    "unit_id": unit["id"] if unit else None,
+                    "worker_id": worker_id,
+                    "task_id": unit["task_id"] if unit else None,
+                    "task_run_id": unit["task_run_id"] if unit else None,
                     "amount": amount,
                     "note": reason,
                     "key": key,

@@ -17,6 +17,14 @@ if TYPE_CHECKING:
     from .workers import Worker
 
 _open: dict[Path, Project] = {}
+
+
+def with_fees(money: dict[str, float], fee_rate: float) -> dict[str, float]:
+    """Add the provider's fees on paid rewards and bonuses, and the total so far."""
+    fees = (money["rewards"] + money["bonuses"]) * fee_rate
+    return {**money, "fees": fees, "total": money["rewards"] + money["bonuses"] + fees}
+
+
 _open_lock = threading.Lock()
 
 
@@ -82,6 +90,14 @@ class Project:
     def worker_table(self) -> pd.DataFrame:
         """One row per worker: units submitted, accepted, rejected, and qualifications."""
         return pd.DataFrame(self.store.workers_overview())
+
+    def task_spend(self, name: str) -> dict[str, float]:
+        """Dollars of every run of task ``name``, each with its provider's fees (see ``Run.spend``)."""
+        total = dict.fromkeys(("rewards", "pending", "bonuses", "fees", "total"), 0.0)
+        for run in self.task_runs(name):
+            for key, value in run.spend.items():
+                total[key] += value
+        return total
 
     def task_frame(self, name: str) -> pd.DataFrame:
         """Every submission of every run of task ``name``."""

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import lifecycle, providers
+from . import lifecycle
 from . import states as S
 from .errors import ConfigError, NotFound, StateError
 from .providers import UnitRef
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     from .run import Run
 
 log = logging.getLogger(__name__)
-
-
-def _provider(run: Run) -> providers.Provider:
-    return run._service.provider if run._service else providers.create(run.config["provider"]["name"], run.store)
 
 
 def _unit_ref(run: Run, unit: dict[str, Any]) -> UnitRef:
@@ -55,10 +51,10 @@ def bonus(
     for unit in units:
         if unit["status"] not in S.UNIT_SUBMITTED:
             raise StateError(f"unit {unit['id']} is {unit['status']!r}; only submitted units get a bonus")
-    provider, paid = _provider(run), 0
+    provider, paid = run._provider(), 0
     for unit in units:
         token = f"bonus:{unit['id']}:{key if key is not None else f'{amount:.2f}:{reason}'}"
-        if lifecycle.record_bonus(run.store, unit, float(amount), reason, token, actor):
+        if lifecycle.record_bonus(run.store, int(unit["worker_id"]), float(amount), reason, token, actor, unit):
             provider.bonus(
                 run.store.worker_name(int(unit["worker_id"])), float(amount), reason, token, _unit_ref(run, unit)
             )
@@ -68,7 +64,7 @@ def bonus(
 
 def decide(run: Run, unit_ids: Sequence[int], decision: str, note: str | None, actor: str = "requester") -> int:
     """Apply ``decision`` (accepted, rejected, soft_rejected) to units of ``run``; returns how many changed."""
-    provider, changed = _provider(run), 0
+    provider, changed = run._provider(), 0
     for unit_id in unit_ids:
         unit = _own_unit(run, unit_id)
         if not lifecycle.review(run.store, unit_id, decision, actor, note):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import numbers
 import secrets
 import threading
 import time
@@ -22,6 +23,7 @@ from .errors import ConfigError
 from .lifecycle import Quota
 from .live import LiveFrame
 from .page import summary_table
+from .project import with_fees
 from .providers import RunInfo
 from .router import create_app
 from .store import now
@@ -135,8 +137,12 @@ class _Service:
             store.update_run(run.id, data_exhausted=1)
 
     def launch(self) -> None:
-        """Put created units on offer, within ``max_num_concurrent_units``."""
-        launched = lifecycle.launch_units(self.run.store, self.run.id, self.run.spec.max_num_concurrent_units)
+        """Put created units on offer, within ``max_num_concurrent_units`` and the task's budget."""
+        spec, fee = self.run.spec, self.provider.fee_rate
+        budget = None
+        if spec.budget is not None:
+            budget = lifecycle.Budget(self.run.task_id, spec.budget, spec.reward * (1 + fee), fee)
+        launched = lifecycle.launch_units(self.run.store, self.run.id, spec.max_num_concurrent_units, budget)
         if launched and self.info is not None:
             self.provider.publish(self.info, launched)
 
@@ -253,6 +259,18 @@ class Run:
         return self.store.unit_counts(self.id)
 
     @property
+    def spend(self) -> dict[str, float]:
+        """Dollars so far: rewards paid, rewards pending review, bonuses, the provider's fees, total."""
+        fee = self._service.provider.fee_rate if self._service else self._provider().fee_rate
+        return with_fees(self.store.spend("run", self.id), fee)
+
+    def _provider(self) -> providers.Provider:
+        """The live provider, or a new client of the stored one (for review after a stop)."""
+        if self._service is not None:
+            return self._service.provider
+        return providers.create(self.config["provider"]["name"], self.store, **self.config["provider"]["options"])
+
+    @property
     def df(self) -> pd.DataFrame:
         """One row per submitted unit so far: ids, worker, status, timing, inputs, answers."""
         return self._frame.refresh()
@@ -309,11 +327,19 @@ class Run:
         return self
 
     # --- review and export ---------------------------------------------------------------------
-    def approve(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
-        """Accept and pay submitted units; approving twice pays once. Returns how many changed."""
+    def approve(self, unit_ids: int | Iterable[int], note: str | None = None, bonus: float | None = None) -> int:
+        """Accept and pay submitted units, optionally with a bonus each; approving twice pays once.
+
+        Returns how many units changed.
+        """
+        from .review import bonus as pay_bonus
         from .review import decide
 
-        return decide(self, _ids(unit_ids), S.ACCEPTED, note)
+        ids = _ids(unit_ids)
+        changed = decide(self, ids, S.ACCEPTED, note)
+        if bonus is not None:
+            pay_bonus(self, ids, bonus, note or "Thank you for your careful work.", key="with-approval")
+        return changed
 
     def reject(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
         """Reject submitted units (not paid); the note is what the worker reads."""
@@ -364,8 +390,7 @@ class Run:
 
 
 def _ids(unit_ids: int | Iterable[int]) -> Sequence[int]:
-    if isinstance(unit_ids, int):
-        return [unit_ids]
-    if isinstance(unit_ids, pd.Series):
-        return [int(u) for u in unit_ids.tolist()]
+    """Unit ids from an int, a numpy integer, a Series or any iterable of them."""
+    if isinstance(unit_ids, (int, numbers.Integral)):  # numpy integers from a DataFrame too
+        return [int(unit_ids)]
     return [int(u) for u in unit_ids]

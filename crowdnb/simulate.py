@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
+PATIENCE = 3.0  # seconds a bot keeps asking while units wait to be launched
 _STOP_REASONS = {"no_work", "finished", "max_reached", "not_qualified"}
 
 
@@ -124,18 +125,21 @@ def _work(
     session = requests.Session()
     session.headers["Accept"] = "application/json"
     url, submit_url = run.worker_url(name), run.url + "submit"
-    done = 0
+    done, idle_since = 0, None
     while units is None or done < units:
         try:
             reply = session.get(url, timeout=30)
             body = reply.json()
             if reply.status_code != 200:
-                # throttled runs launch more units later: a patient worker comes back for them
-                waiting = body.get("reason") == "no_work" and run.counts["created"] > 0
-                if body.get("reason") in _STOP_REASONS and not waiting:
+                # a throttled run launches more units as others finish: a patient worker comes back for a
+                # while; units held back by a budget never come, so patience runs out
+                idle_since = idle_since or time.monotonic()
+                patient = body.get("reason") == "no_work" and run.counts["created"] > 0
+                if body.get("reason") in _STOP_REASONS and not (patient and time.monotonic() - idle_since < PATIENCE):
                     return
                 time.sleep(0.2)
                 continue
+            idle_since = None
             if think[1]:
                 time.sleep(rng.uniform(*think))
             answers = answer(body["input"]) if answer else random_answer(body["fields"], rng)

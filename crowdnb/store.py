@@ -208,13 +208,20 @@ class Store:
         row = self.query_one("SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run_id,))
         return json.loads(row["data"]) if row else None
 
-    def bonus_total(self, run_id: int) -> float:
-        """Dollars of bonus recorded for a run."""
-        return float(
-            self.scalar(
-                "SELECT coalesce(sum(amount), 0) FROM reviews WHERE task_run_id = ? AND action = 'bonus'", (run_id,)
-            )
+    def spend(self, scope: str, scope_id: int) -> dict[str, float]:
+        """Dollars of a run (``scope="run"``) or task: rewards paid, rewards awaiting review, bonuses."""
+        column = {"run": "task_run_id", "task": "task_id"}[scope]
+        row = self.query_one(
+            "SELECT coalesce(sum(CASE WHEN status IN ('accepted', 'soft_rejected') THEN pay_amount END), 0) AS paid, "
+            "coalesce(sum(CASE WHEN status = 'completed' THEN pay_amount END), 0) AS pending "
+            f"FROM units WHERE {column} = ?",
+            (scope_id,),
         )
+        bonuses = self.scalar(
+            f"SELECT coalesce(sum(amount), 0) FROM reviews WHERE {column} = ? AND action = 'bonus'", (scope_id,)
+        )
+        paid, pending = (float(row["paid"]), float(row["pending"])) if row else (0.0, 0.0)
+        return {"rewards": paid, "pending": pending, "bonuses": float(bonuses)}
 
     def worker_stats(self, names: list[str], provider: str) -> dict[str, dict[str, int]]:
         """Per worker name: their units by status across the whole project (for review decisions)."""

@@ -43,6 +43,7 @@ class TaskSpec:
     disconnect_grace: float = 10.0
     max_upload_mb: float = 20.0
     qualifications: tuple[dict[str, Any], ...] = ()
+    budget: float | None = None  # dollars for the whole task (every run), fees included
 
     def requirements(self) -> tuple[Requirement, ...]:
         """The task's qualification requirements plus the block list every task has."""
@@ -95,6 +96,7 @@ class Task:
         disconnect_grace: float = 10.0,
         max_upload_mb: float = 20.0,
         qualifications: Sequence[Requirement | dict[str, Any]] = (),
+        budget: float | None = None,
         project: str | Path | Project | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -116,6 +118,8 @@ class Task:
         ]:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{label}={value!r} must be a whole number ≥ {low}")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise ConfigError(f"budget {budget!r} must be a positive number of dollars (or None for no cap)")
         if (html is None) == (template is None):
             raise ConfigError("give exactly one of html= (a Jinja template string) or template= (a name or path)")
         static_dir = None
@@ -142,6 +146,7 @@ class Task:
             disconnect_grace=float(disconnect_grace),
             max_upload_mb=float(max_upload_mb),
             qualifications=tuple(r.to_dict() for r in parse(qualifications)),
+            budget=float(budget) if budget is not None else None,
         )
         self.page = self.spec.page()
         self._rows = load(data, self.page.required)
@@ -211,6 +216,11 @@ class Task:
     def runs(self) -> list[Run]:
         """Every run of this task in the project, oldest first."""
         return self.project.task_runs(self.name)
+
+    @property
+    def spend(self) -> dict[str, float]:
+        """Dollars of every run of this task: rewards paid, pending review, bonuses, fees, total."""
+        return self.project.task_spend(self.name)
 
     @property
     def df(self) -> pd.DataFrame:

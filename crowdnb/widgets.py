@@ -52,15 +52,6 @@ def preview_widget(task: Task) -> W.VBox:
     return W.VBox([W.HBox([row, width, note]), frame])
 
 
-def spend(run: Run) -> dict[str, float]:
-    """Money of a run so far: rewards paid (accepted, soft-rejected), pending review, bonuses."""
-    counts = run.counts
-    reward = run.spec.reward
-    bonuses = run.store.bonus_total(run.id)
-    paid = (counts[S.ACCEPTED] + counts[S.SOFT_REJECTED]) * reward
-    return {"paid": paid, "pending": counts[S.COMPLETED] * reward, "bonuses": bonuses}
-
-
 class LivePanel:
     """Progress by unit status, rate, time left, cost, the latest submissions and two charts."""
 
@@ -97,7 +88,7 @@ class LivePanel:
         total = sum(counts.values()) - counts[S.EXPIRED] if run.serving else sum(counts.values())
         rate = _per_minute(frame)
         left = total - submitted
-        money = spend(run)
+        money = run.spend
         self.figures = {"submitted": submitted, "total": total, "per_minute": rate, "left": left, **money}
         self.title.value = f"<b>{html.escape(run.spec.title)}</b> · run {run.id} · {html.escape(run.state)}" + (
             f' · <a href="{html.escape(run.link())}" target="_blank">worker page (preview)</a>' if run.serving else ""
@@ -109,7 +100,7 @@ class LivePanel:
         by_status = " · ".join(f"{s.replace('_', '-')} {n}" for s, n in counts.items() if n)
         self.stats.value = (
             f"<div class='crowd-live-stats'>{submitted}/{total} submitted · {rate:.1f}/min · time left {eta} · "
-            f"cost ${money['paid'] + money['bonuses']:.2f} paid + ${money['pending']:.2f} pending"
+            f"cost ${money['total']:.2f} paid + ${money['pending']:.2f} pending"
             f"<br><small>{by_status or 'no units yet'}</small></div>"
         )
         times = _seconds(frame["submitted_at"]).tolist()

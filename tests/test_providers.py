@@ -16,6 +16,7 @@ class FakePlatform(MockProvider):
     """A stand-in for an outside crowd platform: MTurk-style ids in the URL, returns reported by polling."""
 
     name = "fakeplatform"
+    fee_rate = 0.2
     poll_seconds = 0.1
 
     def __init__(self, store) -> None:

@@ -76,6 +76,7 @@ class Provider(Protocol):
     """The contract every crowd provider implements (see the module docstring)."""
 
     name: str
+    fee_rate: float  # the platform's commission on rewards and bonuses (MTurk: 0.2)
     poll_seconds: float  # how often ``sync`` is called; 0 = never
 
     def identify(self, params: Mapping[str, str]) -> Identity | None:

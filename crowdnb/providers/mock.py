@@ -21,6 +21,7 @@ class MockProvider:
     """A local crowd: the worker id comes from the URL; payments are recorded, never made."""
 
     name = "mock"
+    fee_rate = 0.0
     poll_seconds = 0.0  # mock workers never return a unit behind crowdnb's back
 
     def __init__(self, store: Store, **options: object) -> None:
