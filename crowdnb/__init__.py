@@ -29,6 +29,7 @@ from .requirements import Requirement, allow_list, block_list, requirement
 from .run import Run
 from .simulate import Simulation, simulate
 from .task import Task
+from .workers import bonus, message
 
 __version__ = "0.1.0"
 
@@ -51,8 +52,10 @@ __all__ = [
     "allow_list",
     "block",
     "block_list",
+    "bonus",
     "grant",
     "load_ipython_extension",
+    "message",
     "open",
     "requirement",
     "revoke",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 import pandas as pd
 
@@ -26,6 +26,14 @@ def with_fees(money: dict[str, float], fee_rate: float) -> dict[str, float]:
 
 
 _open_lock = threading.Lock()
+
+
+ProjectLike = Union["Project", str, os.PathLike[str], None]
+
+
+def as_project(project: ProjectLike) -> Project:
+    """A Project from a Project, a folder, or None (the default folder)."""
+    return project if isinstance(project, Project) else open_project(project)
 
 
 def open_project(path: str | os.PathLike[str] | None = None) -> Project:
@@ -79,7 +87,7 @@ class Project:
 
     def worker(self, name: str, provider: str = "mock") -> Worker:
         """A worker of this project (their units and qualifications)."""
-        from .workers import Worker
+        from .workers import Worker  # workers imports project
 
         return Worker(self, name, provider)
 

@@ -6,18 +6,10 @@ local record is the truth even when a platform call fails.
 
 from __future__ import annotations
 
-import os
-
 from . import providers
 from .errors import ConfigError
-from .project import Project, open_project
+from .project import ProjectLike, as_project
 from .requirements import BLOCKED, check_name
-
-ProjectLike = Project | str | os.PathLike[str] | None
-
-
-def _project(project: ProjectLike) -> Project:
-    return project if isinstance(project, Project) else open_project(project)
 
 
 def grant(
@@ -33,7 +25,7 @@ def grant(
     check_name(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"qualification value {value!r} must be a whole number")
-    where = _project(project)
+    where = as_project(project)
     platform = providers.create(provider, where.store)
     if where.store.set_qualification(provider, worker, name, value, actor):
         platform.grant_qualification(worker, name, value)
@@ -45,7 +37,7 @@ def revoke(
 ) -> bool:
     """Take the qualification ``name`` away from ``worker``; False if they did not have it."""
     check_name(name)
-    where = _project(project)
+    where = as_project(project)
     platform = providers.create(provider, where.store)
     removed = where.store.set_qualification(provider, worker, name, None, actor)
     if removed:
@@ -59,7 +51,7 @@ def block(
     """Stop ``worker`` from getting units of any task (and block them on the provider); False if already blocked."""
     if not reason or not reason.strip():
         raise ConfigError("a block needs a reason (it is kept in the audit log)")
-    where = _project(project)
+    where = as_project(project)
     platform = providers.create(provider, where.store)
     changed = where.store.set_qualification(provider, worker, BLOCKED, 1, actor, note=reason)
     if changed:
@@ -69,7 +61,7 @@ def block(
 
 def unblock(worker: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester") -> bool:
     """Lift a block; False if the worker was not blocked."""
-    where = _project(project)
+    where = as_project(project)
     platform = providers.create(provider, where.store)
     changed = where.store.set_qualification(provider, worker, BLOCKED, None, actor)
     if changed:

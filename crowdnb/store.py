@@ -276,6 +276,14 @@ class Store:
                 )
             return bool(changed)
 
+    def log_action(self, provider: str, worker: str, action: str, actor: str, note: str | None = None) -> None:
+        """An audit row for an action on a worker that changes nothing else (a message)."""
+        with self.write() as conn:
+            worker_id = _find_or_create(conn, "workers", provider, worker)
+            table(conn, "reviews").insert(
+                {"id": new_id(), "at": now(), "actor": actor, "action": action, "worker_id": worker_id, "note": note}
+            )
+
     def runs_overview(self) -> list[Row]:
         """Every run with its task, state, address and units by outcome."""
         return self.query(

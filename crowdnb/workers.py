@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from . import lifecycle, providers
+from .errors import ConfigError
 from .page import summary_table
+from .project import Project, ProjectLike, as_project
 from .qualifications import grant, revoke
 
-if TYPE_CHECKING:
-    from .project import Project
+
+def message(
+    worker: str, text: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester"
+) -> None:
+    """Send ``worker`` a message through their provider (kept in the audit log)."""
+    if not text or not text.strip():
+        raise ConfigError("the message is empty")
+    where = as_project(project)
+    platform = providers.create(provider, where.store)
+    where.store.log_action(provider, worker, "message", actor, note=text)
+    platform.message(worker, text)
+
+
+def bonus(
+    worker: str,
+    amount: float,
+    reason: str,
+    *,
+    key: str | None = None,
+    provider: str = "mock",
+    project: ProjectLike = None,
+    actor: str = "requester",
+) -> bool:
+    """Pay ``worker`` a bonus outside any unit (a make-up payment); once per ``key``. False if paid before.
+
+    ``key`` defaults to the worker, amount and reason: the same bonus repeated is paid once.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+        raise ConfigError(f"bonus amount {amount!r} must be a positive number of dollars")
+    if not reason or not reason.strip():
+        raise ConfigError("a bonus needs a reason: the worker reads it")
+    where = as_project(project)
+    platform = providers.create(provider, where.store)
+    worker_id = where.store.worker(provider, worker)
+    token = f"worker-bonus:{provider}:{worker}:{key if key is not None else f'{amount:.2f}:{reason}'}"
+    if not lifecycle.record_bonus(where.store, worker_id, float(amount), reason, token, actor):
+        return False
+    platform.bonus(worker, float(amount), reason, token)
+    return True
 
 
 class Worker:
@@ -30,6 +68,14 @@ class Worker:
     def grant(self, qualification: str, value: int = 1) -> int:
         """Grant a qualification (see ``cn.grant``)."""
         return grant(self.name, qualification, value, provider=self.provider, project=self.project)
+
+    def message(self, text: str) -> None:
+        """Send this worker a message (see ``cn.message``)."""
+        message(self.name, text, provider=self.provider, project=self.project)
+
+    def bonus(self, amount: float, reason: str, key: str | None = None) -> bool:
+        """Pay this worker a bonus outside any unit (see ``cn.bonus``)."""
+        return bonus(self.name, amount, reason, key=key, provider=self.provider, project=self.project)
 
     def revoke(self, qualification: str) -> bool:
         """Revoke a qualification (see ``cn.revoke``)."""

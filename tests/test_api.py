@@ -10,7 +10,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(cn.__all__) == [
         "ArchitectError", "AuthError", "ConfigError", "CrowdError", "DataError", "NotFound", "Project",
         "ProviderError", "Requirement", "Run", "Simulation", "StateError", "Task", "WorkerRefused",
-        "__version__", "allow_list", "block", "block_list", "grant", "load_ipython_extension", "open",
+        "__version__", "allow_list", "block", "block_list", "bonus", "grant", "load_ipython_extension", "message", "open",
         "requirement", "revoke", "simulate", "templates", "unblock",
     ]  # fmt: skip
     for name in cn.__all__:

@@ -79,3 +79,18 @@ def test_budget_counts_earlier_runs_of_the_task(make_run) -> None:
 def test_bad_budget_is_refused(project: cn.Project) -> None:
     with pytest.raises(ConfigError, match="budget 0 must be a positive number"):
         cn.Task("t", title="T", reward=0.1, html=FORM, data=SENTENCES, budget=0, project=project)
+
+
+def test_bonus_and_message_outside_a_unit(project: cn.Project) -> None:
+    assert cn.bonus("carol", 1.5, "make-up for a broken unit", project=project) is True
+    assert cn.bonus("carol", 1.5, "make-up for a broken unit", project=project) is False
+    assert project.worker("carol").bonus(1.5, "make-up for a broken unit", key="second") is True
+    cn.message("carol", "Thanks, we fixed the task.", project=project)
+    calls = [
+        (r["call"], r["amount"]) for r in project.store.query("SELECT call, amount FROM provider_calls ORDER BY id")
+    ]
+    assert calls == [("bonus", 1.5), ("bonus", 1.5), ("message", None)]
+    actions = [r["action"] for r in project.store.query("SELECT action FROM reviews ORDER BY id")]
+    assert actions == ["bonus", "bonus", "message"]
+    with pytest.raises(ConfigError, match="the message is empty"):
+        cn.message("carol", " ", project=project)
