@@ -99,7 +99,7 @@ class ReviewTable:
         )
         who = W.HTML(
             f"<b>{html.escape(str(record['worker']))}</b><br><small title='accepted, rejected, soft-rejected, "
-            f"awaiting review'>{seen}</small><br><small>{record['duration_s']:.0f} s</small>",
+            f"awaiting review'>{seen}</small><br><small>{record['duration_s']:.1f} s</small>",
             layout=W.Layout(width="150px"),
         )
         body = W.HTML(f"<div class='crowd-answer'>{content}</div>", layout=W.Layout(flex="1"))
