@@ -21,6 +21,7 @@ from .errors import (
     StateError,
     WorkerRefused,
 )
+from .onboarding import Onboarding
 from .page import available_templates as templates
 from .project import Project
 from .project import open_project as open
@@ -40,6 +41,7 @@ __all__ = [
     "CrowdError",
     "DataError",
     "NotFound",
+    "Onboarding",
     "Project",
     "ProviderError",
     "Requirement",

@@ -24,6 +24,8 @@ from . import lifecycle
 from . import states as S
 from .errors import AuthError, WorkerRefused
 from .lifecycle import Quota
+from .onboarding import PREFIX as ONBOARDING_PREFIX
+from .onboarding import Onboarder
 from .providers import Completion, Provider, RunInfo
 from .requirements import BLOCKED, first_unmet
 from .store import Row, Store
@@ -43,6 +45,7 @@ class Entry:
     input: dict[str, Any]
     submission_id: str
     resumed: bool
+    kind: str = "unit"  # or "onboarding": the worker must pass the test first
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class Dispatcher:
         self.listeners: list[Listener] = []
         self._seen: set[int] = set()
         self._seen_lock = threading.Lock()
+        self.onboarder: Onboarder | None = None
 
     # --- entering ------------------------------------------------------------------------------
     def enter(self, params: Mapping[str, str]) -> Entry | None:
@@ -139,11 +143,17 @@ class Dispatcher:
         if identity is None:
             return None
         worker_id = self.store.worker(self.provider.name, identity.worker)
-        unmet = first_unmet(self.run.requirements, self.store.qualifications_of(worker_id), self.provider.name)
+        held = self.store.qualifications_of(worker_id)
+        unmet = first_unmet(self.run.requirements, held, self.provider.name)
         if unmet is not None:
             if unmet.name == BLOCKED:
                 raise WorkerRefused("not_qualified", "You can no longer take this requester's tasks.")
+            if self.onboarder and unmet.name == f"{self.onboarder.qualification}-failed":
+                raise WorkerRefused("not_qualified", "You did not pass the qualification test for this task.")
             raise WorkerRefused("not_qualified", f"You are not qualified for this task: it needs {unmet.describe()}.")
+        if self.onboarder is not None and self.onboarder.needed(held):
+            token = self.onboarder.token(worker_id)
+            return Entry(0, token, dict(self.onboarder.test.data), uuid.uuid4().hex, False, kind="onboarding")
         agent, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, self.quota, identity.external)
         full = self.store.get_agent(int(agent["id"]))
         return Entry(
@@ -192,6 +202,8 @@ class Dispatcher:
         self, token: str, client_id: str, answers: dict[str, Any], uploads: list[Upload], meta: dict[str, Any]
     ) -> tuple[Completion, bool]:
         """Store a submission once; returns how the page should finish and whether it was a duplicate."""
+        if self.onboarder is not None and token.startswith(ONBOARDING_PREFIX):
+            return self.onboarder.submit(token, answers), False
         agent = self.agent_for(token)
         if not _CLIENT_ID.match(client_id or ""):
             raise WorkerRefused("bad_submission", "The submission id is missing or malformed; reload the page.")

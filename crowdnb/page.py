@@ -168,6 +168,7 @@ class TaskPage:
         submission_id: str = "",
         base: str = "",
         notice: str = "",
+        return_to: str = "",
     ) -> str:
         """The full page a worker receives. ``mode`` is "task" or "preview" (inputs disabled)."""
         config = {"mode": mode, "token": token, "submissionId": submission_id, "base": base}
@@ -180,6 +181,7 @@ class TaskPage:
             submission_id=submission_id,
             base=base,
             notice=notice,
+            return_to=return_to,
             config=json.dumps(config),
         )
 

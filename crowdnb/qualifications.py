@@ -6,10 +6,33 @@ local record is the truth even when a platform call fails.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import providers
 from .errors import ConfigError
 from .project import ProjectLike, as_project
 from .requirements import BLOCKED, check_name
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+def apply_qualification(
+    store: Store,
+    platform: providers.Provider,
+    worker: str,
+    name: str,
+    value: int | None,
+    actor: str,
+    note: str | None = None,
+) -> bool:
+    """Set (``value``) or remove (``None``) a qualification in the store, then on the platform if it changed."""
+    changed = store.set_qualification(platform.name, worker, name, value, actor, note=note)
+    if changed and value is None:
+        platform.revoke_qualification(worker, name)
+    elif changed:
+        platform.grant_qualification(worker, name, int(value or 0))
+    return changed
 
 
 def grant(
@@ -26,9 +49,7 @@ def grant(
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"qualification value {value!r} must be a whole number")
     where = as_project(project)
-    platform = providers.create(provider, where.store)
-    if where.store.set_qualification(provider, worker, name, value, actor):
-        platform.grant_qualification(worker, name, value)
+    apply_qualification(where.store, providers.create(provider, where.store), worker, name, value, actor)
     return value
 
 
@@ -38,11 +59,7 @@ def revoke(
     """Take the qualification ``name`` away from ``worker``; False if they did not have it."""
     check_name(name)
     where = as_project(project)
-    platform = providers.create(provider, where.store)
-    removed = where.store.set_qualification(provider, worker, name, None, actor)
-    if removed:
-        platform.revoke_qualification(worker, name)
-    return removed
+    return apply_qualification(where.store, providers.create(provider, where.store), worker, name, None, actor)
 
 
 def block(

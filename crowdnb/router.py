@@ -113,6 +113,8 @@ def create_app(
             if wants_json():
                 return jsonify({"status": "preview", "title": title, "description": description})
             return page.render(preview_row, title=title, description=description, mode="preview")
+        if entry.kind == "onboarding":
+            return onboarding_page(entry)
         if wants_json():
             return jsonify(
                 {
@@ -135,6 +137,29 @@ def create_app(
             notice=notice,
         )
 
+    def onboarding_page(entry: Any) -> Any:
+        test = dispatcher.onboarder
+        assert test is not None
+        if wants_json():
+            fields = [f.__dict__ for f in test.page.fields(entry.input)]
+            return jsonify(
+                {
+                    "status": "onboarding",
+                    "token": entry.token,
+                    "submission_id": entry.submission_id,
+                    "input": entry.input,
+                    "fields": fields,
+                }
+            )
+        return test.page.render(
+            entry.input,
+            title=f"Qualification test: {title}",
+            token=entry.token,
+            submission_id=entry.submission_id,
+            description="Before your first unit, please complete this short test.",
+            return_to=request.query_string.decode("latin-1"),
+        )
+
     @app.post("/submit")
     def submit() -> Any:
         if request.is_json:
@@ -151,7 +176,7 @@ def create_app(
         completion, duplicate = dispatcher.submit(token, client_id, answers, uploads, meta)
         if wants_json():
             return jsonify({"status": "saved", "duplicate": duplicate, "completion": completion.__dict__})
-        return _finish_page(completion)
+        return _finish_page(completion, request.form.get("_crowd_return", ""))
 
     @sock.route("/ws")
     def heartbeat(ws: Any) -> None:
@@ -214,8 +239,10 @@ def _uploads(files: Any) -> list[Upload]:
     return uploads
 
 
-def _finish_page(completion: Completion) -> Any:
+def _finish_page(completion: Completion, return_to: str) -> Any:
     """What a browser without JavaScript sees after a saved submission."""
+    if completion.kind == "reload":  # back to the task page, on this server only
+        return redirect("./?" + return_to.lstrip("?/"), code=303)
     if completion.kind == "redirect":
         return redirect(completion.url, code=303)
     if completion.kind == "form_post":

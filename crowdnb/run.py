@@ -22,6 +22,7 @@ from .dispatch import Dispatcher, Listener
 from .errors import ConfigError
 from .lifecycle import Quota
 from .live import LiveFrame
+from .onboarding import Onboarder, check_validate
 from .page import summary_table
 from .project import with_fees
 from .providers import RunInfo
@@ -69,6 +70,10 @@ class _Service:
         )
         self.dispatcher = Dispatcher(run.store, info, self.provider, quota, stored["secret"], spec.assignment_duration)
         self.dispatcher.listeners = run._listeners
+        if spec.onboarding:
+            self.dispatcher.onboarder = Onboarder(
+                run.store, self.provider, spec.onboarding, run.hooks.get("onboarding_validate"), stored["secret"]
+            )
         app = create_app(
             self.dispatcher,
             page,
@@ -172,6 +177,7 @@ class Run:
         self.task_name: str = row["task_name"]
         self.task_id: int = row["task_id"]
         self.errors: list[str] = []
+        self.hooks: dict[str, Any] = {}  # Python functions of the task (not storable): onboarding_validate
         self._listeners: list[Listener] = []
         self._frame = LiveFrame(self.store, "run", run_id)
         self._service: _Service | None = None
@@ -187,6 +193,7 @@ class Run:
         architect: Any,
         provider_options: dict[str, Any],
         architect_options: dict[str, Any],
+        hooks: dict[str, Any] | None = None,
     ) -> Run:
         """Create, store and start a run (see ``Task.launch``)."""
         prov = providers.create(provider, project.store, **provider_options)
@@ -200,6 +207,7 @@ class Run:
         }
         run_id = project.store.create_run(task_id, requester, prov.name, arch.name, config, secrets.token_urlsafe(32))
         run = cls(project, run_id)
+        run.hooks.update(hooks or {})
         run._start(prov, arch, rows_of(rows))
         return run
 
@@ -303,11 +311,21 @@ class Run:
             self.store.update_run(self.id, status="stopped", stopped_at=now())
         log.info("run %s stopped", self.id)
 
-    def resume(self, data: Any = None, provider: providers.Provider | None = None) -> Run:
+    def resume(
+        self,
+        data: Any = None,
+        provider: providers.Provider | None = None,
+        onboarding_validate: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> Run:
         """Serve a stopped (or crashed) run again with its stored configuration.
 
-        ``data`` feeds more rows; ``provider`` is needed only for a provider that was passed as an object.
+        ``data`` feeds more rows; ``provider`` is needed only for a provider that was passed as an object,
+        ``onboarding_validate`` only for an onboarding judged by a function (functions are not stored).
         """
+        if onboarding_validate is not None:
+            self.hooks["onboarding_validate"] = onboarding_validate
+        if self.spec.onboarding:  # before anything is written
+            check_validate(self.spec.onboarding, self.hooks.get("onboarding_validate"))
         if self._service is not None:
             raise ConfigError(f"run {self.id} is already live at {self.url}")
         self.config = json.loads(self.store.get_run(self.id)["config"])

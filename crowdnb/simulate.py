@@ -75,11 +75,13 @@ def simulate(
     progress: bool = False,
     prefix: str = "bot",
     seed: int | None = None,
+    onboarding_answer: Answer | None = None,
 ) -> Simulation:
     """Start ``workers`` bots on ``run``; each takes units until none are left (or ``units`` each).
 
     ``answer(input_row) -> dict`` decides what a bot submits (default: random valid values).
     ``think=(lo, hi)`` seconds are spent on each unit. With ``wait=False`` this returns at once.
+    ``onboarding_answer(data) -> dict`` answers the task's onboarding test, if it has one.
     """
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers={workers!r} must be a whole number ≥ 1")
@@ -91,7 +93,7 @@ def simulate(
         rng = random.Random(None if seed is None else seed + number)
         bot = threading.Thread(
             target=_work,
-            args=(sim, run, f"{prefix}-{number + 1}", answer, units, think, rng, bar),
+            args=(sim, run, f"{prefix}-{number + 1}", (answer, onboarding_answer), units, think, rng, bar),
             name=f"crowdnb-bot-{number + 1}",
             daemon=True,
         )
@@ -116,12 +118,13 @@ def _work(
     sim: Simulation,
     run: Run,
     name: str,
-    answer: Answer | None,
+    answers_by: tuple[Answer | None, Answer | None],
     units: int | None,
     think: tuple[float, float],
     rng: random.Random,
     bar: Any,
 ) -> None:
+    answer, onboarding_answer = answers_by
     session = requests.Session()
     session.headers["Accept"] = "application/json"
     url, submit_url = run.worker_url(name), run.url + "submit"
@@ -142,9 +145,15 @@ def _work(
             idle_since = None
             if think[1]:
                 time.sleep(rng.uniform(*think))
-            answers = answer(body["input"]) if answer else random_answer(body["fields"], rng)
+            onboarding = body["status"] == "onboarding"
+            respond = onboarding_answer if onboarding else answer
+            answers = respond(body["input"]) if respond else random_answer(body["fields"], rng)
             payload = {"token": body["token"], "submission_id": uuid.uuid4().hex, "answers": answers}
             saved = session.post(submit_url, json=payload, timeout=30)
+            if onboarding:  # passed: back for a unit; failed: refused, like a person who failed the test
+                if saved.status_code == 200:
+                    continue
+                return
             if saved.status_code != 200:
                 with sim._lock:
                     sim.errors.append(f"{name}: submit answered {saved.status_code}: {saved.text[:200]}")

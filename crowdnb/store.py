@@ -276,12 +276,22 @@ class Store:
                 )
             return bool(changed)
 
-    def log_action(self, provider: str, worker: str, action: str, actor: str, note: str | None = None) -> None:
-        """An audit row for an action on a worker that changes nothing else (a message)."""
+    def log_action(
+        self, provider: str, worker: str, action: str, actor: str, note: str | None = None, details: str = "{}"
+    ) -> None:
+        """An audit row for an action on a worker that changes nothing else (a message, an onboarding test)."""
         with self.write() as conn:
             worker_id = _find_or_create(conn, "workers", provider, worker)
             table(conn, "reviews").insert(
-                {"id": new_id(), "at": now(), "actor": actor, "action": action, "worker_id": worker_id, "note": note}
+                {
+                    "id": new_id(),
+                    "at": now(),
+                    "actor": actor,
+                    "action": action,
+                    "worker_id": worker_id,
+                    "note": note,
+                    "details": details,
+                }
             )
 
     def runs_overview(self) -> list[Row]:
@@ -414,6 +424,30 @@ class Store:
             "JOIN workers w ON w.id = s.worker_id JOIN assignments asg ON asg.id = u.assignment_id "
             f"WHERE {column} = ? AND s.rev > ? ORDER BY s.rev",
             (scope_id, rev),
+        )
+
+    # --- review app ------------------------------------------------------------------------------
+    def qualification_holders(self, name: str | None = None) -> list[Row]:
+        """Every qualification (or the one ``name``d) with each worker holding it, by name then worker.
+
+        Rows: qualification, description, provider, worker, value, updated_at; a qualification nobody
+        holds has one row whose worker is None.
+        """
+        return self.query(
+            "SELECT q.name AS qualification, q.description, w.provider, w.name AS worker, g.value, g.updated_at "
+            "FROM qualifications q LEFT JOIN granted_qualifications g ON g.qualification_id = q.id "
+            "LEFT JOIN workers w ON w.id = g.worker_id WHERE ?1 IS NULL OR q.name = ?1 "
+            "ORDER BY q.name, w.provider, w.name",
+            (name,),
+        )
+
+    def worker_reviews(self, provider: str, worker: str, limit: int = 100) -> list[Row]:
+        """The latest review actions on a worker (decisions, bonuses, grants, blocks, messages), newest first."""
+        return self.query(
+            "SELECT r.at, r.actor, r.action, r.unit_id, t.name AS task, r.amount, r.note, r.details "
+            "FROM reviews r JOIN workers w ON w.id = r.worker_id LEFT JOIN tasks t ON t.id = r.task_id "
+            "WHERE w.provider = ? AND w.name = ? ORDER BY r.at DESC, r.id DESC LIMIT ?",
+            (provider, worker, limit),
         )
 
 

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from .data import DataSource, Rows, load
 from .errors import ConfigError
+from .onboarding import Onboarding
 from .page import Field, Preview, TaskPage, find_template, summary_table
 from .project import Project, open_project
+from .qualifications import revoke
 from .requirements import BLOCKED, Requirement, block_list, parse
 
 if TYPE_CHECKING:
@@ -44,10 +46,12 @@ class TaskSpec:
     max_upload_mb: float = 20.0
     qualifications: tuple[dict[str, Any], ...] = ()
     budget: float | None = None  # dollars for the whole task (every run), fees included
+    onboarding: dict[str, Any] | None = None  # Onboarding.to_dict()
 
     def requirements(self) -> tuple[Requirement, ...]:
-        """The task's qualification requirements plus the block list every task has."""
-        return (*parse(self.qualifications), block_list(BLOCKED))
+        """The task's qualification requirements, the block list every task has, and failed onboarding."""
+        extra = [block_list(f"{self.onboarding['qualification']}-failed")] if self.onboarding else []
+        return (*parse(self.qualifications), block_list(BLOCKED), *extra)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -97,6 +101,7 @@ class Task:
         max_upload_mb: float = 20.0,
         qualifications: Sequence[Requirement | dict[str, Any]] = (),
         budget: float | None = None,
+        onboarding: Onboarding | None = None,
         project: str | Path | Project | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -147,7 +152,11 @@ class Task:
             max_upload_mb=float(max_upload_mb),
             qualifications=tuple(r.to_dict() for r in parse(qualifications)),
             budget=float(budget) if budget is not None else None,
+            onboarding=onboarding.to_dict(name) if onboarding is not None else None,
         )
+        if onboarding is not None and not isinstance(onboarding, Onboarding):
+            raise ConfigError(f"onboarding= takes a cn.Onboarding(...); got {type(onboarding).__name__}")
+        self.onboarding_validate = onboarding.validate if onboarding is not None else None
         self.page = self.spec.page()
         self._rows = load(data, self.page.required)
         # finite data is read (and checked) now, so a bad row fails before anything is written
@@ -208,14 +217,23 @@ class Task:
         from .run import Run
 
         rows = self._loaded if self._loaded is not None else self._rows
+        hooks = {"onboarding_validate": self.onboarding_validate}
         return Run.launch(
-            self.project, self.spec, rows, provider, architect, provider_options or {}, architect_options or {}
+            self.project, self.spec, rows, provider, architect, provider_options or {}, architect_options or {}, hooks
         )
 
     @property
     def runs(self) -> list[Run]:
         """Every run of this task in the project, oldest first."""
         return self.project.task_runs(self.name)
+
+    def reset_onboarding(self, worker: str, provider: str = "mock") -> bool:
+        """Let ``worker`` take the onboarding test again (their pass or fail is forgotten)."""
+        if not self.spec.onboarding:
+            raise ConfigError(f"task {self.name!r} has no onboarding")
+        name = str(self.spec.onboarding["qualification"])
+        failed = revoke(worker, f"{name}-failed", provider=provider, project=self.project)
+        return revoke(worker, name, provider=provider, project=self.project) or failed
 
     @property
     def spend(self) -> dict[str, float]:

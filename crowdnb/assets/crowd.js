@@ -26,6 +26,7 @@
     done = true;
     var c = reply.completion || {};
     if (c.kind === "redirect" && c.url) { window.location.assign(c.url); return; }
+    if (c.kind === "reload") { window.location.reload(); return; }
     if (c.kind === "form_post" && c.url) {
       var f = document.createElement("form");
       f.method = "post"; f.action = c.url;

@@ -30,7 +30,7 @@ class Identity:
 class Completion:
     """How the page finishes after a saved submission: a message, a redirect or a form post."""
 
-    kind: str = "message"  # "message" | "redirect" | "form_post"
+    kind: str = "message"  # "message" | "redirect" | "form_post" | "reload" (back to the task: onboarding passed)
     url: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     message: str = "Thank you! Your answers are saved."
