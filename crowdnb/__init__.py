@@ -21,6 +21,7 @@ from .errors import (
     StateError,
     WorkerRefused,
 )
+from .gold import Gold
 from .onboarding import Onboarding
 from .page import available_templates as templates
 from .project import Project
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigError",
     "CrowdError",
     "DataError",
+    "Gold",
     "NotFound",
     "Onboarding",
     "Project",

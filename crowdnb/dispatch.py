@@ -23,6 +23,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from . import lifecycle
 from . import states as S
 from .errors import AuthError, WorkerRefused
+from .gold import GoldKeeper
 from .lifecycle import Quota
 from .onboarding import PREFIX as ONBOARDING_PREFIX
 from .onboarding import Onboarder
@@ -135,6 +136,7 @@ class Dispatcher:
         self._seen: set[int] = set()
         self._seen_lock = threading.Lock()
         self.onboarder: Onboarder | None = None
+        self.gold: GoldKeeper | None = None
 
     # --- entering ------------------------------------------------------------------------------
     def enter(self, params: Mapping[str, str]) -> Entry | None:
@@ -150,11 +152,16 @@ class Dispatcher:
                 raise WorkerRefused("not_qualified", "You can no longer take this requester's tasks.")
             if self.onboarder and unmet.name == f"{self.onboarder.qualification}-failed":
                 raise WorkerRefused("not_qualified", "You did not pass the qualification test for this task.")
+            if self.gold and unmet.name == self.gold.disqualified:
+                raise WorkerRefused(
+                    "not_qualified", "Your answers to our check questions were not accurate enough for this task."
+                )
             raise WorkerRefused("not_qualified", f"You are not qualified for this task: it needs {unmet.describe()}.")
         if self.onboarder is not None and self.onboarder.needed(held):
             token = self.onboarder.token(worker_id)
             return Entry(0, token, dict(self.onboarder.test.data), uuid.uuid4().hex, False, kind="onboarding")
-        agent, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, self.quota, identity.external)
+        special = self.gold.pick(worker_id, held) if self.gold is not None else None
+        agent, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, self.quota, identity.external, special)
         full = self.store.get_agent(int(agent["id"]))
         return Entry(
             agent_id=int(agent["id"]),
@@ -217,7 +224,9 @@ class Dispatcher:
         if duplicate and folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         completion = self.provider.completion(self.run, json.loads(agent["external"]))
-        if not duplicate:
+        if not duplicate and agent["kind"] == "gold" and self.gold is not None:
+            self.gold.judge(self.store.worker_name(int(agent["worker_id"])), int(agent["row_index"]), answers)
+        elif not duplicate:
             self._notify(submission_id, agent, answers)
         return completion, duplicate
 

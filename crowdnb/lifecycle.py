@@ -123,9 +123,22 @@ def launch_units(store: Store, run_id: int, cap: int = 0, budget: Budget | None 
         return ids
 
 
-def reserve(store: Store, run_id: int, worker_id: int, quota: Quota, external: dict[str, str]) -> tuple[Row, bool]:
+@dataclass(frozen=True)
+class Special:
+    """A unit made on demand for one worker instead of a data unit (a gold unit)."""
+
+    kind: str  # "gold"
+    row_index: int  # which gold row
+    data: dict[str, Any]  # its input (never the known answer)
+    unit_index: int = -2  # negative: never offered to anyone else
+
+
+def reserve(
+    store: Store, run_id: int, worker_id: int, quota: Quota, external: dict[str, str], special: Special | None = None
+) -> tuple[Row, bool]:
     """Give the worker a unit of the run, atomically: their live agent if they have one, else a new one.
 
+    ``special`` replaces the data unit the worker would get (only while data units remain for them).
     Returns ``(agent, resumed)``. Raises ``WorkerRefused`` with the reason when nothing can be given.
     """
     with store.write() as conn:
@@ -167,6 +180,8 @@ def reserve(store: Store, run_id: int, worker_id: int, quota: Quota, external: d
             ).fetchone()[0]
             if held >= quota.allowed_concurrent:
                 raise WorkerRefused("too_many", "You have too many units of this task open at once; finish one first.")
+        if special is not None:
+            unit = _special_unit(conn, run_id, run["task_id"], unit["pay_amount"], special)
         agent = {
             "id": new_id(),
             "unit_id": unit["id"],
@@ -355,6 +370,33 @@ def record_bonus(
 
 
 # --- inside a transaction ---------------------------------------------------------------------
+def _special_unit(conn: sqlite3.Connection, run_id: int, task_id: int, pay: float, special: Special) -> Row:
+    stamp = now()
+    assignment = {
+        "id": new_id(),
+        "task_run_id": run_id,
+        "task_id": task_id,
+        "row_index": special.row_index,
+        "data": json.dumps(special.data),
+        "created_at": stamp,
+        "kind": special.kind,
+    }
+    table(conn, "assignments").insert(assignment)
+    unit = {
+        "id": new_id(),
+        "assignment_id": assignment["id"],
+        "task_run_id": run_id,
+        "task_id": task_id,
+        "unit_index": special.unit_index,
+        "status": S.LAUNCHED,
+        "pay_amount": pay,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    table(conn, "units").insert(unit)
+    return unit
+
+
 def _next_rev(conn: sqlite3.Connection) -> int:
     row = conn.execute(
         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'rev' RETURNING value"
@@ -414,7 +456,10 @@ def _move_agent(conn: sqlite3.Connection, agent_id: int, status: str) -> bool:
         return False
     _check_and_set_agent(conn, agent_id, row["status"], status)
     if status in S.AGENT_RELEASED:
-        _set_units(conn, [row["unit_id"]], S.LAUNCHED, expect=(S.ASSIGNED,), worker_id=None, agent_id=None)
+        special = conn.execute("SELECT unit_index < 0 FROM units WHERE id = ?", (row["unit_id"],)).fetchone()[0]
+        # a unit made for one worker is withdrawn, not offered to others
+        after = S.EXPIRED if special else S.LAUNCHED
+        _set_units(conn, [row["unit_id"]], after, expect=(S.ASSIGNED,), worker_id=None, agent_id=None)
     return True
 
 

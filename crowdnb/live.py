@@ -60,8 +60,8 @@ def record(row: Row) -> dict[str, Any]:
 class LiveFrame:
     """A DataFrame kept in step with the store for one run (``scope="run"``) or task (``"task"``)."""
 
-    def __init__(self, store: Store, scope: str, scope_id: int) -> None:
-        self.store, self.scope, self.scope_id = store, scope, scope_id
+    def __init__(self, store: Store, scope: str, scope_id: int, kind: str = "data") -> None:
+        self.store, self.scope, self.scope_id, self.kind = store, scope, scope_id, kind
         self._lock = threading.Lock()
         self._rev = 0
         self._frame = _empty()
@@ -71,7 +71,7 @@ class LiveFrame:
     def refresh(self) -> pd.DataFrame:
         """Fold in what changed since the last refresh and return the frame."""
         with self._lock:
-            changed = self.store.submissions_since(self.scope, self.scope_id, self._rev)
+            changed = self.store.submissions_since(self.scope, self.scope_id, self._rev, self.kind)
             if changed:
                 self._rev = int(changed[-1]["rev"])
                 self._apply(changed)

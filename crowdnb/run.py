@@ -20,6 +20,7 @@ from . import states as S
 from .data import Rows, load
 from .dispatch import Dispatcher, Listener
 from .errors import ConfigError
+from .gold import GoldKeeper
 from .lifecycle import Quota
 from .live import LiveFrame
 from .onboarding import Onboarder, check_validate
@@ -70,6 +71,8 @@ class _Service:
         )
         self.dispatcher = Dispatcher(run.store, info, self.provider, quota, stored["secret"], spec.assignment_duration)
         self.dispatcher.listeners = run._listeners
+        if spec.gold:
+            self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id)
         if spec.onboarding:
             self.dispatcher.onboarder = Onboarder(
                 run.store, self.provider, spec.onboarding, run.hooks.get("onboarding_validate"), stored["secret"]
@@ -265,6 +268,11 @@ class Run:
     def counts(self) -> dict[str, int]:
         """Units by status."""
         return self.store.unit_counts(self.id)
+
+    @property
+    def gold_df(self) -> pd.DataFrame:
+        """The gold units workers submitted in this run (they are not in ``run.df``)."""
+        return LiveFrame(self.store, "run", self.id, kind="gold").refresh()
 
     @property
     def spend(self) -> dict[str, float]:

@@ -84,4 +84,13 @@ CREATE UNIQUE INDEX reviews_key ON reviews (key) WHERE key IS NOT NULL;
 CREATE INDEX reviews_run_action ON reviews (task_run_id, action);
 """
 
-MIGRATIONS: list[Migration] = [Migration(1, "initial schema", _V1), Migration(2, "review keys", _V2)]
+# gold (and later screening) units are assignments of their own kind, made for one worker on demand
+_V3 = """
+ALTER TABLE assignments ADD COLUMN kind TEXT NOT NULL DEFAULT 'data';
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "initial schema", _V1),
+    Migration(2, "review keys", _V2),
+    Migration(3, "assignment kinds", _V3),
+]

@@ -333,6 +333,25 @@ class Store:
         )
         return {r["name"]: r["value"] for r in rows}
 
+    def data_units_done(self, task_id: int, worker_id: int) -> int:
+        """How many of a task's data units (not gold) a worker has submitted, across runs."""
+        return int(
+            self.scalar(
+                "SELECT count(*) FROM units u JOIN assignments a ON a.id = u.assignment_id WHERE u.task_id = ? "
+                "AND u.worker_id = ? AND a.kind = 'data' AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')",
+                (task_id, worker_id),
+            )
+        )
+
+    def gold_rows_seen(self, task_id: int, worker_id: int) -> set[int]:
+        """The gold rows a worker has been given in any run of a task."""
+        rows = self.query(
+            "SELECT DISTINCT s.row_index FROM agents a JOIN assignments s ON s.id = a.assignment_id "
+            "WHERE a.task_id = ? AND a.worker_id = ? AND s.kind = 'gold'",
+            (task_id, worker_id),
+        )
+        return {r["row_index"] for r in rows}
+
     def agent_status(self, agent_id: int) -> str:
         """An agent's status (cheaper than ``get_agent`` for heartbeats)."""
         return str(self.scalar("SELECT status FROM agents WHERE id = ?", (agent_id,)))
@@ -378,7 +397,8 @@ class Store:
     def get_agent(self, agent_id: int) -> Row:
         """An agent row joined with its unit status and the assignment's input data."""
         row = self.query_one(
-            "SELECT a.*, u.status AS unit_status, u.agent_id AS unit_agent_id, s.data AS input "
+            "SELECT a.*, u.status AS unit_status, u.agent_id AS unit_agent_id, s.data AS input, s.kind, "
+            "s.row_index "
             "FROM agents a JOIN units u ON u.id = a.unit_id JOIN assignments s ON s.id = a.assignment_id "
             "WHERE a.id = ?",
             (agent_id,),
@@ -413,8 +433,11 @@ class Store:
         return True
 
     # --- reading submissions ---------------------------------------------------------------------
-    def submissions_since(self, scope: str, scope_id: int, rev: int) -> list[Row]:
-        """Submissions of a run (scope "run") or task (scope "task") changed after ``rev``, oldest first."""
+    def submissions_since(self, scope: str, scope_id: int, rev: int, kind: str = "data") -> list[Row]:
+        """Submissions of a run (scope "run") or task (scope "task") changed after ``rev``, oldest first.
+
+        ``kind`` is "data" (the study's own units) or "gold".
+        """
         column = {"run": "s.task_run_id", "task": "s.task_id"}[scope]
         return self.query(
             "SELECT s.rev, s.id AS submission_id, s.unit_id, s.agent_id, s.task_run_id AS run_id, "
@@ -422,8 +445,8 @@ class Store:
             "a.started_at, s.submitted_at, asg.row_index, asg.data AS input, s.answers, s.files, s.meta "
             "FROM submissions s JOIN units u ON u.id = s.unit_id JOIN agents a ON a.id = s.agent_id "
             "JOIN workers w ON w.id = s.worker_id JOIN assignments asg ON asg.id = u.assignment_id "
-            f"WHERE {column} = ? AND s.rev > ? ORDER BY s.rev",
-            (scope_id, rev),
+            f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev",
+            (scope_id, rev, kind),
         )
 
     # --- review app ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .data import DataSource, Rows, load
 from .errors import ConfigError
+from .gold import Gold
 from .onboarding import Onboarding
 from .page import Field, Preview, TaskPage, find_template, summary_table
 from .project import Project, open_project
@@ -47,10 +48,13 @@ class TaskSpec:
     qualifications: tuple[dict[str, Any], ...] = ()
     budget: float | None = None  # dollars for the whole task (every run), fees included
     onboarding: dict[str, Any] | None = None  # Onboarding.to_dict()
+    gold: dict[str, Any] | None = None  # Gold.to_dict()
 
     def requirements(self) -> tuple[Requirement, ...]:
         """The task's qualification requirements, the block list every task has, and failed onboarding."""
         extra = [block_list(f"{self.onboarding['qualification']}-failed")] if self.onboarding else []
+        if self.gold:
+            extra.append(block_list(f"{self.gold['qualification']}-disqualified"))
         return (*parse(self.qualifications), block_list(BLOCKED), *extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +106,7 @@ class Task:
         qualifications: Sequence[Requirement | dict[str, Any]] = (),
         budget: float | None = None,
         onboarding: Onboarding | None = None,
+        gold: Gold | None = None,
         project: str | Path | Project | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -153,10 +158,13 @@ class Task:
             qualifications=tuple(r.to_dict() for r in parse(qualifications)),
             budget=float(budget) if budget is not None else None,
             onboarding=onboarding.to_dict(name) if onboarding is not None else None,
+            gold=gold.to_dict(name) if gold is not None else None,
         )
         if onboarding is not None and not isinstance(onboarding, Onboarding):
             raise ConfigError(f"onboarding= takes a cn.Onboarding(...); got {type(onboarding).__name__}")
         self.onboarding_validate = onboarding.validate if onboarding is not None else None
+        if gold is not None and not isinstance(gold, Gold):
+            raise ConfigError(f"gold= takes a cn.Gold(...); got {type(gold).__name__}")
         self.page = self.spec.page()
         self._rows = load(data, self.page.required)
         # finite data is read (and checked) now, so a bad row fails before anything is written
