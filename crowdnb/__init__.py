@@ -29,6 +29,7 @@ from .project import open_project as open
 from .qualifications import block, grant, revoke, unblock
 from .requirements import Requirement, allow_list, block_list, requirement
 from .run import Run
+from .screening import Screening
 from .simulate import Simulation, simulate
 from .task import Task
 from .workers import bonus, message
@@ -48,6 +49,7 @@ __all__ = [
     "ProviderError",
     "Requirement",
     "Run",
+    "Screening",
     "Simulation",
     "StateError",
     "Task",

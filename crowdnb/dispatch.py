@@ -29,6 +29,7 @@ from .onboarding import PREFIX as ONBOARDING_PREFIX
 from .onboarding import Onboarder
 from .providers import Completion, Provider, RunInfo
 from .requirements import BLOCKED, first_unmet
+from .screening import Screener
 from .store import Row, Store
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Dispatcher:
         self._seen_lock = threading.Lock()
         self.onboarder: Onboarder | None = None
         self.gold: GoldKeeper | None = None
+        self.screener: Screener | None = None
 
     # --- entering ------------------------------------------------------------------------------
     def enter(self, params: Mapping[str, str]) -> Entry | None:
@@ -152,6 +154,10 @@ class Dispatcher:
                 raise WorkerRefused("not_qualified", "You can no longer take this requester's tasks.")
             if self.onboarder and unmet.name == f"{self.onboarder.qualification}-failed":
                 raise WorkerRefused("not_qualified", "You did not pass the qualification test for this task.")
+            if self.screener and unmet.name == self.screener.failed:
+                raise WorkerRefused(
+                    "not_qualified", "Your first answers did not meet this task's standard. Thank you for trying!"
+                )
             if self.gold and unmet.name == self.gold.disqualified:
                 raise WorkerRefused(
                     "not_qualified", "Your answers to our check questions were not accurate enough for this task."
@@ -161,6 +167,8 @@ class Dispatcher:
             token = self.onboarder.token(worker_id)
             return Entry(0, token, dict(self.onboarder.test.data), uuid.uuid4().hex, False, kind="onboarding")
         special = self.gold.pick(worker_id, held) if self.gold is not None else None
+        if self.screener is not None and not self._holds_unit(worker_id):
+            special = self.screener.pick(self.run.id, held)
         agent, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, self.quota, identity.external, special)
         full = self.store.get_agent(int(agent["id"]))
         return Entry(
@@ -170,6 +178,10 @@ class Dispatcher:
             submission_id=uuid.uuid4().hex,
             resumed=resumed,
         )
+
+    def _holds_unit(self, worker_id: int) -> bool:
+        """Whether the worker has a live unit of this run (a refresh gets it back, not a new screening)."""
+        return self.store.live_agent_count(self.run.id, worker_id) > 0
 
     def agent_for(self, token: str) -> Row:
         """The agent a token names; ``AuthError`` when it is forged, expired or for another run."""
@@ -226,6 +238,9 @@ class Dispatcher:
         completion = self.provider.completion(self.run, json.loads(agent["external"]))
         if not duplicate and agent["kind"] == "gold" and self.gold is not None:
             self.gold.judge(self.store.worker_name(int(agent["worker_id"])), int(agent["row_index"]), answers)
+        elif not duplicate and agent["kind"] == "screening" and self.screener is not None:
+            inputs = json.loads(agent["input"])
+            self.screener.judge(self.store.worker_name(int(agent["worker_id"])), inputs, answers)
         elif not duplicate:
             self._notify(submission_id, agent, answers)
         return completion, duplicate

@@ -28,6 +28,7 @@ from .page import summary_table
 from .project import with_fees
 from .providers import RunInfo
 from .router import create_app
+from .screening import Screener
 from .store import now
 from .task import TaskSpec, rows_of
 
@@ -73,6 +74,10 @@ class _Service:
         self.dispatcher.listeners = run._listeners
         if spec.gold:
             self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id)
+        if spec.screening:
+            self.dispatcher.screener = Screener(
+                run.store, self.provider, spec.screening, run.hooks.get("screening_validate"), run.task_id
+            )
         if spec.onboarding:
             self.dispatcher.onboarder = Onboarder(
                 run.store, self.provider, spec.onboarding, run.hooks.get("onboarding_validate"), stored["secret"]
@@ -275,6 +280,11 @@ class Run:
         return LiveFrame(self.store, "run", self.id, kind="gold").refresh()
 
     @property
+    def screening_df(self) -> pd.DataFrame:
+        """The screening units workers submitted in this run (they are not in ``run.df``)."""
+        return LiveFrame(self.store, "run", self.id, kind="screening").refresh()
+
+    @property
     def spend(self) -> dict[str, float]:
         """Dollars so far: rewards paid, rewards pending review, bonuses, the provider's fees, total."""
         fee = self._service.provider.fee_rate if self._service else self._provider().fee_rate
@@ -324,12 +334,20 @@ class Run:
         data: Any = None,
         provider: providers.Provider | None = None,
         onboarding_validate: Callable[[dict[str, Any]], bool] | None = None,
+        screening_validate: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
     ) -> Run:
         """Serve a stopped (or crashed) run again with its stored configuration.
 
         ``data`` feeds more rows; ``provider`` is needed only for a provider that was passed as an object,
-        ``onboarding_validate`` only for an onboarding judged by a function (functions are not stored).
+        ``onboarding_validate`` / ``screening_validate`` for an onboarding judged by a function and for
+        screening (functions are not stored).
         """
+        if screening_validate is not None:
+            self.hooks["screening_validate"] = screening_validate
+        if self.spec.screening and self.hooks.get("screening_validate") is None:
+            raise ConfigError(
+                "this task's screening function is not stored; pass it again: run.resume(screening_validate=fn)"
+            )
         if onboarding_validate is not None:
             self.hooks["onboarding_validate"] = onboarding_validate
         if self.spec.onboarding:  # before anything is written

@@ -343,6 +343,30 @@ class Store:
             )
         )
 
+    def live_agent_count(self, run_id: int, worker_id: int) -> int:
+        """How many units of a run a worker holds right now."""
+        return int(
+            self.scalar(
+                "SELECT count(*) FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task')",
+                (run_id, worker_id),
+            )
+        )
+
+    def special_units_given(self, task_id: int, kind: str) -> int:
+        """How many units of a special kind (screening) a task has made, across runs."""
+        return int(self.scalar("SELECT count(*) FROM assignments WHERE task_id = ? AND kind = ?", (task_id, kind)))
+
+    def input_row(self, run_id: int, number: int) -> dict[str, Any] | None:
+        """The input of a run's data row ``number`` (cycling through the rows), or None without rows."""
+        count = self.scalar("SELECT count(*) FROM assignments WHERE task_run_id = ? AND kind = 'data'", (run_id,))
+        if not count:
+            return None
+        row = self.query_one(
+            "SELECT data FROM assignments WHERE task_run_id = ? AND kind = 'data' ORDER BY row_index LIMIT 1 OFFSET ?",
+            (run_id, number % count),
+        )
+        return json.loads(row["data"]) if row else None
+
     def gold_rows_seen(self, task_id: int, worker_id: int) -> set[int]:
         """The gold rows a worker has been given in any run of a task."""
         rows = self.query(

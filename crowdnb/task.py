@@ -17,6 +17,7 @@ from .page import Field, Preview, TaskPage, find_template, summary_table
 from .project import Project, open_project
 from .qualifications import revoke
 from .requirements import BLOCKED, Requirement, block_list, parse
+from .screening import Screening
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,12 +50,15 @@ class TaskSpec:
     budget: float | None = None  # dollars for the whole task (every run), fees included
     onboarding: dict[str, Any] | None = None  # Onboarding.to_dict()
     gold: dict[str, Any] | None = None  # Gold.to_dict()
+    screening: dict[str, Any] | None = None  # Screening.to_dict()
 
     def requirements(self) -> tuple[Requirement, ...]:
         """The task's qualification requirements, the block list every task has, and failed onboarding."""
         extra = [block_list(f"{self.onboarding['qualification']}-failed")] if self.onboarding else []
         if self.gold:
             extra.append(block_list(f"{self.gold['qualification']}-disqualified"))
+        if self.screening:
+            extra.append(block_list(f"{self.screening['qualification']}-failed"))
         return (*parse(self.qualifications), block_list(BLOCKED), *extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +111,7 @@ class Task:
         budget: float | None = None,
         onboarding: Onboarding | None = None,
         gold: Gold | None = None,
+        screening: Screening | None = None,
         project: str | Path | Project | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
@@ -159,12 +164,18 @@ class Task:
             budget=float(budget) if budget is not None else None,
             onboarding=onboarding.to_dict(name) if onboarding is not None else None,
             gold=gold.to_dict(name) if gold is not None else None,
+            screening=screening.to_dict(name) if screening is not None else None,
         )
         if onboarding is not None and not isinstance(onboarding, Onboarding):
             raise ConfigError(f"onboarding= takes a cn.Onboarding(...); got {type(onboarding).__name__}")
         self.onboarding_validate = onboarding.validate if onboarding is not None else None
         if gold is not None and not isinstance(gold, Gold):
             raise ConfigError(f"gold= takes a cn.Gold(...); got {type(gold).__name__}")
+        if screening is not None and not isinstance(screening, Screening):
+            raise ConfigError(f"screening= takes a cn.Screening(...); got {type(screening).__name__}")
+        if screening is not None and gold is not None:
+            raise ConfigError("use screening= or gold=, not both: both replace a worker's unit with a check")
+        self.screening_validate = screening.validate if screening is not None else None
         self.page = self.spec.page()
         self._rows = load(data, self.page.required)
         # finite data is read (and checked) now, so a bad row fails before anything is written
@@ -225,7 +236,7 @@ class Task:
         from .run import Run
 
         rows = self._loaded if self._loaded is not None else self._rows
-        hooks = {"onboarding_validate": self.onboarding_validate}
+        hooks = {"onboarding_validate": self.onboarding_validate, "screening_validate": self.screening_validate}
         return Run.launch(
             self.project, self.spec, rows, provider, architect, provider_options or {}, architect_options or {}, hooks
         )
