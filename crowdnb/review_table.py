@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 import pandas as pd
 
+from . import quality
 from . import states as S
 from .errors import CrowdError
 from .live import META_COLUMNS
+from .widgets import categorical_answer
 
 if TYPE_CHECKING:
     from .run import Run
@@ -40,6 +42,8 @@ class ReviewTable:
         self.message = W.HTML()
         self.rows = W.VBox()
         self.checks: dict[int, W.Checkbox] = {}
+        self.flags: dict[int, str] = {}
+        self.label = categorical_answer(run)
         self.row_buttons: dict[int, dict[str, W.Button]] = {}
         for box in (self.status, self.worker, self.answer):
             box.observe(self._filters_changed, names="value")
@@ -81,6 +85,7 @@ class ReviewTable:
         self.page = min(self.page, pages - 1)
         shown = frame.iloc[self.page * self.page_size : (self.page + 1) * self.page_size]
         stats = self.run.store.worker_stats(sorted(set(shown["worker"])), self.run.config["provider"]["name"])
+        self.flags = _flags(self.run.df, shown, self.label)  # agreement with every answer, whatever the filter
         self.checks, self.row_buttons = {}, {}
         self.rows.children = [self._row(record, stats.get(record["worker"], {})) for record in shown.to_dict("records")]
         self.pager.value = f"page {self.page + 1} of {pages} · {len(frame)} units"
@@ -103,7 +108,11 @@ class ReviewTable:
             layout=W.Layout(width="150px"),
         )
         body = W.HTML(f"<div class='crowd-answer'>{content}</div>", layout=W.Layout(flex="1"))
-        status = W.HTML(f"<code>{html.escape(str(record['status']))}</code>", layout=W.Layout(width="110px"))
+        flag = self.flags.get(unit_id, "")
+        status = W.HTML(
+            f"<code>{html.escape(str(record['status']))}</code><br><small>{flag}</small>",
+            layout=W.Layout(width="130px"),
+        )
         buttons = {name: W.Button(description=name, layout=W.Layout(width="95px")) for name in ACTIONS}
         for name, button in buttons.items():
             button.on_click(lambda _, name=name: self.apply(name, [unit_id]))
@@ -150,3 +159,33 @@ class ReviewTable:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _flags(frame: pd.DataFrame, shown: pd.DataFrame, label: str | None) -> dict[int, str]:
+    """Per shown unit: agreement with the other workers' majority on ``label`` and a too-fast warning."""
+    if shown.empty:
+        return {}
+    flags = {int(u): "" for u in shown["unit_id"]}
+    fast = quality.too_fast(frame)
+    for unit_id in shown["unit_id"][fast.loc[shown.index]]:
+        flags[int(unit_id)] += "⚡ too fast "
+    if label and label in frame.columns:
+        for unit_id, agrees in zip(shown["unit_id"], _agrees(frame, shown, label), strict=True):
+            if agrees is not None:
+                flags[int(unit_id)] += "✓ agrees" if agrees else "✗ differs"
+    return flags
+
+
+def _agrees(frame: pd.DataFrame, shown: pd.DataFrame, label: str) -> list[bool | None]:
+    """Whether each shown answer matches the majority of the *other* answers on its item (None: nobody else)."""
+    result: list[bool | None] = []
+    groups = frame.groupby("assignment_id")[label]
+    for item, answer in zip(shown["assignment_id"], shown[label], strict=True):
+        others = groups.get_group(item).tolist()
+        others.remove(answer)
+        if not others:
+            result.append(None)
+            continue
+        top = pd.Series(others).value_counts()
+        result.append(answer in set(top[top == top.max()].index))
+    return result

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 import pandas as pd
 
-from . import charts
+from . import charts, quality
 from . import states as S
 from .page import ASSETS
 
@@ -64,6 +64,7 @@ class LivePanel:
         self.charts = W.HTML()
         self.widget = W.VBox([self.title, self.progress, self.stats, self.charts, self.table])
         self.figures: dict[str, Any] = {}
+        self.label = categorical_answer(run)
         self._stop = threading.Event()
         self.refresh()
         self._thread = threading.Thread(target=self._loop, name=f"crowdnb-live-{run.id}", daemon=True)
@@ -101,7 +102,7 @@ class LivePanel:
         self.stats.value = (
             f"<div class='crowd-live-stats'>{submitted}/{total} submitted · {rate:.1f}/min · time left {eta} · "
             f"cost ${money['total']:.2f} paid + ${money['pending']:.2f} pending"
-            f"<br><small>{by_status or 'no units yet'}</small></div>"
+            f"<br><small>{by_status or 'no units yet'}</small><br>{quality_line(frame, self.label)}</div>"
         )
         times = _seconds(frame["submitted_at"]).tolist()
         self.charts.value = charts.cumulative(times) + " " + charts.histogram(frame["duration_s"].tolist())
@@ -122,6 +123,26 @@ def _per_minute(frame: pd.DataFrame, window: float = 300.0) -> float:
         return 0.0
     span = max(now - max(recent.min(), now - window), 1.0)
     return float(len(recent) / span * 60)
+
+
+def categorical_answer(run: Run) -> str | None:
+    """The first answer field with fixed options (radio, select): the one agreement is measured on."""
+    page = run.spec.page()
+    row = run.store.first_input(run.id) or page.placeholder_row()
+    return next((f.name for f in page.fields(row) if f.options and not f.multiple), None)
+
+
+def quality_line(frame: pd.DataFrame, label: str | None) -> str:
+    """Agreement and speed figures for the live panel (empty until there is something to measure)."""
+    if frame.empty:
+        return ""
+    parts = []
+    fast = int(quality.too_fast(frame).sum())
+    parts.append(f"{fast} too fast (&lt; ¼ of the median time)")
+    if label and label in frame.columns and frame["assignment_id"].duplicated().any():
+        alpha = quality.krippendorff_alpha(frame, answer=label)
+        parts.insert(0, f"agreement on {html.escape(label)}: α = {alpha:.2f}" if alpha == alpha else "agreement: —")
+    return "<small>" + " · ".join(parts) + "</small>"
 
 
 def _seconds(stamps: pd.Series) -> pd.Series:

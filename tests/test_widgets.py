@@ -122,3 +122,22 @@ def test_review_table_shows_answers_as_text(run: cn.Run) -> None:
     table = ReviewTable(run)
     body = table.rows.children[0].children[2].value
     assert "<img" not in body and "&lt;img src=x onerror=alert(1)&gt;" in body
+
+
+def test_review_and_live_widgets_show_quality(make_run) -> None:
+    run = make_run(data=[{"text": f"s{i}"} for i in range(4)], units_per_assignment=3)
+    cn.simulate(run, workers=3, answer=lambda row: {"label": "pos" if row["text"] in ("s0", "s2") else "neg"})
+    table = ReviewTable(run, page_size=20)
+    assert len(table.flags) == 12 and all(flag.endswith("✓ agrees") for flag in table.flags.values())
+    panel = LivePanel(run)
+    panel.close()
+    assert "agreement on label: α = 1.00" in panel.stats.value
+
+
+def test_review_table_marks_the_odd_one_out(make_run) -> None:
+    import pandas as pd
+
+    from crowdnb.review_table import _agrees
+
+    frame = pd.DataFrame({"assignment_id": [1, 1, 1, 2], "label": ["pos", "pos", "neg", "pos"]})
+    assert _agrees(frame, frame, "label") == [True, True, False, None]
