@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,19 @@ import pytest
 import requests
 
 import crowdnb as cn
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; `make chromium` installs it, Playwright downloads nothing
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 SENTENCES = [{"text": f"sentence number {i}"} for i in range(6)]
 FORM = """
@@ -81,3 +95,20 @@ class Worker:
 def worker(run: cn.Run) -> Any:
     """``worker("alice")`` makes a worker of the default run."""
     return lambda name, on=None: Worker(on or run, name)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module; fails (never skips) when Chromium is missing."""
+    from playwright.sync_api import sync_playwright
+
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}; the browser tests need it. "
+            "Run `make chromium` to install Debian's Chromium (CI installs it through `make test`).",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

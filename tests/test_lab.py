@@ -28,9 +28,7 @@ from typing import Any
 import nbformat
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, expect, sync_playwright
-
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, expect
 
 pytestmark = pytest.mark.browser
 
@@ -199,21 +197,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield server
     finally:
         stop_lab(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module (launched like tests/test_browser.py does)."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}; the browser tests need it. "
-            "Run `make chromium` to install Debian's Chromium (CI installs it through `make test`).",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
