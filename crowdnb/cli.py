@@ -68,6 +68,36 @@ def runs(home: str | None) -> None:
         click.echo(f"{run.id}\t{run.task_name}\t{run.state}\t{sum(counts.values())} units\t{done} done")
 
 
+@cli.command()
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, help="Port (0 picks a free one).")
+@click.option("--token", help="Access token (default: a new random one, printed in the link).")
+def review(home: str | None, host: str, port: int, token: str | None) -> None:
+    """Serve the review web app: tasks, units by worker, decisions, qualifications, stats, export."""
+    import secrets
+
+    from werkzeug.serving import make_server
+
+    from .review_app import create_review_app
+
+    project = open_project(home)
+    token = token or secrets.token_urlsafe(32)
+    server = make_server(host, port, create_review_app(project, token), threaded=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Review app for {project.root}")
+    click.echo(f"Open http://{shown}:{server.server_port}/?token={token}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo("Note: plain HTTP; put it behind HTTPS before sharing the link beyond this machine.")
+    click.echo("Press Ctrl-C to stop.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, NotFound
 from .qualifications import block, grant, revoke, unblock
+from .requirements import BLOCKED
 from .workers import bonus as worker_bonus
 from .workers import message
 
@@ -69,6 +70,8 @@ def ask_from_form(form: MultiDict[str, str]) -> Ask:
         if not name:
             raise ConfigError(f"worker {form['worker']!r} must be written provider:name, e.g. mock:alice")
         worker = (provider, name)
+    elif form.get("worker_name", "").strip():  # typed into a grant form
+        worker = (form.get("provider_name", "").strip() or "mock", form["worker_name"].strip())
     return Ask(
         ids,
         worker,
@@ -112,6 +115,10 @@ def perform(project: Project, action: str, ask: Ask) -> Outcome:
     """Carry out ``action``: on the worker if one is named (worker actions), else on the units."""
     if action not in ACTIONS:
         raise NotFound(f"no review action {action!r}; actions: {', '.join(ACTIONS)}")
+    if action in ("grant", "revoke") and ask.qualification == BLOCKED:
+        if action == "grant":  # a block carries a reason and reaches the provider: cn.block does both
+            raise ConfigError(f"{BLOCKED!r} is granted by blocking: use Block, with the reason as the note")
+        action = "unblock"
     if action in WORKER_ACTIONS and (ask.worker is not None or action not in UNIT_ACTIONS):
         return _on_workers(project, action, ask)
     return _on_units(project, action, ask)
@@ -141,7 +148,8 @@ def _on_units(project: Project, action: str, ask: Ask) -> Outcome:
     done = {"approve": "approved", "reject": "rejected", "soft-reject": "soft-rejected"}.get(action)
     verb = done or f"bonus ${ask.bonus:.2f} paid for"
     extra = f" (with a ${ask.bonus:.2f} bonus each)" if action == "approve" and ask.bonus else ""
-    already = " (the others had it already)" if changed < len(ask.unit_ids) else ""
+    skipped = len(ask.unit_ids) - changed
+    already = f" ({skipped} unchanged: done before)" if skipped else ""
     message = f"{verb} {changed} of {len(ask.unit_ids)} units{extra}{already}"
     return Outcome(action, changed, len(ask.unit_ids), message)
 

@@ -102,7 +102,7 @@ def task_view(project: Project, name: str, status: str = "all", page: int = 1) -
         "quality_column": categorical[0] if categorical else None,
         "page": page,
         "pages": pages,
-        "shown": int(len(shown)),
+        "shown": len(shown),
         "workers": groups,
     }
 
@@ -113,12 +113,12 @@ def stats_view(project: Project, name: str) -> View:
     frame, _, categorical = _frame(project, name, runs)
     answers = []
     for column in categorical:
-        entry: View = {"column": column, "alpha": None, "note": "", "items": 0, "ties": 0}
+        entry: View = {"column": column, "alpha": None, "note": "", "voted_items": 0, "ties": 0}
         entry["counts"] = {_text(k): int(v) for k, v in frame[column].value_counts(dropna=True).items()}
         try:
             entry["alpha"] = _number(quality.krippendorff_alpha(frame, answer=column, level="nominal"))
             votes = quality.majority_vote(frame, answer=column)
-            entry["items"], entry["ties"] = int(len(votes)), int(votes["tie"].sum())
+            entry["voted_items"], entry["ties"] = len(votes), int(votes["tie"].sum())
         except CrowdError as exc:
             entry["note"] = str(exc)
         answers.append(entry)
@@ -127,8 +127,12 @@ def stats_view(project: Project, name: str) -> View:
         try:
             table = quality.worker_accuracy(frame, answer=categorical[0])
             workers = [
-                {"worker": str(w), "answers": int(r["answers"]), "compared": int(r["compared"]),
-                 "agreement": _number(r["agreement"])}  # fmt: skip
+                {
+                    "worker": str(w),
+                    "answers": int(r["answers"]),
+                    "compared": int(r["compared"]),
+                    "agreement": _number(r["agreement"]),
+                }
                 for w, r in table.iterrows()
             ]
         except CrowdError:
@@ -139,11 +143,16 @@ def stats_view(project: Project, name: str) -> View:
         "units": _sum_counts(runs),
         "spend": project.task_spend(name),
         "runs": [
-            {"id": str(run.id), "state": run.state, "provider": run.config["provider"]["name"], "units": run.counts,
-             "spend": run.spend}  # fmt: skip
+            {
+                "id": str(run.id),
+                "state": run.state,
+                "provider": run.config["provider"]["name"],
+                "units": run.counts,
+                "spend": run.spend,
+            }
             for run in runs
         ],
-        "submitted": int(len(frame)),
+        "submitted": len(frame),
         "median_s": _number(durations.median()) if len(durations) else None,
         "too_fast": int(quality.too_fast(frame).sum()) if len(frame) else 0,
         "answers": answers,
@@ -156,12 +165,23 @@ def qualifications_view(project: Project) -> list[View]:
     out: dict[str, View] = {}
     for row in project.store.qualification_holders():
         entry = out.setdefault(
-            row["qualification"], {"name": row["qualification"], "description": row["description"], "holders": []}
+            row["qualification"],
+            {
+                "name": row["qualification"],
+                "description": row["description"],
+                "holders": [],
+                "is_block": row["qualification"] == BLOCKED,
+            },
         )
         if row["worker"] is not None:
             entry["holders"].append(
-                {"worker": row["worker"], "provider": row["provider"], "value": row["value"],
-                 "updated_at": row["updated_at"], "key": f"{row['provider']}:{row['worker']}"}  # fmt: skip
+                {
+                    "worker": row["worker"],
+                    "provider": row["provider"],
+                    "value": row["value"],
+                    "updated_at": row["updated_at"],
+                    "key": f"{row['provider']}:{row['worker']}",
+                }
             )
     return list(out.values())
 
@@ -279,7 +299,7 @@ def _frame(project: Project, name: str, runs: Sequence[Run]) -> tuple[pd.DataFra
     return frame, [c for c in inputs if c in frame.columns], list(categorical)
 
 
-def _unit(record: dict[str, Any], inputs: list[str]) -> View:
+def _unit(record: dict[Any, Any], inputs: list[str]) -> View:
     skip = {*META_COLUMNS, "provider", "too_fast"}
     return {
         "id": str(record["unit_id"]),
