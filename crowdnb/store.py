@@ -26,6 +26,7 @@ import sqlite_utils
 from . import states as S
 from .errors import ConfigError, NotFound
 from .schema import MIGRATIONS, Migration
+from .writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,12 @@ class Store:
         self.path = self.root / DB_NAME
         self.files_dir = self.root / "files"
         self._durable = durable
-        self._lock = threading.RLock()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._writer = self._connect()
+        conn = self._connect()
         # WAL lets the notebook read the frame while the router thread writes.
-        self._writer.execute("PRAGMA journal_mode=WAL")
-        migrate(self._writer, MIGRATIONS)
+        conn.execute("PRAGMA journal_mode=WAL")
+        migrate(conn, MIGRATIONS)
+        self._writer = Writer(conn)
 
     # --- connections -----------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -96,18 +97,10 @@ class Store:
         finally:
             self._readers.put(conn)
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT), serialised across threads and processes."""
-        with self._lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One unit of work, durable when the block exits; serialised across threads and processes
+        (``writer.Writer``: savepoints in a group-committed transaction)."""
+        return self._writer.transaction()
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         """Rows of a read-only query, as dicts."""
@@ -128,8 +121,7 @@ class Store:
 
     def close(self) -> None:
         """Close the writer connection (reader connections close with their threads)."""
-        with self._lock:
-            self._writer.close()
+        self._writer.close()
 
     # --- tasks and runs --------------------------------------------------------------------------
     def upsert_task(self, name: str, config: dict[str, Any]) -> int:

@@ -1,0 +1,82 @@
+"""Group commit: every write is visible to other connections when it returns; a failing write is alone."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from crowdnb.writer import Writer
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    return conn
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Writer:
+    conn = connect(tmp_path / "t.db")
+    conn.execute("CREATE TABLE t (thread INTEGER, n INTEGER)")
+    return Writer(conn)
+
+
+def test_each_write_is_committed_when_it_returns(writer: Writer, tmp_path: Path) -> None:
+    unseen: list[tuple[int, int]] = []
+
+    def work(thread: int) -> None:
+        reader = connect(tmp_path / "t.db")
+        for n in range(40):
+            with writer.transaction() as conn:
+                conn.execute("INSERT INTO t VALUES (?, ?)", (thread, n))
+            if not reader.execute("SELECT 1 FROM t WHERE thread = ? AND n = ?", (thread, n)).fetchone():
+                unseen.append((thread, n))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert unseen == []
+    assert connect(tmp_path / "t.db").execute("SELECT count(*) FROM t").fetchone()[0] == 16 * 40
+    assert writer._generation < 16 * 40  # commits were shared
+
+
+def test_a_failing_write_rolls_back_alone(writer: Writer, tmp_path: Path) -> None:
+    errors = []
+
+    def good() -> None:
+        for n in range(50):
+            with writer.transaction() as conn:
+                conn.execute("INSERT INTO t VALUES (1, ?)", (n,))
+
+    def bad() -> None:
+        for n in range(50):
+            try:
+                with writer.transaction() as conn:
+                    conn.execute("INSERT INTO t VALUES (2, ?)", (n,))
+                    raise ValueError("refused")
+            except ValueError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=good), threading.Thread(target=bad)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    rows = connect(tmp_path / "t.db").execute("SELECT thread, count(*) FROM t GROUP BY thread").fetchall()
+    assert rows == [(1, 50)] and len(errors) == 50
+
+
+def test_nested_transactions_commit_with_the_outer_one(writer: Writer, tmp_path: Path) -> None:
+    with writer.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1, 1)")
+        with pytest.raises(ValueError), writer.transaction() as inner:
+            inner.execute("INSERT INTO t VALUES (1, 2)")
+            raise ValueError
+        with writer.transaction() as inner:
+            inner.execute("INSERT INTO t VALUES (1, 3)")
+    assert connect(tmp_path / "t.db").execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (3,)]
