@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Union
 
 import pandas as pd
 
+from . import reports
 from .live import LiveFrame
 from .store import Store, project_root
 
@@ -83,7 +84,12 @@ class Project:
     @property
     def tasks(self) -> pd.DataFrame:
         """One row per task: runs, units by outcome, submissions."""
-        return pd.DataFrame(self.store.task_summary(), columns=["name", "runs", "submissions", "created_at"])
+        return pd.DataFrame(
+            reports.task_summary(
+                self.store,
+            ),
+            columns=["name", "runs", "submissions", "created_at"],
+        )
 
     def worker(self, name: str, provider: str = "mock") -> Worker:
         """A worker of this project (their units and qualifications)."""
@@ -93,11 +99,19 @@ class Project:
 
     def run_table(self) -> pd.DataFrame:
         """One row per run: task, state, provider, address, units, submitted, accepted."""
-        return pd.DataFrame(self.store.runs_overview())
+        return pd.DataFrame(
+            reports.runs_overview(
+                self.store,
+            )
+        )
 
     def worker_table(self) -> pd.DataFrame:
         """One row per worker: units submitted, accepted, rejected, and qualifications."""
-        return pd.DataFrame(self.store.workers_overview())
+        return pd.DataFrame(
+            reports.workers_overview(
+                self.store,
+            )
+        )
 
     def task_spend(self, name: str) -> dict[str, float]:
         """Dollars of every run of task ``name``, each with its provider's fees (see ``Run.spend``)."""

@@ -19,7 +19,7 @@ import pandas as pd
 from flask import Flask, Response, jsonify, render_template, request, send_file
 from markupsafe import Markup
 
-from . import charts, quality
+from . import charts, quality, reports
 from . import states as S
 from .errors import ConfigError, CrowdError
 from .export import export_frame
@@ -67,7 +67,9 @@ def task_view(project: Project, name: str, status: str = "all", page: int = 1) -
     shown = frame.assign(too_fast=flags)
     if status != "all":
         shown = shown[shown["status"] == status]
-    blocked = {(r["provider"], r["worker"]) for r in project.store.qualification_holders(BLOCKED) if r["worker"]}
+    blocked = {
+        (r["provider"], r["worker"]) for r in reports.qualification_holders(project.store, BLOCKED) if r["worker"]
+    }
     groups = []
     for (provider, worker), rows in shown.groupby(["provider", "worker"], sort=False):
         units = [_unit(record, inputs) for record in rows.to_dict("records")]
@@ -88,7 +90,7 @@ def task_view(project: Project, name: str, status: str = "all", page: int = 1) -
     groups = groups[(page - 1) * WORKERS_PER_PAGE : page * WORKERS_PER_PAGE]
     for provider in {g["provider"] for g in groups}:
         names = [g["worker"] for g in groups if g["provider"] == provider]
-        records = project.store.worker_stats(names, provider)
+        records = reports.worker_stats(project.store, names, provider)
         for group in groups:
             if group["provider"] == provider:
                 group["record"] = {s: records[group["worker"]].get(s, 0) for s in S.UNIT_SUBMITTED}
@@ -163,7 +165,9 @@ def stats_view(project: Project, name: str) -> View:
 def qualifications_view(project: Project) -> list[View]:
     """Every qualification with the workers holding it and their values."""
     out: dict[str, View] = {}
-    for row in project.store.qualification_holders():
+    for row in reports.qualification_holders(
+        project.store,
+    ):
         entry = out.setdefault(
             row["qualification"],
             {
@@ -190,7 +194,7 @@ def worker_view(project: Project, provider: str, name: str) -> View:
     """One worker: units by status across the project, qualifications, and the latest review actions."""
     worker = project.worker(name, provider)
     qualifications = worker.qualifications
-    reviews = project.store.worker_reviews(provider, name)
+    reviews = reports.worker_reviews(project.store, provider, name)
     for row in reviews:
         row["unit_id"] = None if row["unit_id"] is None else str(row["unit_id"])
         row["details"] = json.loads(row["details"] or "{}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 import pandas as pd
 
-from . import quality
+from . import quality, reports
 from . import states as S
 from .errors import CrowdError
 from .live import META_COLUMNS
@@ -84,7 +84,7 @@ class ReviewTable:
         pages = max((len(frame) - 1) // self.page_size + 1, 1)
         self.page = min(self.page, pages - 1)
         shown = frame.iloc[self.page * self.page_size : (self.page + 1) * self.page_size]
-        stats = self.run.store.worker_stats(sorted(set(shown["worker"])), self.run.config["provider"]["name"])
+        stats = reports.worker_stats(self.run.store, sorted(set(shown["worker"])), self.run.config["provider"]["name"])
         self.flags = _flags(self.run.df, shown, self.label)  # agreement with every answer, whatever the filter
         self.checks, self.row_buttons = {}, {}
         self.rows.children = [self._row(record, stats.get(record["worker"], {})) for record in shown.to_dict("records")]

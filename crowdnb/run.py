@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import architects, lifecycle, providers
+from . import architects, lifecycle, providers, reports
 from . import states as S
 from .data import Rows, load
 from .dispatch import Dispatcher, Listener
@@ -288,7 +288,7 @@ class Run:
     def spend(self) -> dict[str, float]:
         """Dollars so far: rewards paid, rewards pending review, bonuses, the provider's fees, total."""
         fee = self._service.provider.fee_rate if self._service else self._provider().fee_rate
-        return with_fees(self.store.spend("run", self.id), fee)
+        return with_fees(reports.spend(self.store, "run", self.id), fee)
 
     def _provider(self) -> providers.Provider:
         """The live provider, or a new client of the stored one (for review after a stop)."""

@@ -1,6 +1,7 @@
 """The project database: connections, transactions, schema migrations and plain queries.
 
-SQL lives here and in ``lifecycle`` (the unit and agent transitions, run inside ``Store.write``). One writer connection guarded by a lock (the router thread, the monitor and the notebook share it),
+SQL lives here, in ``lifecycle`` (the unit and agent transitions, run inside ``Store.write``) and in
+``reports`` (read-only summaries). One writer connection guarded by a lock (the router thread, the monitor and the notebook share it),
 one reader connection per thread. WAL lets the notebook read while the router writes; every write is one
 ``BEGIN IMMEDIATE`` transaction, so a submission is either fully stored or not at all.
 """
@@ -187,47 +188,10 @@ class Store:
             return [r["id"] for r in self.query("SELECT id FROM task_runs ORDER BY id")]
         return [r["id"] for r in self.query("SELECT id FROM task_runs WHERE task_id = ? ORDER BY id", (task_id,))]
 
-    def task_summary(self) -> list[Row]:
-        """One row per task: name, number of runs, number of submissions, creation time."""
-        return self.query(
-            "SELECT t.name, count(DISTINCT r.id) AS runs, "
-            "(SELECT count(*) FROM submissions s WHERE s.task_id = t.id) AS submissions, t.created_at "
-            "FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id GROUP BY t.id ORDER BY t.name"
-        )
-
     def first_input(self, run_id: int) -> dict[str, Any] | None:
         """The input row of a run's first assignment (what the preview shows), or None."""
         row = self.query_one("SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run_id,))
         return json.loads(row["data"]) if row else None
-
-    def spend(self, scope: str, scope_id: int) -> dict[str, float]:
-        """Dollars of a run (``scope="run"``) or task: rewards paid, rewards awaiting review, bonuses."""
-        column = {"run": "task_run_id", "task": "task_id"}[scope]
-        row = self.query_one(
-            "SELECT coalesce(sum(CASE WHEN status IN ('accepted', 'soft_rejected') THEN pay_amount END), 0) AS paid, "
-            "coalesce(sum(CASE WHEN status = 'completed' THEN pay_amount END), 0) AS pending "
-            f"FROM units WHERE {column} = ?",
-            (scope_id,),
-        )
-        bonuses = self.scalar(
-            f"SELECT coalesce(sum(amount), 0) FROM reviews WHERE {column} = ? AND action = 'bonus'", (scope_id,)
-        )
-        paid, pending = (float(row["paid"]), float(row["pending"])) if row else (0.0, 0.0)
-        return {"rewards": paid, "pending": pending, "bonuses": float(bonuses)}
-
-    def worker_stats(self, names: list[str], provider: str) -> dict[str, dict[str, int]]:
-        """Per worker name: their units by status across the whole project (for review decisions)."""
-        if not names:
-            return {}
-        marks = ",".join("?" * len(names))
-        stats: dict[str, dict[str, int]] = {name: {} for name in names}
-        for row in self.query(
-            f"SELECT w.name, u.status, count(*) AS n FROM units u JOIN workers w ON w.id = u.worker_id "
-            f"WHERE w.provider = ? AND w.name IN ({marks}) GROUP BY w.name, u.status",
-            (provider, *names),
-        ):
-            stats[row["name"]][row["status"]] = row["n"]
-        return stats
 
     def set_qualification(
         self, provider: str, worker: str, name: str, value: int | None, actor: str, note: str | None = None
@@ -286,42 +250,12 @@ class Store:
                 }
             )
 
-    def runs_overview(self) -> list[Row]:
-        """Every run with its task, state, address and units by outcome."""
-        return self.query(
-            "SELECT r.id AS run_id, t.name AS task, r.status AS state, r.provider, r.url, r.created_at, "
-            "count(u.id) AS units, sum(u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
-            "sum(u.status = 'accepted') AS accepted FROM task_runs r JOIN tasks t ON t.id = r.task_id "
-            "LEFT JOIN units u ON u.task_run_id = r.id GROUP BY r.id ORDER BY r.id"
-        )
-
-    def workers_overview(self) -> list[Row]:
-        """Every worker with their units by status and their qualifications."""
-        return self.query(
-            "SELECT w.provider, w.name AS worker, "
-            "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
-            "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'accepted') AS accepted, "
-            "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'rejected') AS rejected, "
-            "(SELECT group_concat(q.name || '=' || g.value, ', ') FROM granted_qualifications g "
-            " JOIN qualifications q ON q.id = g.qualification_id WHERE g.worker_id = w.id) AS qualifications "
-            "FROM workers w ORDER BY w.provider, w.name"
-        )
-
     def qualifications_of(self, worker_id: int) -> dict[str, int]:
         """A worker's qualifications by worker id: name → value (checked at every dispatch)."""
         rows = self.query(
             "SELECT q.name, g.value FROM granted_qualifications g JOIN qualifications q ON q.id = g.qualification_id "
             "WHERE g.worker_id = ?",
             (worker_id,),
-        )
-        return {r["name"]: r["value"] for r in rows}
-
-    def worker_qualifications(self, provider: str, worker: str) -> dict[str, int]:
-        """A worker's qualifications: name → value."""
-        rows = self.query(
-            "SELECT q.name, g.value FROM granted_qualifications g JOIN qualifications q ON q.id = g.qualification_id "
-            "JOIN workers w ON w.id = g.worker_id WHERE w.provider = ? AND w.name = ? ORDER BY q.name",
-            (provider, worker),
         )
         return {r["name"]: r["value"] for r in rows}
 
@@ -466,28 +400,6 @@ class Store:
         )
 
     # --- review app ------------------------------------------------------------------------------
-    def qualification_holders(self, name: str | None = None) -> list[Row]:
-        """Every qualification (or the one ``name``d) with each worker holding it, by name then worker.
-
-        Rows: qualification, description, provider, worker, value, updated_at; a qualification nobody
-        holds has one row whose worker is None.
-        """
-        return self.query(
-            "SELECT q.name AS qualification, q.description, w.provider, w.name AS worker, g.value, g.updated_at "
-            "FROM qualifications q LEFT JOIN granted_qualifications g ON g.qualification_id = q.id "
-            "LEFT JOIN workers w ON w.id = g.worker_id WHERE ?1 IS NULL OR q.name = ?1 "
-            "ORDER BY q.name, w.provider, w.name",
-            (name,),
-        )
-
-    def worker_reviews(self, provider: str, worker: str, limit: int = 100) -> list[Row]:
-        """The latest review actions on a worker (decisions, bonuses, grants, blocks, messages), newest first."""
-        return self.query(
-            "SELECT r.at, r.actor, r.action, r.unit_id, t.name AS task, r.amount, r.note, r.details "
-            "FROM reviews r JOIN workers w ON w.id = r.worker_id LEFT JOIN tasks t ON t.id = r.task_id "
-            "WHERE w.provider = ? AND w.name = ? ORDER BY r.at DESC, r.id DESC LIMIT ?",
-            (provider, worker, limit),
-        )
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import lifecycle, providers
+from . import lifecycle, providers, reports
 from .errors import ConfigError
 from .page import summary_table
 from .project import Project, ProjectLike, as_project
@@ -58,12 +58,12 @@ class Worker:
     @property
     def units(self) -> dict[str, int]:
         """Their units by status, across every task and run."""
-        return self.project.store.worker_stats([self.name], self.provider)[self.name]
+        return reports.worker_stats(self.project.store, [self.name], self.provider)[self.name]
 
     @property
     def qualifications(self) -> dict[str, int]:
         """Qualification name → value."""
-        return self.project.store.worker_qualifications(self.provider, self.name)
+        return reports.worker_qualifications(self.project.store, self.provider, self.name)
 
     def grant(self, qualification: str, value: int = 1) -> int:
         """Grant a qualification (see ``cn.grant``)."""
