@@ -12,8 +12,8 @@
     └── WorkerRefused            a worker cannot get (or submit) a unit; carries a reason code
         └── AuthError            a forged, expired or foreign worker token
 
-Messages name the bad value and the next step. The router maps the tree to HTTP statuses in one place
-(``router._status_for``).
+Messages name the bad value and the next step. ``http_status`` maps the tree to HTTP statuses for the
+worker router and the review app alike.
 """
 
 from __future__ import annotations
@@ -85,3 +85,18 @@ class AuthError(WorkerRefused):
 
     def __init__(self, message: str) -> None:
         super().__init__("forbidden", message)
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of an error: the one place crowdnb's error tree meets HTTP (500: not ours)."""
+    if isinstance(exc, WorkerRefused):
+        return exc.http_status
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, StateError):
+        return 409
+    if isinstance(exc, ProviderError):
+        return 424  # the platform failed the call; the store already holds the decision
+    if isinstance(exc, (ConfigError, DataError)):
+        return 400
+    return 400 if isinstance(exc, CrowdError) else 500

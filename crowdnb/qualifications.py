@@ -35,6 +35,12 @@ def apply_qualification(
     return changed
 
 
+def _not_the_block(name: str) -> None:
+    check_name(name)
+    if name == BLOCKED:  # a block needs a reason and the provider's own block call
+        raise ConfigError(f"{BLOCKED!r} is set by cn.block(worker, reason) and lifted by cn.unblock(worker)")
+
+
 def grant(
     worker: str,
     name: str,
@@ -45,7 +51,7 @@ def grant(
     actor: str = "requester",
 ) -> int:
     """Give ``worker`` the qualification ``name`` with ``value`` (granting again updates it); returns the value."""
-    check_name(name)
+    _not_the_block(name)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"qualification value {value!r} must be a whole number")
     where = as_project(project)
@@ -57,7 +63,7 @@ def revoke(
     worker: str, name: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester"
 ) -> bool:
     """Take the qualification ``name`` away from ``worker``; False if they did not have it."""
-    check_name(name)
+    _not_the_block(name)
     where = as_project(project)
     return apply_qualification(where.store, providers.create(provider, where.store), worker, name, None, actor)
 

@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, flash, jsonify, redirect, render_template, request, send_from_directory, session
 from werkzeug.exceptions import HTTPException
 
-from .errors import ConfigError, CrowdError, NotFound, ProviderError, StateError
+from .errors import ConfigError, CrowdError, NotFound, http_status
 from .page import ASSETS
 from .project import ProjectLike, as_project
 from .review_actions import UNIT_ACTIONS, WORKER_ACTIONS, ask_from_form, ask_from_json, perform
@@ -47,17 +47,6 @@ _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-
-
-def status_for(exc: CrowdError) -> int:
-    """The HTTP status of a crowdnb error in the review app (always 4xx: the reviewer can act on it)."""
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, StateError):
-        return 409
-    if isinstance(exc, ProviderError):
-        return 424  # the platform failed the call; the store already holds the decision
-    return 400
 
 
 def create_review_app(project: ProjectLike, token: str) -> Flask:
@@ -109,7 +98,7 @@ def create_review_app(project: ProjectLike, token: str) -> Flask:
 
     @app.errorhandler(CrowdError)
     def crowd_error(exc: CrowdError) -> Any:
-        return _refuse(status_for(exc), str(exc))
+        return _refuse(http_status(exc), str(exc))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
@@ -130,7 +119,7 @@ def create_review_app(project: ProjectLike, token: str) -> Flask:
         try:
             outcome = perform(where, action, ask_from_form(request.form))
         except CrowdError as exc:
-            return _refuse(status_for(exc), str(exc), back=back)
+            return _refuse(http_status(exc), str(exc), back=back)
         flash(outcome.message, "ok")
         return redirect(back, code=303)
 

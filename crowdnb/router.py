@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
 from .dispatch import Dispatcher, Upload
-from .errors import ConfigError, CrowdError, DataError, NotFound, WorkerRefused
+from .errors import CrowdError, NotFound, WorkerRefused, http_status
 from .page import ASSETS, Field, TaskPage, message_page
 from .providers import Completion
 
@@ -44,17 +44,6 @@ _TITLES = {
     "too_large": "Upload too large",
     "forbidden": "Not allowed",
 }
-
-
-def _status_for(exc: Exception) -> int:
-    """The one place crowdnb's error tree becomes HTTP statuses."""
-    if isinstance(exc, WorkerRefused):
-        return exc.http_status
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, (ConfigError, DataError)):
-        return 400
-    return 500
 
 
 def create_app(
@@ -80,7 +69,7 @@ def create_app(
         return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
     def refuse(exc: Exception) -> Response | tuple[Any, int]:
-        status = _status_for(exc)
+        status = http_status(exc)
         if status == 500:
             log.exception("router error")
         reason = exc.reason if isinstance(exc, WorkerRefused) else "error"

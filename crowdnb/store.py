@@ -1,9 +1,9 @@
 """The project database: connections, transactions, schema migrations and plain queries.
 
 SQL lives here, in ``lifecycle`` (the unit and agent transitions, run inside ``Store.write``) and in
-``reports`` (read-only summaries). One writer connection guarded by a lock (the router thread, the monitor and the notebook share it),
-one reader connection per thread. WAL lets the notebook read while the router writes; every write is one
-``BEGIN IMMEDIATE`` transaction, so a submission is either fully stored or not at all.
+``reports`` (read-only summaries). One writer connection (``writer.Writer``: serialised, group-committed,
+each write durable when it returns) and a pool of reader connections; WAL lets the notebook read while
+the router writes, and a submission is either fully stored or not at all.
 """
 
 from __future__ import annotations

@@ -117,3 +117,10 @@ def test_worker_blocked_mid_run_is_refused_with_a_clear_page(run: cn.Run) -> Non
 def test_block_needs_a_reason(project: cn.Project) -> None:
     with pytest.raises(ConfigError, match="a block needs a reason"):
         cn.block("alice", " ", project=project)
+
+
+def test_the_block_qualification_goes_through_block_and_unblock(project: cn.Project) -> None:
+    with pytest.raises(ConfigError, match=r"set by cn.block\(worker, reason\)"):
+        cn.grant("alice", "crowdnb-blocked", project=project)
+    with pytest.raises(ConfigError, match=r"lifted by cn\.unblock"):
+        cn.revoke("alice", "crowdnb-blocked", project=project)
