@@ -290,3 +290,17 @@ def test_html_in_answers_and_inputs_is_shown_as_text(make_run: Any, new_page: Ca
     expect_saved(victim)
     assert victim.evaluate("() => typeof window.pwned") == "undefined"
     assert run.df.set_index("worker").loc["niaj", "text"] == XSS_INPUT
+
+
+def test_worker_blocked_mid_run_sees_a_clear_page(make_run: Any, new_page: Callable[..., Page]) -> None:
+    run = make_run()
+    page = new_page(run.worker_url("mallory"))
+    fill_in(page, "pos", "first unit")
+    page.click("#crowd-submit")
+    expect_saved(page)
+    cn.block("mallory", "copied answers between units", project=cn.open(run.store.root))
+    response = page.goto(run.worker_url("mallory"))  # the next unit, or a reload
+    assert response is not None and response.status == 403
+    expect(page.locator("h1")).to_have_text("Not qualified")
+    expect(page.locator("#crowd-message")).to_contain_text("can no longer take this requester's tasks")
+    assert page.locator("form, #crowd-submit, script").count() == 0
