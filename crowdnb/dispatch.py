@@ -150,19 +150,10 @@ class Dispatcher:
         held = self.store.qualifications_of(worker_id)
         unmet = first_unmet(self.run.requirements, held, self.provider.name)
         if unmet is not None:
-            if unmet.name == BLOCKED:
-                raise WorkerRefused("not_qualified", "You can no longer take this requester's tasks.")
-            if self.onboarder and unmet.name == f"{self.onboarder.qualification}-failed":
-                raise WorkerRefused("not_qualified", "You did not pass the qualification test for this task.")
-            if self.screener and unmet.name == self.screener.failed:
-                raise WorkerRefused(
-                    "not_qualified", "Your first answers did not meet this task's standard. Thank you for trying!"
-                )
-            if self.gold and unmet.name == self.gold.disqualified:
-                raise WorkerRefused(
-                    "not_qualified", "Your answers to our check questions were not accurate enough for this task."
-                )
-            raise WorkerRefused("not_qualified", f"You are not qualified for this task: it needs {unmet.describe()}.")
+            raise WorkerRefused(
+                "not_qualified",
+                self._refusal(unmet.name) or f"You are not qualified for this task: it needs {unmet.describe()}.",
+            )
         if self.onboarder is not None and self.onboarder.needed(held):
             token = self.onboarder.token(worker_id)
             return Entry(0, token, dict(self.onboarder.test.data), uuid.uuid4().hex, False, kind="onboarding")
@@ -178,6 +169,15 @@ class Dispatcher:
             submission_id=uuid.uuid4().hex,
             resumed=resumed,
         )
+
+    def _refusal(self, qualification: str) -> str | None:
+        """What a worker reads when ``qualification`` closed the task to them (None: the generic text)."""
+        if qualification == BLOCKED:
+            return "You can no longer take this requester's tasks."
+        for check in (self.onboarder, self.screener, self.gold):
+            if check is not None and qualification == check.closed_by:
+                return check.refusal
+        return None
 
     def _holds_unit(self, worker_id: int) -> bool:
         """Whether the worker has a live unit of this run (a refresh gets it back, not a new screening)."""

@@ -75,12 +75,9 @@ class GoldKeeper:
         self.rows: list[dict[str, Any]] = stored["rows"]
         self.first, self.every, self.max_wrong = stored["first"], stored["every"], stored["max_wrong"]
         self.base = str(stored["qualification"])
+        self.closed_by = f"{self.base}-disqualified"  # granted to workers with too many wrong golds
+        self.refusal = "Your answers to our check questions were not accurate enough for this task."
         self._random = random.Random()
-
-    @property
-    def disqualified(self) -> str:
-        """The qualification granted to workers with too many wrong golds."""
-        return f"{self.base}-disqualified"
 
     def pick(self, worker_id: int, held: Mapping[str, int]) -> Special | None:
         """The gold unit this worker should get now, or None for a data unit."""
@@ -105,5 +102,5 @@ class GoldKeeper:
         # counters stay local (as in Mephisto); only a disqualification is pushed to the platform
         self.store.set_qualification(self.provider.name, worker, counter, held.get(counter, 0) + 1, "crowdnb")
         if not right and held.get(f"{self.base}-wrong", 0) + 1 > self.max_wrong:
-            apply_qualification(self.store, self.provider, worker, self.disqualified, 1, "crowdnb")
+            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb")
         return right

@@ -92,6 +92,8 @@ class Onboarder:
         check_validate(stored, validate)
         self.test = Onboarding(stored["html"], stored["expected"], validate, stored["qualification"], stored["data"])
         self.qualification = str(stored["qualification"])
+        self.closed_by = f"{self.qualification}-failed"
+        self.refusal = "You did not pass the qualification test for this task."
         self.page = TaskPage(stored["html"], "onboarding")
         self.store, self.provider = store, provider
         self._tokens = URLSafeTimedSerializer(secret, salt="crowdnb.onboarding")
@@ -115,13 +117,13 @@ class Onboarder:
         if not self.needed(held):  # a second tab or a double click: the first judgement stands
             if held[self.qualification]:
                 return Completion("reload", message="You already passed the qualification test.")
-            raise WorkerRefused("not_qualified", "You did not pass the qualification test for this task.")
+            raise WorkerRefused("not_qualified", self.refusal)
         passed = self.test.passes(answers)
         details = json.dumps({"qualification": self.qualification, "answers": answers, "passed": passed})
         self.store.log_action(self.provider.name, name, "onboarding", "crowdnb", details=details)
         apply_qualification(self.store, self.provider, name, self.qualification, int(passed), "crowdnb")
         if not passed:
-            apply_qualification(self.store, self.provider, name, f"{self.qualification}-failed", 1, "crowdnb")
+            apply_qualification(self.store, self.provider, name, self.closed_by, 1, "crowdnb")
             raise WorkerRefused(
                 "not_qualified", "You did not pass the qualification test for this task. Thank you for trying!"
             )

@@ -63,11 +63,8 @@ class Screener:
         self.rows: list[dict[str, Any]] | None = stored["rows"]
         self.max_units = int(stored["max_units"])
         self.qualification = str(stored["qualification"])
-
-    @property
-    def failed(self) -> str:
-        """The qualification of workers who failed screening."""
-        return f"{self.qualification}-failed"
+        self.closed_by = f"{self.qualification}-failed"  # granted to workers who failed screening
+        self.refusal = "Your first answers did not meet this task's standard. Thank you for trying!"
 
     def pick(self, run_id: int, held: Mapping[str, int]) -> Special | None:
         """A screening unit for a worker not screened yet (None for screened workers); refuses past the cap."""
@@ -87,5 +84,5 @@ class Screener:
         passed = bool(self.validate(inputs, answers))
         apply_qualification(self.store, self.provider, worker, self.qualification, int(passed), "crowdnb")
         if not passed:
-            apply_qualification(self.store, self.provider, worker, self.failed, 1, "crowdnb")
+            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb")
         return passed
