@@ -4,12 +4,15 @@
 >>> quality.krippendorff_alpha(run.df, level="nominal")      # agreement among workers
 >>> quality.majority_vote(run.df)                            # one label per item, with share and tie flag
 >>> quality.dawid_skene(run.df).labels                        # labels weighted by estimated worker skill
+>>> quality.mace(run.df).workers                              # per worker: competence (MACE; spammers near 0)
+>>> quality.glad(run.df).items                                # per item: difficulty, with worker ability (GLAD)
 >>> quality.worker_accuracy(run.df, gold={3: "pos"})          # per worker: gold accuracy, agreement
 >>> run.df[~quality.too_fast(run.df)]                         # drop implausibly quick submissions
 
 Items are ``assignment_id`` (one input row, labelled by several workers), raters ``worker`` and answers
 ``label`` unless ``item=``, ``worker=`` and ``answer=`` name other columns. Agreement lives in
-``agreement``, aggregation in ``aggregate``; this module adds worker quality and re-exports the rest.
+``agreement``, aggregation in ``aggregate`` and ``models`` (MACE, GLAD); this module adds worker quality and
+re-exports the rest.
 """
 
 from __future__ import annotations
@@ -22,13 +25,18 @@ import pandas as pd
 from .aggregate import DawidSkene, dawid_skene, majority_vote
 from .agreement import categories, cohen_kappa, fleiss_kappa, krippendorff_alpha, ratings, value_counts
 from .errors import ConfigError
+from .models import Glad, Mace, glad, mace
 
 __all__ = [
     "DawidSkene",
+    "Glad",
+    "Mace",
     "cohen_kappa",
     "dawid_skene",
     "fleiss_kappa",
+    "glad",
     "krippendorff_alpha",
+    "mace",
     "majority_vote",
     "too_fast",
     "worker_accuracy",
