@@ -51,7 +51,7 @@ def bonus(
     for unit in units:
         if unit["status"] not in S.UNIT_SUBMITTED:
             raise StateError(f"unit {unit['id']} is {unit['status']!r}; only submitted units get a bonus")
-    provider, paid = run._provider(), 0
+    provider, paid = run.provider_client(), 0
     for unit in units:
         token = f"bonus:{unit['id']}:{key if key is not None else f'{amount:.2f}:{reason}'}"
         if lifecycle.record_bonus(run.store, int(unit["worker_id"]), float(amount), reason, token, actor, unit):
@@ -64,7 +64,7 @@ def bonus(
 
 def decide(run: Run, unit_ids: Sequence[int], decision: str, note: str | None, actor: str = "requester") -> int:
     """Apply ``decision`` (accepted, rejected, soft_rejected) to units of ``run``; returns how many changed."""
-    provider, changed = run._provider(), 0
+    provider, changed = run.provider_client(), 0
     for unit_id in unit_ids:
         unit = _own_unit(run, unit_id)
         if not lifecycle.review(run.store, unit_id, decision, actor, note):

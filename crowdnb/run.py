@@ -239,10 +239,7 @@ class Run:
 
     def worker_url(self, worker: str) -> str:
         """The link a given (mock) worker opens."""
-        provider = (
-            self._service.provider if self._service else providers.create(self.config["provider"]["name"], self.store)
-        )
-        return provider.worker_url(self.url, worker)
+        return self.provider_client().worker_url(self.url, worker)
 
     def link(self, worker: str | None = None) -> str:
         """The link to show a person in a notebook: through the Jupyter server's proxy when the kernel is remote.
@@ -287,10 +284,9 @@ class Run:
     @property
     def spend(self) -> dict[str, float]:
         """Dollars so far: rewards paid, rewards pending review, bonuses, the provider's fees, total."""
-        fee = self._service.provider.fee_rate if self._service else self._provider().fee_rate
-        return with_fees(reports.spend(self.store, "run", self.id), fee)
+        return with_fees(reports.spend(self.store, "run", self.id), self.provider_client().fee_rate)
 
-    def _provider(self) -> providers.Provider:
+    def provider_client(self) -> providers.Provider:
         """The live provider, or a new client of the stored one (for review after a stop)."""
         if self._service is not None:
             return self._service.provider
