@@ -86,9 +86,9 @@ def _read_file(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if kind == "csv":
-        return _read_csv(path)
+        return _utf8(path, _read_csv(path))
     if kind == "jsonl":
-        return _read_jsonl(path)
+        return _utf8(path, _read_jsonl(path))
     try:
         items = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -96,6 +96,14 @@ def _read_file(path: Path) -> Iterator[dict[str, Any]]:
     if not isinstance(items, list):
         raise DataError(f"{path}: the JSON top level is a {type(items).__name__}; expected a list of objects")
     return iter(items)
+
+
+def _utf8(path: Path, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Rows of a text file, with a clear error when it is not UTF-8."""
+    try:
+        yield from rows
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
 
 
 def _read_csv(path: Path) -> Iterator[dict[str, Any]]:

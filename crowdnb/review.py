@@ -63,10 +63,17 @@ def bonus(
 
 
 def decide(run: Run, unit_ids: Sequence[int], decision: str, note: str | None, actor: str = "requester") -> int:
-    """Apply ``decision`` (accepted, rejected, soft_rejected) to units of ``run``; returns how many changed."""
+    """Apply ``decision`` (accepted, rejected, soft_rejected) to units of ``run``; returns how many changed.
+
+    Every unit is checked first, so a batch with one unit that cannot take the decision changes nothing.
+    """
+    units = [_own_unit(run, unit_id) for unit_id in unit_ids]
+    for unit in units:
+        if unit["status"] != decision:
+            S.check_unit(unit["status"], decision)
     provider, changed = run.provider_client(), 0
-    for unit_id in unit_ids:
-        unit = _own_unit(run, unit_id)
+    for unit in units:
+        unit_id = int(unit["id"])
         if not lifecycle.review(run.store, unit_id, decision, actor, note):
             continue
         changed += 1

@@ -90,3 +90,10 @@ def test_unstorable_value_is_named() -> None:
 def test_a_single_dict_is_refused_with_advice() -> None:
     with pytest.raises(DataError, match="pass a list of dicts"):
         load({"text": "a"})
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.csv: not UTF-8 text \(byte 9\); save the file as UTF-8"):
+        load(path, ["text"]).take()

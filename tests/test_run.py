@@ -233,3 +233,13 @@ def test_links_for_a_remote_notebook(run: cn.Run, monkeypatch) -> None:
     assert run.link("alice") == f"/user/ada/proxy/{port}/?worker_id=alice"  # jupyter-server-proxy is installed
     monkeypatch.setenv("CROWDNB_PUBLIC_URL", "https://hub.example.org/user/ada/proxy/{port}")
     assert run.link() == f"https://hub.example.org/user/ada/proxy/{port}/"
+
+
+def test_a_batch_with_one_bad_unit_changes_nothing(run: cn.Run) -> None:
+    cn.simulate(run, workers=2)
+    ids = [int(u) for u in run.df["unit_id"]]
+    run.approve(ids[2])
+    with pytest.raises(StateError, match="from 'accepted' to 'rejected'"):
+        run.reject(ids[:4], note="batch")
+    assert run.counts["rejected"] == 0 and run.counts["accepted"] == 1
+    assert run.store.scalar("SELECT count(*) FROM provider_calls WHERE call = 'reject'") == 0
