@@ -95,5 +95,5 @@ def test_a_single_dict_is_refused_with_advice() -> None:
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("text\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin1\.csv: not UTF-8 text \(byte 9\); save the file as UTF-8"):
+    with pytest.raises(DataError, match=r"latin1\.csv: not UTF-8 text \(byte 8\); save the file as UTF-8"):
         load(path, ["text"]).take()
