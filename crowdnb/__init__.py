@@ -27,6 +27,9 @@ from .page import available_templates as templates
 from .project import Project
 from .project import open_project as open
 from .qualifications import block, grant, revoke, unblock
+from .qualifications import define as define_qualification
+from .qualifications import delete as delete_qualification
+from .qualifications import describe as describe_qualification
 from .requirements import Requirement, allow_list, block_list, requirement
 from .run import Run
 from .screening import Screening
@@ -59,6 +62,9 @@ __all__ = [
     "block",
     "block_list",
     "bonus",
+    "define_qualification",
+    "delete_qualification",
+    "describe_qualification",
     "grant",
     "load_ipython_extension",
     "message",

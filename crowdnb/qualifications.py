@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import providers
-from .errors import ConfigError
+import pandas as pd
+
+from . import providers, reports
+from .errors import ConfigError, NotFound
 from .project import ProjectLike, as_project
 from .requirements import BLOCKED, check_name
 
@@ -90,3 +92,28 @@ def unblock(worker: str, *, provider: str = "mock", project: ProjectLike = None,
     if changed:
         platform.unblock(worker)
     return changed
+
+
+def define(name: str, description: str = "", *, project: ProjectLike = None, actor: str = "requester") -> bool:
+    """Create the qualification ``name`` (or change its description); False if it already read so."""
+    _not_the_block(name)
+    return as_project(project).store.define_qualification(name, description, actor)
+
+
+def describe(name: str, *, project: ProjectLike = None) -> pd.DataFrame:
+    """The qualification ``name``: its description and every worker holding it with their value."""
+    check_name(name)
+    rows = reports.qualification_holders(as_project(project).store, name)
+    if not rows:
+        raise NotFound(f"no qualification {name!r}; create it with cn.define_qualification({name!r}, description)")
+    return pd.DataFrame(rows)
+
+
+def delete(name: str, *, project: ProjectLike = None, actor: str = "requester") -> int:
+    """Delete the qualification ``name`` and every grant of it (revoked on the providers too); returns how many held it."""
+    _not_the_block(name)
+    where = as_project(project)
+    holders = where.store.delete_qualification(name, actor)
+    for provider, worker in holders:
+        providers.create(provider, where.store).revoke_qualification(worker, name)
+    return len(holders)

@@ -193,6 +193,58 @@ class Store:
         row = self.query_one("SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run_id,))
         return json.loads(row["data"]) if row else None
 
+    def define_qualification(self, name: str, description: str | None, actor: str) -> bool:
+        """Create a qualification or change its description; False if nothing changed."""
+        with self.write() as conn:
+            row = conn.execute("SELECT description FROM qualifications WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO qualifications (id, name, description, created_at) VALUES (?, ?, ?, ?)",
+                    (new_id(), name, description or "", now()),
+                )
+            elif description is not None and row[0] != description:
+                conn.execute("UPDATE qualifications SET description = ? WHERE name = ?", (description, name))
+            else:
+                return False
+            table(conn, "reviews").insert(
+                {
+                    "id": new_id(),
+                    "at": now(),
+                    "actor": actor,
+                    "action": "define_qualification",
+                    "note": description,
+                    "details": json.dumps({"qualification": name}),
+                }
+            )
+            return True
+
+    def delete_qualification(self, name: str, actor: str) -> list[tuple[str, str]]:
+        """Delete a qualification and every grant of it; returns the (provider, worker) pairs that held it."""
+        with self.write() as conn:
+            row = conn.execute("SELECT id FROM qualifications WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return []
+            holders = [
+                (r[0], r[1])
+                for r in conn.execute(
+                    "SELECT w.provider, w.name FROM granted_qualifications g JOIN workers w ON w.id = g.worker_id "
+                    "WHERE g.qualification_id = ?",
+                    (row[0],),
+                )
+            ]
+            conn.execute("DELETE FROM granted_qualifications WHERE qualification_id = ?", (row[0],))
+            conn.execute("DELETE FROM qualifications WHERE id = ?", (row[0],))
+            table(conn, "reviews").insert(
+                {
+                    "id": new_id(),
+                    "at": now(),
+                    "actor": actor,
+                    "action": "delete_qualification",
+                    "details": json.dumps({"qualification": name, "holders": len(holders)}),
+                }
+            )
+            return holders
+
     def set_qualification(
         self, provider: str, worker: str, name: str, value: int | None, actor: str, note: str | None = None
     ) -> bool:

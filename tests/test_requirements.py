@@ -124,3 +124,17 @@ def test_the_block_qualification_goes_through_block_and_unblock(project: cn.Proj
         cn.grant("alice", "crowdnb-blocked", project=project)
     with pytest.raises(ConfigError, match=r"lifted by cn\.unblock"):
         cn.revoke("alice", "crowdnb-blocked", project=project)
+
+
+def test_create_describe_and_delete_a_qualification(project: cn.Project) -> None:
+    assert cn.define_qualification("english", "native or C2 English", project=project) is True
+    assert cn.define_qualification("english", "native or C2 English", project=project) is False
+    cn.grant("alice", "english", 5, project=project)
+    cn.grant("bob", "english", 3, project=project)
+    table = cn.describe_qualification("english", project=project)
+    assert list(table["worker"]) == ["alice", "bob"] and set(table["description"]) == {"native or C2 English"}
+    assert cn.delete_qualification("english", project=project) == 2
+    assert project.worker("alice").qualifications == {}
+    assert project.store.scalar("SELECT count(*) FROM provider_calls WHERE call = 'revoke_qualification'") == 2
+    with pytest.raises(cn.NotFound, match=r"no qualification 'english'; create it with cn.define_qualification"):
+        cn.describe_qualification("english", project=project)
