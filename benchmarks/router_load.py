@@ -41,11 +41,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
-import platform
-import re
 import sqlite3
 import sys
 import tempfile
@@ -57,7 +54,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loadgen import LoadConfig, elapsed_ms, load_process
+from loadgen import LoadConfig, load_process
+from machine import durable_insert_ms, environment, listen_overflows, reset_peak_rss, status_kb
+from report import PRIOR_ART, TARGETS, report, spread
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -82,8 +81,6 @@ BARE_FIELDS = [
     {"name": "label", "kind": "radio", "options": ["pos", "neg"], "required": False, "multiple": False},
     {"name": "why", "kind": "text", "options": [], "required": False, "multiple": False},
 ]
-TARGETS = {"throughput": 1000.0, "submit_p99_ms": 100.0, "lag_p99_ms": 250.0}
-PRIOR_ART = "Mephisto ≈ 50 units/s and Turkle ≈ 40 units/s were measured on this machine type."
 
 
 # The router process: targets, the frame watcher, memory.
@@ -285,54 +282,6 @@ class FrameWatcher:
         self._thread.join(timeout=10)
 
 
-def status_kb(name: str) -> int:
-    """A ``VmXXX`` figure of /proc/self/status in kB (0 where /proc is missing)."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return 0
-    found = re.search(rf"^{name}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(found.group(1)) if found else 0
-
-
-def listen_overflows() -> int:
-    """The kernel's count of connections dropped because a listen backlog was full (0 where unknown)."""
-    try:
-        lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()]
-    except OSError:
-        return 0
-    for names, values in zip(lines[::2], lines[1::2], strict=False):
-        if names and names[0] == "TcpExt:" and "ListenOverflows" in names:
-            return int(values[names.index("ListenOverflows")])
-    return 0
-
-
-def reset_peak_rss() -> None:
-    """Reset VmHWM to the current RSS (Linux ≥ 4.0), so each scenario reports its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        logging.getLogger(__name__).warning("cannot reset the peak RSS; peaks accumulate over scenarios")
-
-
-# =============================================================================================
-# Scenarios and figures
-# =============================================================================================
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The nearest-rank ``q``-th percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def spread(values: list[float]) -> dict[str, float | None]:
-    """p50, p99 and max of a list of milliseconds."""
-    return {"p50": percentile(values, 50), "p99": percentile(values, 99), "max": max(values, default=None)}
-
-
 @dataclass(frozen=True)
 class Scenario:
     """One measurement: a target kind served here, driven by ``workers`` simulated workers."""
@@ -425,121 +374,6 @@ def run_scenario(scenario: Scenario, folder: Path) -> dict[str, Any]:
         return drive_from_another_process(target, scenario)
     finally:
         target.stop()
-
-
-def durable_insert_ms(folder: Path, count: int = 300) -> float:
-    """p50 of one durable SQLite insert (WAL, synchronous=FULL) here: how fast this disk syncs."""
-    db = sqlite3.connect(folder / "probe.db", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE probe (n INTEGER)")
-    times = []
-    for n in range(count):
-        started = time.perf_counter()
-        db.execute("INSERT INTO probe VALUES (?)", (n,))
-        times.append(elapsed_ms(started))
-    db.close()
-    return percentile(times, 50) or 0.0
-
-
-# --- the table --------------------------------------------------------------------------------
-
-Getter = Callable[[dict[str, Any]], float | None]
-METRICS: list[tuple[str, Getter, str]] = [
-    ("submissions/s", lambda s: s["throughput"], "{:,.0f}"),
-    ("GET p50 (ms)", lambda s: s["get_ms"]["p50"], "{:.1f}"),
-    ("GET p99 (ms)", lambda s: s["get_ms"]["p99"], "{:.1f}"),
-    ("heartbeat p50 (ms)", lambda s: s["heartbeat_ms"]["p50"], "{:.1f}"),
-    ("heartbeat p99 (ms)", lambda s: s["heartbeat_ms"]["p99"], "{:.1f}"),
-    ("submit p50 (ms)", lambda s: s["submit_ms"]["p50"], "{:.1f}"),
-    ("submit p99 (ms)", lambda s: s["submit_ms"]["p99"], "{:.1f}"),
-    ("submit→frame p50 (ms)", lambda s: s["lag_ms"]["p50"], "{:.1f}"),
-    ("submit→frame p99 (ms)", lambda s: s["lag_ms"]["p99"], "{:.1f}"),
-    ("errors", lambda s: s["errors"], "{:.0f}"),
-    ("listen-queue overflows", lambda s: s["listen_overflows"], "{:.0f}"),
-    ("peak RSS (MB)", lambda s: s["peak_rss_mb"], "{:.0f}"),
-    ("RSS growth (MB)", lambda s: s["rss_growth_mb"], "{:.0f}"),
-    ("router CPU (ms/unit)", lambda s: s["router_cpu_ms_per_unit"], "{:.2f}"),
-    ("  of which serving", lambda s: s["serving_cpu_ms_per_unit"], "{:.2f}"),
-    ("frame poll (ms/poll)", lambda s: s["poll_ms"], "{:.2f}"),
-    ("frame poll CPU (% core)", lambda s: s["poll_cpu_percent"], "{:.0f}"),
-    ("load-gen CPU (% core)", lambda s: s["load_cpu_percent"], "{:.0f}"),
-]
-
-
-def cell(value: float | None, fmt: str) -> str:
-    """A formatted figure, or a dash."""
-    return "—" if value is None else fmt.format(value)
-
-
-def ratio(ours: float | None, theirs: float | None) -> str:
-    """crowdnb ÷ baseline, or a dash when it means nothing."""
-    if ours is None or theirs is None or theirs == 0:
-        return "—"
-    return f"{ours / theirs:.2f}×"
-
-
-def table(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
-    """Metric rows; for each worker count, crowdnb, baseline and their ratio."""
-    widths = (23, 10, 10, 8)
-    span = sum(widths[1:]) + 3
-    header = "".join(f"{str(c['workers']) + ' workers':^{span}}" for c, _ in pairs)
-    sub = "".join(f"{'crowdnb':>{widths[1]}}{'baseline':>{widths[2] + 1}}{'ratio':>{widths[3] + 1}} " for _ in pairs)
-    lines = [f"{'':<{widths[0]}}{header}", f"{'metric':<{widths[0]}}{sub}", "-" * (widths[0] + len(sub))]
-    for label, get, fmt in METRICS:
-        row = "".join(
-            f"{cell(get(c), fmt):>{widths[1]}} {cell(get(b), fmt):>{widths[2]}} {ratio(get(c), get(b)):>{widths[3]}} "
-            for c, b in pairs
-        )
-        lines.append(f"{label:<{widths[0]}}{row}")
-    return "\n".join(lines)
-
-
-def target_check(scenario: dict[str, Any]) -> list[str]:
-    """The targets, each against the given crowdnb scenario."""
-    checks = [
-        ("≥ 1,000 submissions/s", scenario["throughput"], TARGETS["throughput"], True, "{:,.0f}/s"),
-        ("p99 submit < 100 ms", scenario["submit_ms"]["p99"], TARGETS["submit_p99_ms"], False, "{:.1f} ms"),
-        ("submit→frame p99 < 250 ms", scenario["lag_ms"]["p99"], TARGETS["lag_p99_ms"], False, "{:.1f} ms"),
-    ]
-    lines = []
-    for label, value, goal, higher, fmt in checks:
-        met = value is not None and (value >= goal if higher else value < goal)
-        lines.append(f"  {label:<28} {cell(value, fmt):>12}   {'met' if met else 'NOT met'}")
-    return lines
-
-
-def report(pairs: list[tuple[dict[str, Any], dict[str, Any]]], settings: dict[str, Any]) -> str:
-    """The whole printed report."""
-    busiest = max((c for c, _ in pairs), key=lambda c: c["workers"])
-    heartbeats = "1 websocket + 1 heartbeat per unit" if settings["heartbeats"] else "no websockets/heartbeats"
-    lines = [
-        f"router load: {settings['units']} units per scenario; {heartbeats}; run.df polled every "
-        f"{settings['poll_ms']:g} ms; {settings['cpus']} CPUs; one durable SQLite insert here takes "
-        f"{settings['durable_insert_ms']:.2f} ms (p50)",
-        "ratio = crowdnb ÷ baseline (bare Flask + werkzeug threaded, one durable insert per POST)",
-        "",
-        table(pairs),
-        "",
-        f"targets (crowdnb with {busiest['workers']} workers):",
-        *target_check(busiest),
-        f"for context: {PRIOR_ART}",
-    ]
-    samples = [f"  {c['target']} {c['workers']}: {e}" for pair in pairs for c in pair for e in c["error_samples"]]
-    if samples:
-        lines += ["", "error samples:", *samples]
-    return "\n".join(lines)
-
-
-def environment() -> dict[str, Any]:
-    """Where the figures were taken."""
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "argv": sys.argv[1:],
-    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -226,6 +226,10 @@ class Dispatcher:
         agent = self.agent_for(token)
         if not _CLIENT_ID.match(client_id or ""):
             raise WorkerRefused("bad_submission", "The submission id is missing or malformed; reload the page.")
+        try:
+            json.dumps(answers, allow_nan=False)  # what the store writes must be standard JSON
+        except ValueError as exc:
+            raise WorkerRefused("bad_submission", "The answers contain a number that is not finite.") from exc
         files, folder = self._keep_files(int(agent["id"]), client_id, uploads)
         try:
             submission_id, duplicate = lifecycle.submit(self.store, int(agent["id"]), client_id, answers, files, meta)

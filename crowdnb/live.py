@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import reports
 from .store import Row, Store
 
 # fixed columns first, in this order; then the input columns, then the answers
@@ -71,7 +72,7 @@ class LiveFrame:
     def refresh(self) -> pd.DataFrame:
         """Fold in what changed since the last refresh and return the frame."""
         with self._lock:
-            changed = self.store.submissions_since(self.scope, self.scope_id, self._rev, self.kind)
+            changed = reports.submissions_since(self.store, self.scope, self.scope_id, self._rev, self.kind)
             if changed:
                 self._rev = int(changed[-1]["rev"])
                 self._apply(changed)

@@ -104,3 +104,23 @@ def worker_reviews(store: Store, provider: str, worker: str, limit: int = 100) -
         "WHERE w.provider = ? AND w.name = ? ORDER BY r.at DESC, r.id DESC LIMIT ?",
         (provider, worker, limit),
     )
+
+
+def submissions_since(store: Store, scope: str, scope_id: int, rev: int, kind: str = "data") -> list[Row]:
+    """Submissions of a run (scope "run") or task (scope "task") changed after ``rev``, oldest first.
+
+    ``kind`` is "data" (the study's own units) or "gold".
+    """
+    column = {"run": "s.task_run_id", "task": "s.task_id"}[scope]
+    return store.query(
+        "SELECT s.rev, s.id AS submission_id, s.unit_id, s.agent_id, s.task_run_id AS run_id, "
+        "u.assignment_id, u.unit_index, w.name AS worker, u.status, u.pay_amount AS reward, "
+        "a.started_at, s.submitted_at, asg.row_index, asg.data AS input, s.answers, s.files, s.meta "
+        "FROM submissions s JOIN units u ON u.id = s.unit_id JOIN agents a ON a.id = s.agent_id "
+        "JOIN workers w ON w.id = s.worker_id JOIN assignments asg ON asg.id = u.assignment_id "
+        f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev",
+        (scope_id, rev, kind),
+    )
+
+
+# --- review app ------------------------------------------------------------------------------

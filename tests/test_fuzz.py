@@ -16,13 +16,15 @@ from crowdnb.data import load
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
     max_leaves=8,
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(content=st.binary(max_size=300), suffix=st.sampled_from([".csv", ".json", ".jsonl"]))
 def test_any_file_gives_rows_or_a_data_error(tmp_path: Path, content: bytes, suffix: str) -> None:
     path = tmp_path / f"data{suffix}"
@@ -37,7 +39,7 @@ def test_any_file_gives_rows_or_a_data_error(tmp_path: Path, content: bytes, suf
         assert all(isinstance(r, dict) and "text" in r for r in rows)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=json_values)
 def test_any_json_body_is_refused_cleanly_or_stored_once(run: cn.Run, body) -> None:
     http = requests.Session()
@@ -51,7 +53,7 @@ def test_any_json_body_is_refused_cleanly_or_stored_once(run: cn.Run, body) -> N
     assert run.store.scalar("SELECT count(*) FROM submissions") == before
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(answers=st.dictionaries(text, json_values, max_size=5))
 def test_any_answers_from_a_real_worker_are_stored_as_given(make_run, answers) -> None:
     run = make_run(data=[{"text": "x"}])

@@ -180,3 +180,13 @@ def test_heartbeat_socket_marks_agent_in_task(run: cn.Run, worker) -> None:
     bad = websocket.create_connection(run.url.replace("http", "ws") + "ws?token=forged", timeout=5)
     assert json.loads(bad.recv())["type"] == "error"
     bad.close()
+
+
+def test_non_finite_numbers_are_refused(run: cn.Run, worker) -> None:
+    alice = worker("alice")
+    alice.enter()
+    token = alice.unit["token"]
+    raw = '{"token": "' + token + '", "submission_id": "nan-000001", "answers": {"score": NaN}}'
+    reply = alice.http.post(run.url + "submit", data=raw, headers={"Content-Type": "application/json"}, timeout=10)
+    assert reply.status_code == 400 and "not finite" in reply.json()["message"]
+    assert run.store.scalar("SELECT count(*) FROM submissions") == 0
