@@ -98,6 +98,19 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
         server.server_close()
 
 
+@cli.command()
+@click.argument("project", type=click.Path(file_okay=False), required=False)
+@click.option("--run", "run_id", type=int, help="Run id (default: the project's latest run).")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port.")
+@click.option("--public-url", help="The address workers open, when a proxy or load balancer is in front.")
+def serve(project: str | None, run_id: int | None, host: str, port: int, public_url: str | None) -> None:
+    """Serve a run's router outside the notebook (gunicorn + gevent, one worker) until stopped."""
+    from .serve import serve as run_server
+
+    run_server(project, run_id, host=host, port=port, public_url=public_url)
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli()

@@ -96,7 +96,8 @@ class _Service:
         url = self.architect.deploy(app)
         self.info = self.dispatcher.run = dataclasses.replace(info, url=url)
         config = json.loads(stored["config"])
-        config["architect"]["options"] = self.architect.options()
+        if self.architect.name == config["architect"]["name"]:  # a hosted server keeps the run's own options
+            config["architect"]["options"] = self.architect.options()
         run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
         self.provider.setup_run(self.info)
         self.launch()
@@ -329,12 +330,14 @@ class Run:
         self,
         data: Any = None,
         provider: providers.Provider | None = None,
+        architect: architects.Architect | None = None,
         onboarding_validate: Callable[[dict[str, Any]], bool] | None = None,
         screening_validate: Callable[[dict[str, Any], dict[str, Any]], bool] | None = None,
     ) -> Run:
         """Serve a stopped (or crashed) run again with its stored configuration.
 
         ``data`` feeds more rows; ``provider`` is needed only for a provider that was passed as an object,
+        ``architect`` serves the run somewhere else than it was (``crowdnb serve``),
         ``onboarding_validate`` / ``screening_validate`` for an onboarding judged by a function and for
         screening (functions are not stored).
         """
@@ -356,9 +359,10 @@ class Run:
                 self.config["provider"]["name"], self.store, **self.config["provider"]["options"]
             )
         # workers' open pages point at the old address: come back on it when it is free
-        architect = architects.create(
-            self.config["architect"]["name"], **self.config["architect"]["options"], resume=True
-        )
+        if architect is None:
+            architect = architects.create(
+                self.config["architect"]["name"], **self.config["architect"]["options"], resume=True
+            )
         rows = load(data, self.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
         rows.exhausted = data is None
         lifecycle.relaunch_expired(self.store, self.id)

@@ -1,0 +1,103 @@
+"""``crowdnb serve``: a run's router outside the notebook, under gunicorn with gevent (one worker).
+
+The same Flask app as in the kernel, with the same store, so workers keep being served while no notebook
+is open (an EC2 instance runs this). One worker process, because websockets and the unit monitor live in
+the process; gevent gives it thousands of cheap connections instead of a thread each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, NotFound
+from .project import ProjectLike, as_project
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .run import Run
+
+log = logging.getLogger(__name__)
+
+
+class HostedArchitect:
+    """An architect for a server that someone else runs (gunicorn here): it only hands the app over."""
+
+    name = "hosted"
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/") + "/"
+        self.app: Flask | None = None
+
+    def deploy(self, app: Flask) -> str:
+        """Keep the app for the server; the URL is where that server answers."""
+        self.app = app
+        return self.url
+
+    def shutdown(self) -> None:
+        """The server stops itself."""
+
+    def options(self) -> dict[str, object]:
+        """Nothing to store: the run keeps the options of its own architect."""
+        return {}
+
+
+def pick_run(project: ProjectLike, run_id: int | None) -> Run:
+    """The run to serve: ``run_id``, else the project's latest run."""
+    where = as_project(project)
+    ids = where.store.run_ids()
+    if not ids:
+        raise NotFound(f"the project {where.root} has no run to serve; launch a task first")
+    if run_id is not None and run_id not in ids:
+        raise NotFound(f"no run {run_id} in {where.root}; runs: {', '.join(map(str, ids))}")
+    return where.run(run_id if run_id is not None else ids[-1])
+
+
+def hosted_app(project: ProjectLike, run_id: int | None, url: str) -> tuple[Flask, Run]:
+    """Resume the run in this process behind a hosted architect; returns its WSGI app and the run."""
+    run = pick_run(project, run_id)
+    if run.state == "running":  # the previous server died without stopping it
+        log.warning("run %s was left running (a crash?): expiring its outstanding units before resuming", run.id)
+        run.stop()
+    architect = HostedArchitect(url)
+    run.resume(architect=architect)
+    assert architect.app is not None
+    return architect.app, run
+
+
+def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port: int = 8000,
+          public_url: str | None = None, connections: int = 2000) -> None:  # fmt: skip
+    """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly)."""
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError as exc:
+        raise ConfigError("crowdnb serve needs gunicorn and gevent: pip install 'crowdnb[serve]'") from exc
+    url = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    state: dict[str, Any] = {}
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"{host}:{port}", "workers": 1, "worker_class": "gevent",
+                "worker_connections": connections, "accesslog": None, "graceful_timeout": 10,
+                "worker_exit": _stop_on_exit(state),
+            }.items():  # fmt: skip
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            app, state["run"] = hosted_app(project, run_id, url)
+            log.info("serving run %s at %s", state["run"].id, url)
+            return app
+
+    Server().run()
+
+
+def _stop_on_exit(state: dict[str, Any]) -> Callable[[Any, Any], None]:
+    def stop(server: Any, worker: Any) -> None:
+        run = state.get("run")
+        if run is not None and run.serving:
+            run.stop()
+
+    return stop
