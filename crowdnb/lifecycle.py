@@ -243,8 +243,8 @@ def submit(
 ) -> tuple[int, bool]:
     """Store an agent's answers and complete its unit in one transaction.
 
-    Returns ``(submission_id, duplicate)``; a retry with the same ``client_id``, or a second submit
-    of a completed agent, is a duplicate and stores nothing.
+    Returns ``(submission_id, duplicate)``: a retry with the same ``client_id`` is a duplicate and
+    stores nothing; different answers for a unit already submitted are refused ("taken").
     """
     with store.write() as conn:
         same = conn.execute("SELECT id, agent_id FROM submissions WHERE client_id = ?", (client_id,)).fetchone()
@@ -259,9 +259,11 @@ def submit(
         ).fetchone()
         if agent is None:
             raise NotFound(f"no agent {agent_id}")
-        earlier = conn.execute("SELECT id FROM submissions WHERE agent_id = ?", (agent_id,)).fetchone()
-        if earlier:
-            return int(earlier["id"]), True
+        if conn.execute("SELECT 1 FROM submissions WHERE agent_id = ?", (agent_id,)).fetchone():
+            # other answers for a unit already saved (a second tab): say so rather than "saved"
+            raise WorkerRefused(
+                "taken", "This unit was already submitted from another tab or window; those answers are kept."
+            )
         _reclaim_or_refuse(conn, agent)
         _check_and_set_agent(conn, agent_id, agent["status"], S.A_COMPLETED)
         _set_units(conn, [agent["unit_id"]], S.COMPLETED, expect=(S.ASSIGNED,))

@@ -28,8 +28,8 @@ def test_retry_with_same_submission_id_is_stored_once(run: cn.Run, worker) -> No
     first = alice.submit({"label": "pos"}, submission_id="retry-0001")
     second = alice.submit({"label": "neg"}, submission_id="retry-0001")
     assert first.json()["duplicate"] is False and second.json()["duplicate"] is True
-    third = alice.submit({"label": "neg"})  # a second tab with a new id: still one submission
-    assert third.status_code == 200 and third.json()["duplicate"] is True
+    third = alice.submit({"label": "neg"})  # a second tab with other answers: refused, not "saved"
+    assert third.status_code == 409 and "already submitted from another tab" in third.json()["message"]
     assert run.store.scalar("SELECT count(*) FROM submissions") == 1
     assert run.df.loc[0, "label"] == "pos"
 
