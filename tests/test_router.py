@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import requests
@@ -190,3 +191,28 @@ def test_non_finite_numbers_are_refused(run: cn.Run, worker) -> None:
     reply = alice.http.post(run.url + "submit", data=raw, headers={"Content-Type": "application/json"}, timeout=10)
     assert reply.status_code == 400 and "not finite" in reply.json()["message"]
     assert run.store.scalar("SELECT count(*) FROM submissions") == 0
+
+
+def test_expired_worker_token_is_refused(run: cn.Run, worker) -> None:
+    from itsdangerous import URLSafeTimedSerializer
+
+    class Yesterday(URLSafeTimedSerializer):  # the signer of a page opened long ago
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            base = self.signer
+
+            class Old(base):  # type: ignore[misc, valid-type]
+                def get_timestamp(self) -> int:
+                    return int(time.time()) - 7 * 24 * 3600
+
+            self.signer = Old
+
+    alice = worker("alice")
+    alice.enter()
+    agent_id = int(alice.unit["agent_id"])
+    worker_id = run.store.get_agent(agent_id)["worker_id"]
+    secret = run.store.get_run(run.id)["secret"]
+    stale = Yesterday(secret, salt="crowdnb.agent").dumps([agent_id, worker_id])
+    reply = alice.submit({"label": "pos"}, token=stale)
+    assert reply.status_code == 403 and "expired" in reply.json()["message"]
+    assert alice.submit({"label": "pos"}).status_code == 200  # the fresh token still works
