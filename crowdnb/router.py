@@ -6,7 +6,7 @@ Routes::
     POST /submit        answers (JSON, urlencoded or multipart with files); idempotent by submission id
     WS   /ws?token=…    status pushes and heartbeats (disconnect detection)
     GET  /static/<p>    files of the task's folder; /_crowd/<p> crowdnb's own page assets
-    GET  /healthz       liveness and unit counts
+    GET  /healthz       liveness and unit counts; /openapi.json describes all of this
 """
 
 from __future__ import annotations
@@ -197,6 +197,10 @@ def create_app(
         if static_dir is None:
             raise NotFound(f"this task has no static folder (asked for {name!r})")
         return send_from_directory(static_dir, name)  # safe_join: traversal gives 404
+
+    @app.get("/openapi.json")
+    def openapi() -> Any:
+        return send_from_directory(ASSETS, "openapi.json")
 
     @app.get("/healthz")
     def health() -> Any:
