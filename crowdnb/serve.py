@@ -82,7 +82,12 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
             for key, value in {
                 "bind": f"{host}:{port}", "workers": 1, "worker_class": "gevent",
                 "worker_connections": connections, "accesslog": None, "graceful_timeout": 10,
+                # a worker's page holds its connection between GET and POST; gunicorn's 2 s default drops it
+                "keepalive": 75,
                 "worker_exit": _stop_on_exit(state),
+                # the worker may be killed after graceful_timeout (idle keep-alive connections): the master
+                # then stops the run from the file, as after a crash
+                "on_exit": lambda server: pick_run(project, run_id).stop(),
             }.items():  # fmt: skip
                 self.cfg.set(key, value)
 

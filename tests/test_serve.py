@@ -34,14 +34,19 @@ def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
             stdout=out, stderr=out, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return server
-        except requests.RequestException:  # not listening yet, or the worker is still loading
-            time.sleep(0.1)
-        assert server.poll() is None, log.read_text()
-    raise AssertionError("crowdnb serve did not answer within 30 s")
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    return server
+            except requests.RequestException:  # not listening yet, or the worker is still loading
+                time.sleep(0.1)
+            assert server.poll() is None, log.read_text()
+        raise AssertionError("crowdnb serve did not answer within 30 s")
+    except BaseException:
+        os.killpg(server.pid, signal.SIGKILL)  # never leave a server behind
+        server.wait(timeout=10)
+        raise
 
 
 @pytest.fixture
