@@ -202,6 +202,7 @@ class SimulatedWorker:
         self.name, self.config, self.result, self.closing = name, config, result, closing
         self.host, self.port, self.base = url.hostname or "127.0.0.1", url.port or 80, url.path or "/"
         self.http = HttpConnection(self.host, self.port)
+        self.phase = "GET"  # what the worker is doing, to tell where an error happened
 
     async def run(self) -> None:
         """Work until refused with no work, or until too many failures in a row."""
@@ -213,7 +214,7 @@ class SimulatedWorker:
                         return
                     failures = 0
                 except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, KeyError, LoadError) as exc:
-                    self.result.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                    self.result.errors.append(f"{self.phase}: {type(exc).__name__}: {exc}"[:300])
                     self.http.close()
                     failures += 1
                     await asyncio.sleep(0.05)
@@ -223,7 +224,7 @@ class SimulatedWorker:
 
     async def one_unit(self) -> bool:
         """GET a unit, heartbeat, submit; True when there is no work left."""
-        started = time.perf_counter()
+        self.phase, started = "GET", time.perf_counter()
         async with asyncio.timeout(REQUEST_TIMEOUT):
             status, raw = await self.http.request("GET", f"{self.base}?worker_id={self.name}")
         self.result.get_ms.append(elapsed_ms(started))
@@ -244,7 +245,7 @@ class SimulatedWorker:
 
     async def heartbeat(self, token: str) -> WebSocket:
         """Open the unit's websocket and send one heartbeat; returns the open socket."""
-        started = time.perf_counter()
+        self.phase, started = "websocket", time.perf_counter()
         async with asyncio.timeout(REQUEST_TIMEOUT):
             socket = await WebSocket.connect(self.host, self.port, f"{self.base}ws?token={quote(token)}")
         try:
@@ -262,7 +263,7 @@ class SimulatedWorker:
     async def submit(self, unit: dict[str, Any]) -> None:
         """POST the answers; counts the submission when the router says it is saved."""
         body = {"token": unit["token"], "submission_id": uuid.uuid4().hex, "answers": answers_for(unit["fields"])}
-        started = time.perf_counter()
+        self.phase, started = "POST", time.perf_counter()
         async with asyncio.timeout(REQUEST_TIMEOUT):
             status, raw = await self.http.request("POST", f"{self.base}submit", json.dumps(body).encode())
         acknowledged = time.time()

@@ -1,4 +1,8 @@
-"""What the machine says: memory of this process, the kernel's listen-queue overflows, disk speed."""
+"""What the machine says: memory and CPU of a process, its children, listen-queue overflows, disk speed.
+
+The process helpers take a pid (``"self"`` for this process) so the router can be measured whether it
+runs in this process (the kernel's case) or in another one (the gunicorn worker of ``crowdnb serve``).
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,79 @@ from typing import Any
 from loadgen import elapsed_ms
 from report import percentile
 
+Pid = int | str  # a process id, or "self"
 
-def status_kb(name: str) -> int:
-    """A ``VmXXX`` figure of /proc/self/status in kB (0 where /proc is missing)."""
+
+def status_kb(name: str, pid: Pid = "self") -> int:
+    """A ``VmXXX`` figure of /proc/<pid>/status in kB (0 where /proc or the process is missing)."""
     try:
-        text = Path("/proc/self/status").read_text()
+        text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
     found = re.search(rf"^{name}:\s+(\d+) kB", text, re.MULTILINE)
     return int(found.group(1)) if found else 0
+
+
+def cpu_seconds(pid: Pid = "self") -> float:
+    """User + system CPU seconds of a process so far (clock-tick resolution; 0.0 where unknown).
+
+    For this process ``time.process_time()`` is finer; this is for another process.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), counted from 1
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def reset_peak_rss(pid: Pid = "self") -> bool:
+    """Reset a process's VmHWM to its current RSS (Linux ≥ 4.0), so each scenario reports its own peak."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        logging.getLogger(__name__).warning("cannot reset the peak RSS of %s; peaks accumulate over scenarios", pid)
+        return False
+    return True
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (through /proc/<pid>/task/*/children, else a scan of /proc)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    except OSError:  # no CONFIG_PROC_CHILDREN: look for processes whose parent is pid
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(child for child in set(found) if alive(child))
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idling since boot (from /proc/stat; 0.0 where unknown)."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return 0.0
+    ticks = [int(n) for n in first[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def listen_overflows() -> int:
@@ -36,19 +104,6 @@ def listen_overflows() -> int:
         if names and names[0] == "TcpExt:" and "ListenOverflows" in names:
             return int(values[names.index("ListenOverflows")])
     return 0
-
-
-def reset_peak_rss() -> None:
-    """Reset VmHWM to the current RSS (Linux ≥ 4.0), so each scenario reports its own peak."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        logging.getLogger(__name__).warning("cannot reset the peak RSS; peaks accumulate over scenarios")
-
-
-# =============================================================================================
-# Scenarios and figures
-# =============================================================================================
 
 
 def durable_insert_ms(folder: Path, count: int = 300) -> float:
@@ -64,9 +119,6 @@ def durable_insert_ms(folder: Path, count: int = 300) -> float:
         times.append(elapsed_ms(started))
     db.close()
     return percentile(times, 50) or 0.0
-
-
-# --- the table --------------------------------------------------------------------------------
 
 
 def environment() -> dict[str, Any]:

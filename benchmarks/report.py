@@ -1,4 +1,4 @@
-"""Printing the router-load figures: a table side by side with the baseline, and the targets."""
+"""Printing the router-load figures: crowdnb in the kernel and under ``crowdnb serve`` beside the baseline."""
 
 from __future__ import annotations
 
@@ -26,12 +26,19 @@ METRICS: list[tuple[str, Getter, str]] = [
     ("listen-queue overflows", lambda s: s["listen_overflows"], "{:.0f}"),
     ("peak RSS (MB)", lambda s: s["peak_rss_mb"], "{:.0f}"),
     ("RSS growth (MB)", lambda s: s["rss_growth_mb"], "{:.0f}"),
+    ("router CPU (% core)", lambda s: s["router_cpu_percent"], "{:.0f}"),
     ("router CPU (ms/unit)", lambda s: s["router_cpu_ms_per_unit"], "{:.2f}"),
     ("  of which serving", lambda s: s["serving_cpu_ms_per_unit"], "{:.2f}"),
     ("frame poll (ms/poll)", lambda s: s["poll_ms"], "{:.2f}"),
     ("frame poll CPU (% core)", lambda s: s["poll_cpu_percent"], "{:.0f}"),
     ("load-gen CPU (% core)", lambda s: s["load_cpu_percent"], "{:.0f}"),
+    ("others' CPU (% core)", lambda s: s.get("others_cpu_percent"), "{:.0f}"),
 ]
+
+
+KINDS = ("crowdnb", "serve", "baseline")  # the targets, in the table's order
+SHORT = {"crowdnb": "k", "serve": "s"}  # ratio columns: k÷b, s÷b
+VALUE_WIDTH, RATIO_WIDTH, LABEL_WIDTH = 8, 7, 23
 
 
 def cell(value: float | None, fmt: str) -> str:
@@ -46,53 +53,82 @@ def ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}×"
 
 
-def table(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
-    """Metric rows; for each worker count, crowdnb, baseline and their ratio."""
-    widths = (23, 10, 10, 8)
-    span = sum(widths[1:]) + 3
-    header = "".join(f"{str(c['workers']) + ' workers':^{span}}" for c, _ in pairs)
-    sub = "".join(f"{'crowdnb':>{widths[1]}}{'baseline':>{widths[2] + 1}}{'ratio':>{widths[3] + 1}} " for _ in pairs)
-    lines = [f"{'':<{widths[0]}}{header}", f"{'metric':<{widths[0]}}{sub}", "-" * (widths[0] + len(sub))]
+def columns(group: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The targets measured in a group, in table order, and those that get a ratio to the baseline."""
+    kinds = [kind for kind in KINDS if kind in group]
+    ratios = [kind for kind in kinds if kind != "baseline"] if "baseline" in group else []
+    return kinds, ratios
+
+
+def table(groups: list[dict[str, dict[str, Any]]]) -> str:
+    """Metric rows; for each worker count, each target's figure and each crowdnb target ÷ the baseline."""
+    heads, subs = [], []
+    for group in groups:
+        kinds, ratios = columns(group)
+        sub = "".join(f" {kind:>{VALUE_WIDTH}}" for kind in kinds)
+        sub += "".join(f" {SHORT[kind] + '÷b':>{RATIO_WIDTH}}" for kind in ratios) + "  "
+        workers = next(iter(group.values()))["workers"]
+        heads.append(f"{f'{workers} workers':^{len(sub)}}")
+        subs.append(sub)
+    lines = [f"{'':<{LABEL_WIDTH}}{''.join(heads)}", f"{'metric':<{LABEL_WIDTH}}{''.join(subs)}".rstrip()]
+    lines.append("-" * len(lines[-1]))
     for label, get, fmt in METRICS:
-        row = "".join(
-            f"{cell(get(c), fmt):>{widths[1]}} {cell(get(b), fmt):>{widths[2]}} {ratio(get(c), get(b)):>{widths[3]}} "
-            for c, b in pairs
-        )
-        lines.append(f"{label:<{widths[0]}}{row}")
+        row = ""
+        for group in groups:
+            kinds, ratios = columns(group)
+            row += "".join(f" {cell(get(group[kind]), fmt):>{VALUE_WIDTH}}" for kind in kinds)
+            baseline = group.get("baseline")
+            for kind in ratios:
+                assert baseline is not None
+                row += f" {ratio(get(group[kind]), get(baseline)):>{RATIO_WIDTH}}"
+            row += "  "
+        lines.append(f"{label:<{LABEL_WIDTH}}{row}".rstrip())
     return "\n".join(lines)
 
 
-def target_check(scenario: dict[str, Any]) -> list[str]:
-    """The targets, each against the given crowdnb scenario."""
-    checks = [
-        ("≥ 1,000 submissions/s", scenario["throughput"], TARGETS["throughput"], True, "{:,.0f}/s"),
-        ("p99 submit < 100 ms", scenario["submit_ms"]["p99"], TARGETS["submit_p99_ms"], False, "{:.1f} ms"),
-        ("submit→frame p99 < 250 ms", scenario["lag_ms"]["p99"], TARGETS["lag_p99_ms"], False, "{:.1f} ms"),
+def target_check(group: dict[str, dict[str, Any]]) -> list[str]:
+    """The targets, each against every crowdnb target of the group (the baseline has none to meet)."""
+    kinds = [kind for kind in KINDS if kind in group and kind != "baseline"]
+    checks: list[tuple[str, Getter, float, bool, str]] = [
+        ("≥ 1,000 submissions/s", lambda s: s["throughput"], TARGETS["throughput"], True, "{:,.0f}/s"),
+        ("p99 submit < 100 ms", lambda s: s["submit_ms"]["p99"], TARGETS["submit_p99_ms"], False, "{:.1f} ms"),
+        ("submit→frame p99 < 250 ms", lambda s: s["lag_ms"]["p99"], TARGETS["lag_p99_ms"], False, "{:.1f} ms"),
     ]
-    lines = []
-    for label, value, goal, higher, fmt in checks:
-        met = value is not None and (value >= goal if higher else value < goal)
-        lines.append(f"  {label:<28} {cell(value, fmt):>12}   {'met' if met else 'NOT met'}")
+    lines = [f"  {'':<28}" + "".join(f"{kind:>22}" for kind in kinds)]
+    for label, get, goal, higher, fmt in checks:
+        row = f"  {label:<28}"
+        for kind in kinds:
+            value = get(group[kind])
+            met = value is not None and (value >= goal if higher else value < goal)
+            row += f"{cell(value, fmt):>13} {'met' if met else 'NOT met':>8}"
+        lines.append(row)
     return lines
 
 
-def report(pairs: list[tuple[dict[str, Any], dict[str, Any]]], settings: dict[str, Any]) -> str:
+def report(groups: list[dict[str, dict[str, Any]]], settings: dict[str, Any]) -> str:
     """The whole printed report."""
-    busiest = max((c for c, _ in pairs), key=lambda c: c["workers"])
+    busiest = max(groups, key=lambda group: next(iter(group.values()))["workers"])
     heartbeats = "1 websocket + 1 heartbeat per unit" if settings["heartbeats"] else "no websockets/heartbeats"
     lines = [
         f"router load: {settings['units']} units per scenario; {heartbeats}; run.df polled every "
         f"{settings['poll_ms']:g} ms; {settings['cpus']} CPUs; one durable SQLite insert here takes "
         f"{settings['durable_insert_ms']:.2f} ms (p50)",
-        "ratio = crowdnb ÷ baseline (bare Flask + werkzeug threaded, one durable insert per POST)",
+        "crowdnb = in-kernel router (werkzeug threaded, in the benchmark process); serve = `crowdnb serve` "
+        "(gunicorn + gevent, 1 worker, own process)",
+        "baseline = bare Flask + werkzeug threaded, one durable insert per POST; k÷b = crowdnb ÷ baseline, "
+        "s÷b = serve ÷ baseline",
+        "router CPU/RSS: the benchmark process for crowdnb and baseline, the gunicorn worker for serve "
+        "(whose run.df poller runs outside it)",
         "",
-        table(pairs),
-        "",
-        f"targets (crowdnb with {busiest['workers']} workers):",
-        *target_check(busiest),
-        f"for context: {PRIOR_ART}",
+        table(groups),
     ]
-    samples = [f"  {c['target']} {c['workers']}: {e}" for pair in pairs for c in pair for e in c["error_samples"]]
+    if any(kind in busiest for kind in SHORT):
+        workers = next(iter(busiest.values()))["workers"]
+        lines += ["", f"targets ({workers} workers):", *target_check(busiest)]
+    lines.append(f"for context: {PRIOR_ART}")
+    samples = [
+        f"  {s['target']} {s['workers']}: {e}" for group in groups for s in group.values() for e in s["error_samples"]
+    ]
     if samples:
         lines += ["", "error samples:", *samples]
     return "\n".join(lines)
