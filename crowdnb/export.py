@@ -20,9 +20,10 @@ def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
         raise ConfigError(f"cannot export to {path.name!r}: use a {', '.join(FORMATS)} file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        out = frame.copy()
+        out = frame.copy(deep=False)
         for column in out.columns:  # lists (checkbox answers) are written as JSON in a CSV cell
-            if out[column].dtype == object and out[column].map(lambda v: isinstance(v, (list, dict))).any():
+            # infer_dtype is one C pass; only columns it calls "mixed" can hold lists or dicts
+            if out[column].dtype == object and pd.api.types.infer_dtype(out[column], skipna=True).startswith("mixed"):
                 out[column] = out[column].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
         out.to_csv(path, index=False)
     elif suffix == ".parquet":
