@@ -62,25 +62,34 @@ class Writer:
                 self._commit_if_last()
             self._lock.release()
         if ticket >= 0:
-            done.wait()  # only the writers of this batch wake up
+            while not done.wait(1.0):  # only the writers of this batch wake up
+                # liveness: should no later writer commit (a hole in the "last one commits" rule), do it here
+                with self._lock:
+                    if self._generation <= ticket:
+                        self._commit_if_last(force=True)
             self._done.pop(ticket, None)
             failure = self._failures.pop(ticket, None) if ticket in self._failures else None
             if failure is not None:
                 raise sqlite3.OperationalError(f"the commit of this write failed: {failure}") from failure
 
-    def _commit_if_last(self) -> None:
-        """Commit when nobody else is queued to add to this transaction, or the batch is full."""
+    def _commit_if_last(self, force: bool = False) -> None:
+        """Commit when nobody else is queued to add to this transaction, or the batch is full (or ``force``)."""
         with self._state:
-            last = self._waiting == 0 or self._pending >= MAX_BATCH
-        if not last or not self.conn.in_transaction:
+            last = force or self._waiting == 0 or self._pending >= MAX_BATCH
+        if not last:
             return
         generation = self._generation
-        try:
-            self.conn.execute("COMMIT")
-        except BaseException as exc:  # disk full, I/O error: every write of the batch must hear of it
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            self._failures[generation] = exc
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException as exc:  # disk full, I/O error: every write of the batch must hear of it
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                self._failures[generation] = exc
+        elif self._pending:  # SQLite rolled the transaction back by itself: nobody may be told "saved"
+            self._failures[generation] = sqlite3.OperationalError("SQLite rolled the transaction back")
+        else:
+            return
         with self._state:
             self._generation, self._pending = generation + 1, 0
         event = self._done.get(generation)
