@@ -35,6 +35,14 @@ def _own_unit(run: Run, unit_id: int) -> dict[str, Any]:
     return unit
 
 
+def check_bonus(amount: object, reason: str) -> None:
+    """Refuse a bonus that is not a positive number of dollars or has no reason for the worker."""
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+        raise ConfigError(f"bonus amount {amount!r} must be a positive number of dollars")
+    if not reason or not reason.strip():
+        raise ConfigError("a bonus needs a reason: the worker reads it")
+
+
 def bonus(
     run: Run, unit_ids: Sequence[int], amount: float, reason: str, key: str | None = None, actor: str = "requester"
 ) -> int:
@@ -43,10 +51,7 @@ def bonus(
     ``key`` defaults to the amount and reason, so repeating the same bonus pays it once; pass a new key
     to pay the same worker the same amount again on purpose.
     """
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
-        raise ConfigError(f"bonus amount {amount!r} must be a positive number of dollars")
-    if not reason or not reason.strip():
-        raise ConfigError("a bonus needs a reason: the worker reads it")
+    check_bonus(amount, reason)
     units = [_own_unit(run, unit_id) for unit_id in unit_ids]
     for unit in units:
         if unit["status"] not in S.UNIT_SUBMITTED:

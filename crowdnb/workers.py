@@ -7,6 +7,7 @@ from .errors import ConfigError
 from .page import summary_table
 from .project import Project, ProjectLike, as_project
 from .qualifications import grant, revoke
+from .review import check_bonus
 
 
 def message(
@@ -35,10 +36,7 @@ def bonus(
 
     ``key`` defaults to the worker, amount and reason: the same bonus repeated is paid once.
     """
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
-        raise ConfigError(f"bonus amount {amount!r} must be a positive number of dollars")
-    if not reason or not reason.strip():
-        raise ConfigError("a bonus needs a reason: the worker reads it")
+    check_bonus(amount, reason)
     where = as_project(project)
     platform = providers.create(provider, where.store)
     worker_id = where.store.worker(provider, worker)

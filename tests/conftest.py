@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,18 @@ FORM = """
 <label><input type="radio" name="label" value="neg"> negative</label>
 <input type="text" name="why">
 """
+
+
+def wait_until(condition: Any, what: str = "the condition", timeout: float = 10.0) -> Any:
+    """Poll ``condition`` (usually a database read) until it is truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ browser is launched once per module; the run fixtures come from conftest (``make
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, expect
 
 import crowdnb as cn
+
+from .conftest import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -47,18 +48,6 @@ def new_page(browser: Browser, make_run: Any) -> Iterator[Callable[..., Page]]:
     yield open_page
     for context in contexts:
         context.close()
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    """Poll ``condition`` (a database read) until it is truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def agents_of(run: cn.Run, worker: str) -> list[dict[str, Any]]:

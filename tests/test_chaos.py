@@ -13,7 +13,7 @@ import websocket
 
 import crowdnb as cn
 
-from .test_dispatch import wait_until
+from .conftest import wait_until
 
 
 def chaotic_bot(run: cn.Run, name: str, seed: int, acked: list[tuple[str, str]], lock: threading.Lock) -> None:

@@ -11,12 +11,7 @@ import crowdnb as cn
 from crowdnb import lifecycle
 from crowdnb.lifecycle import Quota
 
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+from .conftest import wait_until
 
 
 def test_fifty_concurrent_bots_never_double_assign(make_run) -> None:

@@ -60,7 +60,7 @@ def test_disqualification_after_the_allowed_mistakes(make_run) -> None:
 
 
 def test_abandoned_gold_is_withdrawn_not_offered_to_others(make_run) -> None:
-    from .test_dispatch import wait_until
+    from .conftest import wait_until
 
     run = make_run(data=DATA[:1], gold=cn.Gold(GOLDS), assignment_duration=1)
     Worker(run, "alice").enter()

@@ -8,8 +8,7 @@ import crowdnb as cn
 from crowdnb.providers import Completion, Identity, Provider, Report, RunInfo
 from crowdnb.providers.mock import MockProvider
 
-from .conftest import FORM, SENTENCES, Worker
-from .test_dispatch import wait_until
+from .conftest import FORM, SENTENCES, Worker, wait_until
 
 
 class FakePlatform(MockProvider):

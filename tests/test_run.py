@@ -15,7 +15,7 @@ import requests
 import crowdnb as cn
 from crowdnb import StateError
 
-from .test_dispatch import wait_until
+from .conftest import wait_until
 
 
 def test_launch_returns_quickly_with_a_url(project: cn.Project) -> None:

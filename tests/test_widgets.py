@@ -6,8 +6,7 @@ import crowdnb as cn
 from crowdnb.review_table import ReviewTable
 from crowdnb.widgets import LivePanel, preview_widget
 
-from .conftest import FORM, SENTENCES
-from .test_dispatch import wait_until
+from .conftest import FORM, SENTENCES, wait_until
 
 
 def test_preview_widget_follows_row_and_width(project: cn.Project) -> None:
