@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .credentials import register
 from .errors import (
     ArchitectError,
     AuthError,
@@ -69,6 +70,7 @@ __all__ = [
     "load_ipython_extension",
     "message",
     "open",
+    "register",
     "requirement",
     "revoke",
     "simulate",

@@ -111,6 +111,25 @@ def serve(project: str | None, run_id: int | None, host: str, port: int, public_
     run_server(project, run_id, host=host, port=port, public_url=public_url)
 
 
+@cli.command()
+@click.argument("platform", type=click.Choice(["mturk", "prolific"]))
+@click.option("--access-key-id", help="MTurk: the AWS access key id.")
+@click.option("--secret-access-key", help="MTurk: the AWS secret access key (prompted for when omitted).")
+@click.option("--api-token", help="Prolific: the API token (prompted for when omitted).")
+def register(platform: str, access_key_id: str | None, secret_access_key: str | None, api_token: str | None) -> None:
+    """Store a platform's keys in ~/.config/crowdnb (owner-only), outside every project folder."""
+    from .credentials import register as store_keys
+
+    if platform == "mturk":
+        access_key_id = access_key_id or click.prompt("AWS access key id")
+        secret_access_key = secret_access_key or click.prompt("AWS secret access key", hide_input=True)
+        path = store_keys("mturk", aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
+    else:
+        api_token = api_token or click.prompt("Prolific API token", hide_input=True)
+        path = store_keys("prolific", api_token=api_token)
+    click.echo(f"{platform} keys saved to {path} (readable by you only)")
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli()

@@ -42,7 +42,21 @@ class NotFound(CrowdError, LookupError):
 
 
 class ProviderError(CrowdError):
-    """A crowd platform refused or failed a call; the message names the call."""
+    """A crowd platform refused or failed a call; the message names the platform, the call and its reply.
+
+    ``transient`` marks failures worth retrying (timeouts, 5xx, throttling); ``status`` is the
+    platform's HTTP status when there was one.
+    """
+
+    def __init__(
+        self, platform: str, call: str, message: str, *, transient: bool = False, status: int | None = None
+    ) -> None:
+        super().__init__(f"{platform} {call} failed: {message}")
+        self.platform = platform
+        self.call = call
+        self.message = message
+        self.transient = transient
+        self.status = status
 
 
 class ArchitectError(CrowdError):
