@@ -89,8 +89,21 @@ _V3 = """
 ALTER TABLE assignments ADD COLUMN kind TEXT NOT NULL DEFAULT 'data';
 """
 
+# what a real platform created for a run (HIT type, HITs, study, participant groups, bonus set-ups), by a
+# key crowdnb chooses, so a crash never creates a second one and a clean-up finds every one
+_V4 = """
+CREATE TABLE provider_objects (
+    provider TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, remote_id TEXT NOT NULL,
+    task_run_id INTEGER, unit_id INTEGER, state TEXT NOT NULL DEFAULT 'active',
+    data TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (provider, kind, key));
+CREATE INDEX provider_objects_run ON provider_objects (provider, task_run_id, kind, state);
+CREATE INDEX provider_objects_remote ON provider_objects (provider, remote_id);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1),
     Migration(2, "review keys", _V2),
     Migration(3, "assignment kinds", _V3),
+    Migration(4, "provider objects", _V4),
 ]
