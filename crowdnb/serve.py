@@ -92,7 +92,11 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
                 self.cfg.set(key, value)
 
         def load(self) -> Flask:
+            from gevent import get_hub
+
             app, state["run"] = hosted_app(project, run_id, url)
+            # a COMMIT waits for fsync; on the event loop it would stop every connection meanwhile
+            state["run"].store.commit_with(get_hub().threadpool.apply)
             log.info("serving run %s at %s", state["run"].id, url)
             return app
 

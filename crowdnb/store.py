@@ -17,7 +17,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,10 @@ class Store:
         """One unit of work, durable when the block exits; serialised across threads and processes
         (``writer.Writer``: savepoints in a group-committed transaction)."""
         return self._writer.transaction()
+
+    def commit_with(self, offload: Callable[[Callable[[], Any]], Any]) -> None:
+        """Run every COMMIT through ``offload`` (``crowdnb serve``: gevent's pool of native threads)."""
+        self._writer.offload = offload
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         """Rows of a read-only query, as dicts."""

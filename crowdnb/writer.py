@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 MAX_BATCH = 64  # writes per commit at most, so a steady stream of writers cannot postpone commits forever
 
@@ -29,6 +30,8 @@ class Writer:
         self._generation = 0  # commits done so far
         self._failures: dict[int, BaseException] = {}
         self._done: dict[int, threading.Event] = {}  # generation → set once it is committed
+        # how COMMIT runs: inline, or (under gevent) on a native thread so its fsync does not stop the loop
+        self.offload: Callable[[Callable[[], Any]], Any] = _inline
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -81,7 +84,7 @@ class Writer:
         generation = self._generation
         if self.conn.in_transaction:
             try:
-                self.conn.execute("COMMIT")
+                self.offload(self._commit)
             except BaseException as exc:  # disk full, I/O error: every write of the batch must hear of it
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
@@ -96,9 +99,16 @@ class Writer:
         if event is not None:
             event.set()
 
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
+
     def close(self) -> None:
         """Commit what is pending and close the connection."""
         with self._lock:
             if self.conn.in_transaction:
                 self.conn.execute("COMMIT")
             self.conn.close()
+
+
+def _inline(call: Callable[[], Any]) -> Any:
+    return call()

@@ -80,3 +80,56 @@ def test_nested_transactions_commit_with_the_outer_one(writer: Writer, tmp_path:
         with writer.transaction() as inner:
             inner.execute("INSERT INTO t VALUES (1, 3)")
     assert connect(tmp_path / "t.db").execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (3,)]
+
+
+GEVENT_WRITERS = """
+import sys
+from gevent import monkey
+
+monkey.patch_all()
+import gevent
+from gevent import get_hub
+
+from crowdnb.store import Store
+
+native = monkey.get_original("threading", "get_native_id")
+loop_thread = native()
+commit_threads = []
+store = Store(sys.argv[1])
+pool = get_hub().threadpool
+
+
+def offload(call):
+    def run():
+        commit_threads.append(native())
+        return call()
+
+    return pool.apply(run)
+
+
+store.commit_with(offload)
+store.query("SELECT 1")
+
+
+def write(n):
+    with store.write() as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (f"k{n}", str(n)))
+
+
+gevent.joinall([gevent.spawn(write, n) for n in range(200)])
+rows = store.scalar("SELECT count(*) FROM meta WHERE key LIKE 'k%'")
+print(rows, len(commit_threads), loop_thread in commit_threads)
+"""
+
+
+def test_under_gevent_commits_run_on_a_native_thread_and_still_batch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", GEVENT_WRITERS, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    rows, commits, on_loop = int(out[0]), int(out[1]), out[2]
+    assert rows == 200  # every write durable
+    assert 1 <= commits < 200  # group commit: greenlets queued behind an fsync share the next one
+    assert on_loop == "False"  # the event loop never waited on fsync
