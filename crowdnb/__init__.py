@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .attach import attach
 from .credentials import register
 from .errors import (
     ArchitectError,
@@ -60,6 +61,7 @@ __all__ = [
     "WorkerRefused",
     "__version__",
     "allow_list",
+    "attach",
     "block",
     "block_list",
     "bonus",

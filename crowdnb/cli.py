@@ -108,7 +108,7 @@ def serve(project: str | None, run_id: int | None, host: str, port: int, public_
     """Serve a run's router outside the notebook (gunicorn + gevent, one worker) until stopped."""
     from .serve import serve as run_server
 
-    run_server(project, run_id, host=host, port=port, public_url=public_url)
+    run_server(project, run_id, host=host, port=port, public_url=public_url, say=click.echo)
 
 
 @cli.command()

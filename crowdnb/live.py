@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -59,10 +60,29 @@ def record(row: Row) -> dict[str, Any]:
 
 
 class LiveFrame:
-    """A DataFrame kept in step with the store for one run (``scope="run"``) or task (``"task"``)."""
+    """A DataFrame kept in step with the store for one run (``scope="run"``) or task (``"task"``).
 
-    def __init__(self, store: Store, scope: str, scope_id: int, kind: str = "data") -> None:
-        self.store, self.scope, self.scope_id, self.kind = store, scope, scope_id, kind
+    ``fetch`` replaces the store as the source of changed rows (an attached notebook's mirror).
+    """
+
+    def __init__(
+        self,
+        store: Store | None,
+        scope: str = "run",
+        scope_id: int = 0,
+        kind: str = "data",
+        *,
+        fetch: Callable[[int], Sequence[Row]] | None = None,
+    ) -> None:
+        if fetch is None:
+            if store is None:
+                raise TypeError("LiveFrame needs a store or a fetch function")
+            source = store
+
+            def fetch(rev: int) -> Sequence[Row]:
+                return reports.submissions_since(source, scope, scope_id, rev, kind)
+
+        self._fetch = fetch
         self._lock = threading.Lock()
         self._rev = 0
         self._frame = _empty()
@@ -72,21 +92,24 @@ class LiveFrame:
     def refresh(self) -> pd.DataFrame:
         """Fold in what changed since the last refresh and return the frame."""
         with self._lock:
-            changed = reports.submissions_since(self.store, self.scope, self.scope_id, self._rev, self.kind)
+            changed = self._fetch(self._rev)
             if changed:
                 self._rev = int(changed[-1]["rev"])
                 self._apply(changed)
             return self._frame.copy(deep=False)
 
-    def _apply(self, changed: list[Row]) -> None:
-        fresh: dict[int, dict[str, Any]] = {}
+    def _apply(self, changed: Sequence[Row]) -> None:
+        latest: dict[int, Row] = {}
         for row in changed:
             if row["unit_id"] in self._positions:
                 self._frame.iat[self._positions[row["unit_id"]], self._status_column] = row["status"]
             else:
-                fresh[row["unit_id"]] = record(row)  # a later revision of the same unit wins
-        if not fresh:
+                latest[row["unit_id"]] = row  # a later revision of the same unit wins
+        if not latest:
             return
+        # rows in submission order, not revision order: a unit reviewed before this frame first saw it
+        # must not move to the end, so a frame loaded cold equals one refreshed all along
+        fresh = {u: record(r) for u, r in sorted(latest.items(), key=lambda item: item[1]["submission_id"])}
         start = len(self._frame)
         # object columns, not pandas 3's Arrow strings: each concat would add a chunk to every string
         # column and later concats would grow with the number of refreshes

@@ -106,10 +106,12 @@ def worker_reviews(store: Store, provider: str, worker: str, limit: int = 100) -
     )
 
 
-def submissions_since(store: Store, scope: str, scope_id: int, rev: int, kind: str = "data") -> list[Row]:
+def submissions_since(
+    store: Store, scope: str, scope_id: int, rev: int, kind: str = "data", limit: int = -1
+) -> list[Row]:
     """Submissions of a run (scope "run") or task (scope "task") changed after ``rev``, oldest first.
 
-    ``kind`` is "data" (the study's own units) or "gold".
+    ``kind`` is "data" (the study's own units) or "gold"; ``limit`` caps the rows (-1: all).
     """
     column = {"run": "s.task_run_id", "task": "s.task_id"}[scope]
     return store.query(
@@ -118,8 +120,8 @@ def submissions_since(store: Store, scope: str, scope_id: int, rev: int, kind: s
         "a.started_at, s.submitted_at, asg.row_index, asg.data AS input, s.answers, s.files, s.meta "
         "FROM submissions s JOIN units u ON u.id = s.unit_id JOIN agents a ON a.id = s.agent_id "
         "JOIN workers w ON w.id = s.worker_id JOIN assignments asg ON asg.id = u.assignment_id "
-        f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev",
-        (scope_id, rev, kind),
+        f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev LIMIT ?",
+        (scope_id, rev, kind, limit),
     )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import architects, lifecycle, providers, reports
+from . import architects, feed, lifecycle, providers, reports
 from . import states as S
 from .data import Rows, load
 from .dispatch import Dispatcher, Listener
@@ -92,6 +92,9 @@ class _Service:
             static_dir=Path(spec.static_dir) if spec.static_dir else None,
             max_upload_mb=spec.max_upload_mb,
             counts=lambda: run.store.unit_counts(run.id),
+        )
+        app.register_blueprint(
+            feed.blueprint(run.store, run.id, stored["secret"], lambda: {"state": run.state, "counts": run.counts})
         )
         url = self.architect.deploy(app)
         self.info = self.dispatcher.run = dataclasses.replace(info, url=url)
@@ -271,6 +274,11 @@ class Run:
     def counts(self) -> dict[str, int]:
         """Units by status."""
         return self.store.unit_counts(self.id)
+
+    @property
+    def feed_token(self) -> str:
+        """The token that lets a notebook elsewhere follow this run's submissions (``cn.attach``)."""
+        return feed.token(self.store.get_run(self.id)["secret"], self.id)
 
     @property
     def gold_df(self) -> pd.DataFrame:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, NotFound
-from .project import ProjectLike, as_project
+from .feed import token
+from .project import Project, ProjectLike, as_project
+from .store import Store, project_root
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -44,15 +46,19 @@ class HostedArchitect:
         return {}
 
 
+def _choose(store: Store, run_id: int | None) -> int:
+    ids = store.run_ids()
+    if not ids:
+        raise NotFound(f"the project {store.root} has no run to serve; launch a task first")
+    if run_id is not None and run_id not in ids:
+        raise NotFound(f"no run {run_id} in {store.root}; runs: {', '.join(map(str, ids))}")
+    return run_id if run_id is not None else ids[-1]
+
+
 def pick_run(project: ProjectLike, run_id: int | None) -> Run:
     """The run to serve: ``run_id``, else the project's latest run."""
     where = as_project(project)
-    ids = where.store.run_ids()
-    if not ids:
-        raise NotFound(f"the project {where.root} has no run to serve; launch a task first")
-    if run_id is not None and run_id not in ids:
-        raise NotFound(f"no run {run_id} in {where.root}; runs: {', '.join(map(str, ids))}")
-    return where.run(run_id if run_id is not None else ids[-1])
+    return where.run(_choose(where.store, run_id))
 
 
 def hosted_app(project: ProjectLike, run_id: int | None, url: str) -> tuple[Flask, Run]:
@@ -68,14 +74,21 @@ def hosted_app(project: ProjectLike, run_id: int | None, url: str) -> tuple[Flas
 
 
 def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port: int = 8000,
-          public_url: str | None = None, connections: int = 2000) -> None:  # fmt: skip
-    """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly)."""
+          public_url: str | None = None, connections: int = 2000,
+          say: Callable[[str], None] = log.info) -> None:  # fmt: skip
+    """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly).
+
+    ``say`` hears how a notebook attaches to it (the URL and the run's feed token).
+    """
     try:
         from gunicorn.app.base import BaseApplication
     except ImportError as exc:
         raise ConfigError("crowdnb serve needs gunicorn and gevent: pip install 'crowdnb[serve]'") from exc
     url = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     state: dict[str, Any] = {}
+    run_id, feed_token = _feed_token(project, run_id)
+    say(f"Serving run {run_id} at {url}")
+    say(f"Attach a notebook: cn.attach({url!r}, token={feed_token!r})")
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -101,6 +114,17 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
             return app
 
     Server().run()
+
+
+def _feed_token(project: ProjectLike, run_id: int | None) -> tuple[int, str]:
+    """The run to serve and its feed token, read through a store of its own: gunicorn forks after this,
+    and a SQLite connection (the cached project's) must not cross a fork."""
+    store = Store(project.root if isinstance(project, Project) else project_root(project))
+    try:
+        chosen = _choose(store, run_id)
+        return chosen, token(store.get_run(chosen)["secret"], chosen)
+    finally:
+        store.close()
 
 
 def _stop_on_exit(state: dict[str, Any]) -> Callable[[Any, Any], None]:

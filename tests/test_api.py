@@ -10,7 +10,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(cn.__all__) == [
         "ArchitectError", "AuthError", "ConfigError", "CrowdError", "DataError", "Gold", "NotFound", "Onboarding", "Project",
         "ProviderError", "Requirement", "Run", "Screening", "Simulation", "StateError", "Task", "WorkerRefused",
-        "__version__", "allow_list", "block", "block_list", "bonus", "define_qualification",
+        "__version__", "allow_list", "attach", "block", "block_list", "bonus", "define_qualification",
         "delete_qualification", "describe_qualification", "grant", "load_ipython_extension", "message", "open", "register",
         "requirement", "revoke", "simulate", "templates", "unblock",
     ]  # fmt: skip

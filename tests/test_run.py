@@ -14,6 +14,7 @@ import requests
 
 import crowdnb as cn
 from crowdnb import StateError
+from crowdnb.live import LiveFrame
 
 from .conftest import wait_until
 
@@ -153,6 +154,8 @@ def test_live_frame_reflects_review_decisions(run: cn.Run) -> None:
     run.reject(int(frame["unit_id"][2]), note="did not read the sentence")
     assert list(run.df["status"][:3]) == ["accepted", "accepted", "rejected"]
     assert frame["status"].eq("completed").all()  # a frame already handed out does not change under the user
+    cold = LiveFrame(run.store, "run", run.id).refresh()  # what a new process reads: reviews moved revisions
+    assert cold.equals(run.df)  # same rows, same (submission) order
 
 
 def test_approving_twice_pays_once(run: cn.Run) -> None:
