@@ -11,7 +11,7 @@ import io
 import json
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ import pandas as pd
 from flask import Flask, Response, jsonify, render_template, request, send_file
 from markupsafe import Markup
 
-from . import charts, quality, reports
+from . import charts, gallery, quality, reports
 from . import states as S
 from .errors import ConfigError, CrowdError
 from .export import export_frame
@@ -70,9 +70,10 @@ def task_view(project: Project, name: str, status: str = "all", page: int = 1) -
     blocked = {
         (r["provider"], r["worker"]) for r in reports.qualification_holders(project.store, BLOCKED) if r["worker"]
     }
+    renderers = {run.id: gallery.review_for(run.spec) for run in runs}  # a gallery template's review.html
     groups = []
     for (provider, worker), rows in shown.groupby(["provider", "worker"], sort=False):
-        units = [_unit(record, inputs) for record in rows.to_dict("records")]
+        units = [_unit(record, inputs, renderers.get(record["run_id"])) for record in rows.to_dict("records")]
         groups.append(
             {
                 "worker": str(worker),
@@ -303,9 +304,10 @@ def _frame(project: Project, name: str, runs: Sequence[Run]) -> tuple[pd.DataFra
     return frame, [c for c in inputs if c in frame.columns], list(categorical)
 
 
-def _unit(record: dict[Any, Any], inputs: list[str]) -> View:
+def _unit(record: dict[Any, Any], inputs: list[str], render: Callable[[dict[str, Any]], Markup] | None = None) -> View:
     skip = {*META_COLUMNS, "provider", "too_fast"}
     return {
+        "review": render({k: v for k, v in record.items() if k not in ("provider", "too_fast")}) if render else None,
         "id": str(record["unit_id"]),
         "run_id": str(record["run_id"]),
         "status": record["status"],

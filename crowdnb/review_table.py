@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as W
 import pandas as pd
 
-from . import quality, reports
+from . import gallery, quality, reports
 from . import states as S
 from .errors import CrowdError
 from .live import META_COLUMNS
@@ -44,6 +44,7 @@ class ReviewTable:
         self.checks: dict[int, W.Checkbox] = {}
         self.flags: dict[int, str] = {}
         self.label = categorical_answer(run)
+        self.render = gallery.review_for(run.spec)  # a gallery template's review.html, if the page is one
         self.row_buttons: dict[int, dict[str, W.Button]] = {}
         for box in (self.status, self.worker, self.answer):
             box.observe(self._filters_changed, names="value")
@@ -98,6 +99,8 @@ class ReviewTable:
         self.checks[unit_id] = check
         answers = {k: v for k, v in record.items() if k not in META_COLUMNS}
         content = "<br>".join(f"<b>{html.escape(str(k))}</b>: {html.escape(str(v))}" for k, v in answers.items())
+        if self.render is not None:
+            content = f"{self.render(record)}<details><summary>every column</summary>{content}</details>"
         seen = (
             f"✓{stats.get(S.ACCEPTED, 0)} ✗{stats.get(S.REJECTED, 0)} "
             f"~{stats.get(S.SOFT_REJECTED, 0)} …{stats.get(S.COMPLETED, 0)}"

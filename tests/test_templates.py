@@ -1,0 +1,202 @@
+"""The template gallery without a browser: every template loads with its example data, documents its
+inputs and answers truthfully, has a preview thumbnail, uses nothing from the network, and renders a
+submission for review with the data escaped. (tests/test_templates_browser.py fills them in Chromium.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import crowdnb as cn
+from crowdnb import gallery
+from crowdnb.errors import ConfigError
+from crowdnb.review_pages import task_view
+
+from .conftest import Worker, wait_until
+
+NAMES = sorted(cn.templates())
+SCRIPT = "<script>alert(1)</script>"
+# what each review renderer must show for the template's own example answers
+SHOWN = {
+    "text_classification": ["label: <b", ">positive</b>", "warm and enthusiastic"],
+    "multi_label": [">science</b>", ">health</b>"],
+    "free_text": ["A new bus line links the old town", "difficulty: <b>easy</b>"],
+    "likert_survey": ["<b>4</b> <small>agree</small>", "<b>5</b> <small>strongly agree</small>"],
+    "pairwise_comparison": ['<b>B</b> <span style="color:#185c2a">✓ preferred</span>', "keeps the meaning"],
+    "bounding_boxes": [
+        "left:40px;top:190px;width:170px;height:70px",
+        "left:300px;top:150px",
+        "data:image/svg+xml;base64,",
+    ],
+    "ner_spans": [">Angela Merkel<sup", "> person</sup>", ">Berlin<sup", "> place</sup>", "2 spans"],
+    "audio_rating": ["<b>2</b> <small>poor</small>", ">noise</b>", "listened: 1.5 s"],
+}
+
+
+def example_rows(name: str) -> list[dict[str, Any]]:
+    described = gallery.describe(name)
+    task = cn.Task("probe", title="probe", reward=0, template=name, data=described.example)
+    return task._loaded or []
+
+
+def test_the_gallery_has_the_promised_templates() -> None:
+    promised = {
+        "text_classification", "multi_label", "free_text", "likert_survey", "pairwise_comparison",
+        "bounding_boxes", "ner_spans", "audio_rating",
+    }  # fmt: skip
+    assert promised <= set(NAMES)
+    assert set(gallery.templates()) == set(NAMES)
+    assert all(isinstance(path, Path) for path in cn.templates().values())  # cn.templates() keeps its shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_loads_and_documents_its_fields(name: str) -> None:
+    described = gallery.describe(name)
+    assert described.title and described.description, "the header comment starts with 'Title: what it does'"
+    task = cn.Task(name, title=described.title, reward=0.1, template=name, data=described.example)
+    assert 3 <= task.row_count() <= 20, "example data is small"
+    assert set(task.page.variables) == set(described.inputs), "inputs documented = the page's variables"
+    assert task.page.required == sorted(described.required_inputs()), "optional inputs are the defaulted ones"
+    fields = task.fields
+    assert [f.name for f in fields] == list(described.answers), "answers documented = the page's fields, in order"
+    for f in fields:
+        assert f.required == ("required" in described.answers[f.name]), f"{f.name}: 'required' documented truly"
+    assert set(described.example_answers) <= set(described.answers)
+    assert {f.name for f in fields if f.required} <= set(described.example_answers)
+    for index in range(task.row_count()):
+        page = task.preview(index)
+        assert 'id="crowd-submit"' in page and 'name="viewport"' in page
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_uses_nothing_from_the_network(name: str) -> None:
+    folder = gallery.describe(name).folder
+    for path in [folder / "task.html", folder / "review.html"]:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href|action)\s*=\s*["']?\s*(https?:)?//""", text, re.I), path
+        assert not re.search(r"""url\(\s*["']?(https?:)?//|@import""", text, re.I), path
+    for row in example_rows(name):
+        for value in row.values():
+            assert not str(value).startswith(("http:", "https:", "//")), "example media are local files"
+            if str(value).startswith("static/"):
+                assert (folder / str(value)).is_file(), f"{value} is missing from {folder}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_has_a_preview_thumbnail(name: str) -> None:
+    thumbnail = gallery.describe(name).thumbnail
+    assert thumbnail is not None, f"run `python templates/make_previews.py` to make {name}/preview.png"
+    data = thumbnail.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 200 <= width <= 800 and 150 <= height <= 800, (width, height)
+    assert len(data) < 120_000, "thumbnails are inlined into notebooks: keep them small"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_review_renderer_shows_the_example_submission(name: str) -> None:
+    described = gallery.describe(name)
+    row = example_rows(name)[0]
+    html = gallery.render_review(name, row, described.example_answers)
+    for expected in SHOWN[name]:
+        assert expected in html, f"{expected!r} not in the {name} review:\n{html}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_review_renderer_escapes_inputs_and_answers(name: str) -> None:
+    described = gallery.describe(name)
+    row = {k: f"{v} {SCRIPT}" if isinstance(v, str) else v for k, v in example_rows(name)[0].items()}
+    answers = {k: SCRIPT for k in described.answers}
+    for case in (described.example_answers, answers):
+        html = gallery.render_review(name, row, case)
+        assert "<script" not in html.lower(), html
+    html = gallery.render_review(name, row, described.example_answers)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, "the input shows as text"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_review_renderer_survives_missing_and_malformed_answers(name: str) -> None:
+    row = example_rows(name)[0]
+    for answers in ({}, {k: None for k in gallery.describe(name).answers}, {"boxes": "[1, {", "spans": "{}"}):
+        assert "gallery-review" in gallery.render_review(name, row, answers)
+
+
+def test_media_filter_inlines_only_files_of_the_static_folder() -> None:
+    row = {"image": "static/../task.html"}
+    html = gallery.render_review("bounding_boxes", row, {"boxes": "[]"})
+    assert "data:" not in html and "picture: static/../task.html" in html
+    html = gallery.render_review("bounding_boxes", {"image": "javascript:alert(1)"}, {"boxes": "[]"})
+    assert "javascript:" not in html.split("picture:")[0]
+
+
+def test_spans_are_cut_by_code_points_and_bad_spans_skipped() -> None:
+    text = "🎉 Marie Curie won"
+    spans = json.dumps(
+        [
+            {"start": 2, "end": 13, "label": "person"},
+            {"start": 5, "end": 9, "label": "overlap"},
+            {"start": 15, "end": 99, "label": "outside"},
+            {"start": "2", "end": 4, "label": "not a number"},
+        ]
+    )
+    html = gallery.render_review("ner_spans", {"text": text}, {"spans": spans})
+    assert ">Marie Curie<sup" in html
+    assert "overlap" not in html and "outside" not in html and "not a number" not in html
+
+
+def test_example_spans_match_the_example_text() -> None:
+    spans = json.loads(gallery.describe("ner_spans").example_answers["spans"])
+    text = example_rows("ner_spans")[0]["text"]
+    assert [text[s["start"] : s["end"]] for s in spans] == [s["text"] for s in spans]
+
+
+def test_describe_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "task.html").write_text("<p>{{ text }}</p>")
+    with pytest.raises(ConfigError, match=r"bare/task.html has no header comment; start it with"):
+        gallery.describe(tmp_path / "bare")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "task.html").write_text("{#\nBad: x\nExample answers: {nope\n#}\n<p>{{ text }}</p>")
+    with pytest.raises(ConfigError, match=r"bad/task.html: 'Example answers:' is not valid JSON"):
+        gallery.describe(tmp_path / "bad")
+    with pytest.raises(ConfigError, match=r"has no review.html"):
+        gallery.render_review(tmp_path / "bad", {}, {})
+
+
+def test_review_of_a_run_uses_the_template_renderer(project: cn.Project) -> None:
+    """A real run of a gallery template: its submissions render in the review app's unit view."""
+    described = gallery.describe("pairwise_comparison")
+    task = cn.Task(
+        "ab", title="A/B", reward=0.1, template="pairwise_comparison", data=described.example, project=project
+    )
+    run = task.launch(provider="mock", architect="local")
+    try:
+        worker = Worker(run, "alice")
+        assert worker.enter().status_code == 200
+        assert worker.submit({"preferred": "B", "reason": SCRIPT}).status_code == 200
+        wait_until(lambda: len(run.df) == 1, "the submission in run.df")
+        render = gallery.review_for(run.spec)
+        assert render is not None
+        html = render(run.df.to_dict("records")[0])
+        assert "✓ preferred" in html and "&lt;script&gt;" in html and "<script>" not in html
+        assert worker.unit["input"]["response_b"] in html
+        view = task_view(project, "ab")
+        unit = view["workers"][0]["units"][0]
+        assert unit["review"] == html
+    finally:
+        run.stop()
+    plain = cn.Task("plain", title="p", reward=0, html="<p>{{ text }}</p><input name=x>", data=[{"text": "t"}])
+    assert gallery.review_for(plain.spec) is None
+
+
+def test_split_record_undoes_clash_prefixes() -> None:
+    record = {"run_id": 1, "unit_id": 2, "worker": "w", "input_label": "in", "label": "out", "answer_status": "s"}
+    row, answers = gallery.split_record(record, ["label"])
+    assert row == {"label": "in"}
+    assert answers == {"label": "out", "status": "s"}
