@@ -16,6 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from .errors import CrowdError
+from .gallery import Gallery, templates
 from .project import Project, open_project
 from .qualifications import grant, revoke
 from .run import Run
@@ -57,6 +58,7 @@ def _parsers() -> dict[str, _Parser]:
         "simulate": parser("simulate", "Simulated workers through the real HTTP path (in the background)."),
         "qualify": parser("qualify", "Grant (or --revoke) a qualification to a worker.", task=False),
         "open": parser("open", "Use the project folder PATH for the following commands.", task=False),
+        "templates": parser("templates", "The template gallery: thumbnails, inputs and answers.", task=False),
     }
     t = made["template"]
     t.add_argument("--title", required=True)
@@ -219,6 +221,9 @@ class CrowdMagics(Magics):
             revoke(args.worker, args.qualification, provider=args.provider, project=self._project())
             return None
         return grant(args.worker, args.qualification, args.value, provider=args.provider, project=self._project())
+
+    def _templates(self, args: argparse.Namespace, cell: str | None) -> Gallery:
+        return templates()
 
     def _open(self, args: argparse.Namespace, cell: str | None) -> Project:
         self.project = open_project(args.path)

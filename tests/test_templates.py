@@ -200,3 +200,18 @@ def test_split_record_undoes_clash_prefixes() -> None:
     row, answers = gallery.split_record(record, ["label"])
     assert row == {"label": "in"}
     assert answers == {"label": "out", "status": "s"}
+
+
+def test_crowd_templates_magic_lists_them_with_thumbnails() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "crowdnb")
+    listing = shell.run_line_magic("crowd", "templates")
+    assert list(listing) == NAMES
+    html = listing._repr_html_()
+    assert html.count("<img src='data:image/png;base64,") == len(NAMES)
+    for name in NAMES:
+        described = listing[name]
+        assert f"<code>{name}</code>" in html and described.title in html
+        assert all(f"<code>{field}</code>" in html for field in [*described.inputs, *described.answers])
