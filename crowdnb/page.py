@@ -63,6 +63,7 @@ class Field:
     options: tuple[str, ...] = ()
     required: bool = False
     multiple: bool = False
+    accept: str = ""  # a file input's accept= (".pdf,image/*"); checked again on the server
 
 
 class _FieldParser(HTMLParser):
@@ -91,7 +92,8 @@ class _FieldParser(HTMLParser):
         options: tuple[str, ...] = seen.options if seen else ()
         if kind in ("radio", "checkbox"):
             options = (*options, a.get("value") or "on")
-        self.fields[name] = Field(name, kind, options, required or bool(seen and seen.required), multiple)
+        accept = (a.get("accept") or "") if kind == "file" else ""
+        self.fields[name] = Field(name, kind, options, required or bool(seen and seen.required), multiple, accept)
         if tag == "select":
             self._select = name
 
@@ -126,12 +128,32 @@ def _defaulted(ast: nodes.Template, name: str) -> set[str]:
     return {name} if uses and uses == wrapped else set()
 
 
-class TaskPage:
-    """A compiled task template: its input variables, answer fields and renderer."""
+_SCRIPT_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
 
-    def __init__(self, source: str, origin: str) -> None:
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a ``<script>`` element: no ``</script>``, ``<!--`` or line separators can end it."""
+    return json.dumps(value, ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+
+
+class TaskPage:
+    """A compiled task template: its input variables, answer fields and renderer.
+
+    ``feedback`` is the prompt of the optional worker-feedback box ("" = no box); ``max_upload_mb``
+    lets the page refuse an oversized file before sending it.
+    """
+
+    kind = "jinja"
+    serves_refusals = False  # a JS page shows "no work left" itself (crowd.refusal); others get a message page
+    has_submit = False  # the template has its own submit button (the shell then adds none)
+    asset_dir: Path | None = None  # files the router serves from its root (a JS bundle's)
+    form_id = "crowd-form"
+
+    def __init__(self, source: str, origin: str, *, feedback: str = "", max_upload_mb: float = 0.0) -> None:
         self.source = source
         self.origin = origin
+        self.feedback = feedback
+        self.max_upload_mb = max_upload_mb
         try:
             ast = _env.parse(source)
             self._template = _env.from_string(source)
@@ -153,9 +175,28 @@ class TaskPage:
         """The answer fields the page has for ``row``."""
         return parse_fields(self.body(row))
 
+    def head(self, row: dict[str, Any]) -> str:
+        """Markup the template wants in the page's ``<head>`` (a full HTML document's styles and scripts)."""
+        return ""
+
     def placeholder_row(self) -> dict[str, Any]:
         """A row that fills every required variable with its own name, for previews without data."""
         return {v: f"{{{v}}}" for v in self.required}
+
+    def config(self, row: dict[str, Any], mode: str, token: str, submission_id: str, base: str) -> dict[str, Any]:
+        """What the page's script (``window.crowd``) is told: mode, token, the input the page shows, limits."""
+        return {
+            "mode": mode,
+            "kind": self.kind,
+            "token": token,
+            "submissionId": submission_id,
+            "base": base,
+            # only the columns the page shows: a data file may hold columns workers must not see
+            "data": {k: row[k] for k in self.variables if k in row},
+            "feedback": self.feedback,
+            "maxUploadMb": self.max_upload_mb,
+            "refusal": None,
+        }
 
     def render(
         self,
@@ -169,12 +210,15 @@ class TaskPage:
         base: str = "",
         notice: str = "",
         return_to: str = "",
+        refusal: dict[str, str] | None = None,
     ) -> str:
-        """The full page a worker receives. ``mode`` is "task" or "preview" (inputs disabled)."""
-        config = {"mode": mode, "token": token, "submissionId": submission_id, "base": base}
+        """The full page a worker receives. ``mode`` is "task", "onboarding" or "preview" (inputs disabled);
+        ``refusal`` ({reason, message}) is only shown by pages that ``serves_refusals``."""
+        config = self.config(row, mode, token, submission_id, base)
         return _env.get_template("page.html").render(
             title=title,
             description=description,
+            head=self.head(row),
             body=self.body(row),
             mode=mode,
             token=token,
@@ -182,8 +226,15 @@ class TaskPage:
             base=base,
             notice=notice,
             return_to=return_to,
-            config=json.dumps(config),
+            feedback=self.feedback,
+            own_submit=self.has_submit,
+            form_id=self.form_id,
+            config=script_json(config),
         )
+
+    def preview_html(self, row: dict[str, Any], *, title: str, description: str) -> str:
+        """The page as a notebook shows it (no server behind it: a JS page inlines its files)."""
+        return self.render(row, title=title, description=description)
 
 
 class Preview(str):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+DEFAULT_FEEDBACK = "Anything we should know about this task? (optional)"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class TaskSpec:
     onboarding: dict[str, Any] | None = None  # Onboarding.to_dict()
     gold: dict[str, Any] | None = None  # Gold.to_dict()
     screening: dict[str, Any] | None = None  # Screening.to_dict()
+    kind: str = "jinja"  # how ``html`` is read: "jinja", "dollar" (${var}, MTurk/Turkle/Mephisto) or "js"
+    js_dir: str | None = None  # a JS task's bundle folder (index.html and/or main.js)
+    answers: tuple[str, ...] = ()  # a JS task's declared answer names (optional; others are then refused)
+    feedback: str = ""  # the worker-feedback box's prompt; "" = no box
 
     def requirements(self) -> tuple[Requirement, ...]:
         """The task's qualification requirements, the block list every task has, and failed onboarding."""
@@ -75,18 +80,34 @@ class TaskSpec:
         values = {k: v for k, v in raw.items() if k in known}
         values["tags"] = tuple(values.get("tags", ()))
         values["qualifications"] = tuple(values.get("qualifications", ()))
+        values["answers"] = tuple(values.get("answers", ()))
         return cls(**values)
 
     def page(self) -> TaskPage:
-        """The compiled page template."""
-        return TaskPage(self.html, self.source)
+        """The compiled page: a Jinja template, a ``${var}`` template or a JS bundle."""
+        feedback, limit = self.feedback, self.max_upload_mb
+        if self.kind == "js":
+            from .bundle import BundlePage
+
+            folder = Path(self.js_dir or ".")
+            return BundlePage(folder, self.source, answers=self.answers, feedback=feedback, max_upload_mb=limit)
+        if self.kind == "dollar":
+            from .dollar import DollarPage
+
+            return DollarPage(self.html, self.source, feedback=feedback, max_upload_mb=limit)
+        return TaskPage(self.html, self.source, feedback=feedback, max_upload_mb=limit)
 
 
 class Task:
     """A named study. Re-launching the same name adds a run; results, quotas and data collate by name.
 
     ``html=`` is a Jinja template string, ``template=`` a shipped template name or a path; the page's
-    variables are the input columns of ``data`` and its named form inputs are the answers.
+    variables are the input columns of ``data`` and its named form inputs are the answers. A template
+    with ``${var}`` placeholders and no Jinja markup (MTurk, Turkle, Mephisto static tasks) works as is;
+    ``syntax="dollar"`` or ``"jinja"`` says which when the guess is wrong. ``js=`` is a folder with a
+    prebuilt JS bundle that talks to ``window.crowd``; its answers are whatever it submits (``answers=``
+    declares them). ``feedback=True`` (or a prompt) adds an optional comment box, stored apart from
+    the answers (the ``_feedback`` column).
     """
 
     def __init__(
@@ -99,6 +120,7 @@ class Task:
         tags: Sequence[str] = (),
         html: str | None = None,
         template: str | None = None,
+        js: str | Path | None = None,
         data: DataSource = None,
         units_per_assignment: int = 1,
         assignment_duration: int = 1800,
@@ -113,6 +135,9 @@ class Task:
         gold: Gold | None = None,
         screening: Screening | None = None,
         project: str | Path | Project | None = None,
+        syntax: str = "auto",
+        answers: Sequence[str] = (),
+        feedback: bool | str = False,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(
@@ -135,15 +160,38 @@ class Task:
                 raise ConfigError(f"{label}={value!r} must be a whole number ≥ {low}")
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
             raise ConfigError(f"budget {budget!r} must be a positive number of dollars (or None for no cap)")
-        if (html is None) == (template is None):
-            raise ConfigError("give exactly one of html= (a Jinja template string) or template= (a name or path)")
-        static_dir = None
-        if html is not None:
+        pages = {"html": html, "template": template, "js": js}
+        if sum(v is not None for v in pages.values()) != 1:
+            raise ConfigError(
+                "give exactly one of html= (a Jinja or ${var} template string), template= (a name or path) "
+                "or js= (a folder with a prebuilt bundle)"
+            )
+        static_dir, js_dir, kind = None, None, "jinja"
+        if js is not None:
+            from .bundle import find_bundle
+
+            folder = find_bundle(js)
+            html, source, kind, js_dir = "", str(js), "js", str(folder)
+            static_dir = str(folder / "static") if (folder / "static").is_dir() else None
+        elif html is not None:
             source = "html="
         else:
             path = find_template(str(template))
             html, source = path.read_text(encoding="utf-8"), str(template)
             static_dir = str(path.parent / "static") if (path.parent / "static").is_dir() else None
+        if kind != "js":
+            from .dollar import detect_syntax
+
+            kind = detect_syntax(html, syntax)
+        if answers and kind != "js":
+            raise ConfigError("answers= declares a JS task's answers; an HTML page's answers are its named inputs")
+        if isinstance(answers, str) or not all(isinstance(a, str) and a for a in answers):
+            raise ConfigError(f"answers= takes a list of answer names; got {answers!r}")
+        if not isinstance(feedback, (bool, str)):
+            raise ConfigError(
+                f"feedback= takes True (a box with the default prompt), False or a prompt; got {feedback!r}"
+            )
+        prompt = DEFAULT_FEEDBACK if feedback is True else (feedback or "")
         self.spec = TaskSpec(
             name=name,
             title=title.strip(),
@@ -165,6 +213,10 @@ class Task:
             onboarding=onboarding.to_dict(name) if onboarding is not None else None,
             gold=gold.to_dict(name) if gold is not None else None,
             screening=screening.to_dict(name) if screening is not None else None,
+            kind=kind,
+            js_dir=js_dir,
+            answers=tuple(answers),
+            feedback=prompt.strip(),
         )
         if onboarding is not None and not isinstance(onboarding, Onboarding):
             raise ConfigError(f"onboarding= takes a cn.Onboarding(...); got {type(onboarding).__name__}")
@@ -215,7 +267,7 @@ class Task:
     def preview(self, row: int = 0) -> Preview:
         """The exact HTML a worker receives for input row ``row`` (without a live token); shows inline."""
         return Preview(
-            self.page.render(self._sample_row(row), title=self.spec.title, description=self.spec.description)
+            self.page.preview_html(self._sample_row(row), title=self.spec.title, description=self.spec.description)
         )
 
     def preview_widget(self) -> Any:

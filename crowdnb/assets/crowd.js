@@ -1,29 +1,180 @@
-// crowdnb worker page: submits without leaving the page, retries safely, keeps a heartbeat.
-// Works without this file too (a plain form POST); this only makes it nicer and more robust.
+// crowdnb's page script and SDK. Forms and custom JS tasks share one submit path: one client-made
+// submission id per page (the server stores it once), retries with backoff, per-field errors, and the
+// provider's completion (message, redirect, form post, reload). It also keeps the heartbeat.
+// Task pages work without it too (a plain form POST); this makes them nicer and more robust.
+//
+// window.crowd (for JS tasks, usable on every page):
+//   crowd.data       the unit's input row          crowd.mode     "task" | "preview" | "onboarding"
+//   crowd.refusal    null, or {reason, message} when the worker cannot get a unit (mode is then "preview")
+//   crowd.submit(answers, files?) → Promise of the server's reply; files: {field: File | File[] | FileList}
+//   crowd.onReady(callback)        runs callback(crowd) once the page is parsed
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("crowd-config").textContent);
-  var form = document.getElementById("crowd-form");
-  var statusBox = document.getElementById("crowd-status");
-  var errorBox = document.getElementById("crowd-errors");
-  var button = document.getElementById("crowd-submit");
-  var done = false;
-
-  function show(box, text) {
-    box.textContent = text;
-    box.classList.toggle("crowd-hidden", !text);
-  }
+  var root = new URL(config.base || "", window.location.href); // resolved once: a bundle may change the URL
+  var submissionId = config.submissionId || newId();
+  var saving = null; // the pending submission's promise: a second submit joins it
+  var saved = null; // the reply once stored: later submits resolve with it and send nothing
+  var ready = [];
+  var form = null;
 
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     return Date.now().toString(36) + Math.random().toString(36).slice(2);
   }
 
-  var idField = form.querySelector("input[name=_crowd_submission_id]");
-  if (!idField.value) idField.value = newId();
+  function el(id) { return document.getElementById(id); }
+
+  function refused(reason, message, status, errors) {
+    var error = new Error(message);
+    error.reason = reason; error.status = status || 0; error.errors = errors || {};
+    return error;
+  }
+
+  // --- the one submit path -------------------------------------------------------------------
+  function post(body, attempt, resolve, reject) {
+    var headers = { "Accept": "application/json" };
+    if (typeof body === "string") headers["Content-Type"] = "application/json";
+    fetch(new URL("submit", root).toString(), { method: "POST", body: body, headers: headers })
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (reply) {
+          if (response.ok) { resolve(reply); return; }
+          if (response.status >= 500) throw new Error("server error " + response.status);
+          reject(refused(reply.reason || "error", reply.message || ("Could not save (" + response.status + ")."),
+            response.status, reply.errors));
+        });
+      })
+      .catch(function () {
+        // the same submission id on every retry: the server stores it once
+        if (attempt < 6) {
+          status("Connection problem, retrying…");
+          setTimeout(function () { post(body, attempt + 1, resolve, reject); }, Math.min(500 * Math.pow(2, attempt), 8000));
+        } else {
+          reject(refused("network", "Could not reach the server. Your answers are still on this page: submit again."));
+        }
+      });
+  }
+
+  function send(body) {
+    if (saved) return Promise.resolve(saved);
+    if (saving) return saving;
+    if (config.mode !== "task" && config.mode !== "onboarding") {
+      var text = config.refusal ? config.refusal.message : "This is a preview: accept the task to submit.";
+      return Promise.reject(refused(config.refusal ? config.refusal.reason : "preview", text));
+    }
+    status("Saving…");
+    saving = new Promise(function (resolve, reject) { post(body(), 0, resolve, reject); }).then(
+      function (reply) { saved = reply; finish(reply); return reply; },
+      function (error) { saving = null; failed(error); throw error; });
+    return saving;
+  }
+
+  function feedbackText() {
+    var box = el("crowd-feedback");
+    return box ? box.value : null;
+  }
+
+  function submit(answers, files) {
+    if (answers === null || typeof answers !== "object" || Array.isArray(answers)) {
+      return Promise.reject(refused("bad_submission", "crowd.submit takes an object of answers"));
+    }
+    var list = fileList(files || {});
+    var problems = checkFiles(list);
+    if (problems) return Promise.reject(refused("invalid", "Some files cannot be sent.", 0, problems));
+    return send(function () {
+      var feedback = feedbackText();
+      if (!list.length) {
+        var meta = feedback === null ? {} : { feedback: feedback };
+        return JSON.stringify({ token: config.token, submission_id: submissionId, answers: answers, meta: meta });
+      }
+      var data = new FormData();
+      data.append("_crowd_token", config.token);
+      data.append("_crowd_submission_id", submissionId);
+      data.append("_crowd_answers", JSON.stringify(answers));
+      if (feedback !== null) data.append("_crowd_feedback", feedback);
+      list.forEach(function (item) { data.append(item.field, item.file, item.file.name); });
+      return data;
+    });
+  }
+
+  function fileList(files) {
+    var list = [];
+    Object.keys(files).forEach(function (field) {
+      var value = files[field];
+      var many = value && typeof value.length === "number" ? Array.prototype.slice.call(value) : [value];
+      many.forEach(function (file) { if (file) list.push({ field: field, file: file, accept: "" }); });
+    });
+    return list;
+  }
+
+  // What the server would refuse anyway (413, wrong type), said before anything is uploaded.
+  function checkFiles(list) {
+    var problems = {}, total = 0, limit = (config.maxUploadMb || 0) * 1024 * 1024;
+    list.forEach(function (item) {
+      total += item.file.size || 0;
+      if (!accepts(item.file, item.accept)) problems[item.field] = item.file.name + " is not an accepted type (" + item.accept + ").";
+    });
+    if (limit && total > limit) {
+      problems[list[0].field] = "The files are larger than the " + config.maxUploadMb + " MB this task accepts.";
+    }
+    return Object.keys(problems).length ? problems : null;
+  }
+
+  function accepts(file, accept) {
+    if (!accept) return true;
+    var name = (file.name || "").toLowerCase(), type = (file.type || "").toLowerCase();
+    return accept.split(",").some(function (rule) {
+      rule = rule.trim().toLowerCase();
+      if (!rule) return false;
+      if (rule.charAt(0) === ".") return name.slice(-rule.length) === rule;
+      if (rule.slice(-2) === "/*") return type.indexOf(rule.slice(0, -1)) === 0;
+      return type === rule;
+    });
+  }
+
+  // --- what the worker sees ------------------------------------------------------------------
+  function box(id, role) {
+    var found = el(id);
+    if (found || form) return found; // a task page's shell has its own boxes
+    var holder = el("crowd-sdk");
+    if (!holder) {
+      holder = document.createElement("div");
+      holder.id = "crowd-sdk";
+      holder.style.cssText = "font:16px/1.4 system-ui,sans-serif;margin:0 0 1rem";
+      document.body.insertBefore(holder, document.body.firstChild);
+    }
+    found = document.createElement("p");
+    found.id = id; found.className = "crowd-banner"; found.setAttribute("role", role);
+    found.style.cssText = "margin:.5rem;padding:.6rem .8rem;border-radius:.4rem;background:#fff6d6;border:1px solid #e8d48a";
+    holder.appendChild(found);
+    return found;
+  }
+
+  function show(id, role, text) {
+    var target = box(id, role);
+    if (!target) return;
+    target.textContent = text;
+    target.classList.toggle("crowd-hidden", !text);
+    target.style.display = text ? "" : "none";
+  }
+
+  function status(text) { if (document.body) show("crowd-status", "status", text); }
+
+  function failed(error) {
+    status("");
+    var lines = [error.message];
+    Object.keys(error.errors || {}).forEach(function (k) { lines.push(k + ": " + error.errors[k]); });
+    show("crowd-errors", "alert", lines.join("\n"));
+    buttons().forEach(function (b) { b.disabled = false; });
+  }
+
+  function buttons() {
+    if (!form) return [];
+    return Array.prototype.slice.call(form.querySelectorAll(
+      "button:not([type]), button[type=submit], input[type=submit], input[type=image]"));
+  }
 
   function finish(reply) {
-    done = true;
     var c = reply.completion || {};
     if (c.kind === "redirect" && c.url) { window.location.assign(c.url); return; }
     if (c.kind === "reload") { window.location.reload(); return; }
@@ -33,53 +184,97 @@
       Object.keys(c.fields || {}).forEach(function (k) {
         var i = document.createElement("input"); i.type = "hidden"; i.name = k; i.value = c.fields[k]; f.appendChild(i);
       });
-      document.body.appendChild(f); f.submit(); return;
+      document.body.appendChild(f); HTMLFormElement.prototype.submit.call(f); return;
     }
-    form.querySelector(".crowd-task").disabled = true;
-    button.disabled = true;
-    button.textContent = "Saved";
-    show(errorBox, "");
-    show(statusBox, c.message || "Thank you! Your answers are saved.");
-    statusBox.classList.add("crowd-ok");
-    statusBox.id = "crowd-saved";
+    if (form) {
+      Array.prototype.forEach.call(form.querySelectorAll("fieldset"), function (s) { s.disabled = true; });
+      buttons().forEach(function (b) { b.disabled = true; });
+      var main = el("crowd-submit");
+      if (main) main.textContent = "Saved";
+    }
+    var feedback = el("crowd-feedback");
+    if (feedback) feedback.disabled = true;
+    show("crowd-errors", "alert", "");
+    status(c.message || "Thank you! Your answers are saved.");
+    var done = el("crowd-status");
+    if (done) { done.classList.add("crowd-ok"); done.id = "crowd-saved"; }
   }
 
-  function send(attempt) {
-    var body = new FormData(form);
-    fetch(form.action, { method: "POST", body: body, headers: { "Accept": "application/json" } })
-      .then(function (response) {
-        return response.json().catch(function () { return {}; }).then(function (reply) {
-          if (response.ok) { finish(reply); return; }
-          if (response.status >= 500) throw new Error("server error " + response.status);
-          button.disabled = false;
-          var lines = [reply.message || ("Could not save (" + response.status + ").")];
-          Object.keys(reply.errors || {}).forEach(function (k) { lines.push(k + ": " + reply.errors[k]); });
-          show(errorBox, lines.join("\n"));
-        });
-      })
-      .catch(function () {
-        // Same submission id on every retry: the server stores it once.
-        if (attempt < 6) {
-          show(statusBox, "Connection problem, retrying…");
-          setTimeout(function () { send(attempt + 1); }, Math.min(500 * Math.pow(2, attempt), 8000));
-        } else {
-          button.disabled = false;
-          show(errorBox, "Could not reach the server. Your answers are still on this page: press Submit again.");
-        }
-      });
-  }
-
-  form.addEventListener("submit", function (event) {
+  // --- task pages: the shell's form ----------------------------------------------------------
+  // Bound on the document, so a submit works even while a slow template script holds the page back.
+  document.addEventListener("submit", function (event) {
+    if (!form || event.target !== form) return;
     event.preventDefault();
-    if (done || config.mode !== "task") return;
+    if (saved || saving) return;
     if (!form.checkValidity()) { form.reportValidity(); return; }
-    button.disabled = true;
-    show(errorBox, "");
-    show(statusBox, "Saving…");
-    send(0);
+    var list = [];
+    Array.prototype.forEach.call(form.querySelectorAll("input[type=file]"), function (input) {
+      Array.prototype.forEach.call(input.files || [], function (file) {
+        list.push({ field: input.name, file: file, accept: input.getAttribute("accept") || "" });
+      });
+    });
+    var problems = checkFiles(list);
+    if (problems) { failed(refused("invalid", "Some files cannot be sent.", 0, problems)); return; }
+    buttons().forEach(function (b) { b.disabled = true; });
+    show("crowd-errors", "alert", "");
+    send(function () { return new FormData(form); }).catch(function () { /* shown by failed() */ });
   });
 
-  // Heartbeat: lets the requester see who is working and re-offer abandoned units.
+  function bindForm() {
+    form = document.querySelector("form.crowd-form");
+    if (!form) return;
+    var idField = form.querySelector("input[name=_crowd_submission_id]");
+    if (idField) { if (idField.value) submissionId = idField.value; else idField.value = submissionId; }
+    // a template's own form.submit() (MTurk style) goes through the same path instead of around it
+    form.submit = function () { if (form.requestSubmit) form.requestSubmit(); };
+    if (hideSubmit && el("crowd-submit")) el("crowd-submit").hidden = true;
+  }
+
+  // --- JS task pages: what the shell would otherwise show ------------------------------------
+  function decorate() {
+    if (form) return;
+    if (config.refusal) show("crowd-refusal", "alert", config.refusal.message);
+    else if (config.mode === "preview") show("crowd-preview", "status", "Preview: this is what the task looks like. Accept it to start working.");
+    if (config.notice) show("crowd-notice", "status", config.notice);
+    if (config.feedback && !config.refusal) {
+      var wrap = document.createElement("div");
+      wrap.className = "crowd-feedback";
+      wrap.style.cssText = "font:16px/1.4 system-ui,sans-serif;margin:1rem .5rem";
+      var label = document.createElement("label");
+      label.htmlFor = "crowd-feedback"; label.textContent = config.feedback; label.style.display = "block";
+      var area = document.createElement("textarea");
+      area.id = "crowd-feedback"; area.maxLength = 5000; area.rows = 3; area.style.width = "100%";
+      area.disabled = config.mode === "preview";
+      wrap.appendChild(label); wrap.appendChild(area);
+      document.body.appendChild(wrap);
+    }
+  }
+
+  // --- MTurk, Turkle and Mephisto templates call these ---------------------------------------
+  var hideSubmit = false;
+  if (config.kind === "dollar") {
+    var params = new URLSearchParams(window.location.search);
+    window.turkGetParam = window.turkGetParam || function (name, fallback) {
+      return params.has(name) ? params.get(name) : fallback;
+    };
+    window.turkSetAssignmentID = window.turkSetAssignmentID || function () {
+      var field = el("assignmentId");
+      if (field) field.value = params.get("assignmentId") || params.get("assignment_id") || "";
+    };
+    var settings = {};
+    window._MEPHISTO_CONFIG_ = window._MEPHISTO_CONFIG_ || {
+      get: function (key) { return settings[key]; },
+      set: function (key, value) {
+        settings[key] = value;
+        if (key === "HIDE_SUBMIT_BUTTON") {
+          hideSubmit = !!value;
+          if (el("crowd-submit")) el("crowd-submit").hidden = hideSubmit;
+        }
+      }
+    };
+  }
+
+  // --- heartbeat: lets the requester see who is working and re-offer abandoned units -----------
   var messages = {
     expired: "This task has ended; your unit was withdrawn.",
     timeout: "Time is up for this unit; it was offered to another worker.",
@@ -87,8 +282,8 @@
     returned: "You returned this unit."
   };
   function connect(delay) {
-    if (config.mode !== "task" || done || !window.WebSocket) return;
-    var url = new URL(config.base + "ws", window.location.href);
+    if (config.mode !== "task" || !config.token || saved || !window.WebSocket) return;
+    var url = new URL("ws", root);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", config.token);
     var ws = new WebSocket(url.toString());
@@ -100,12 +295,34 @@
     };
     ws.onmessage = function (event) {
       var msg = JSON.parse(event.data);
-      if (msg.type === "status" && messages[msg.status] && !done) show(statusBox, messages[msg.status]);
+      if (msg.type === "status" && messages[msg.status] && !saved) status(messages[msg.status]);
     };
     ws.onclose = function () {
       clearInterval(timer);
-      if (!done) setTimeout(function () { connect(Math.min(delay * 2, 15000)); }, delay);
+      if (!saved) setTimeout(function () { connect(Math.min(delay * 2, 15000)); }, delay);
     };
   }
-  connect(1000);
+
+  window.crowd = {
+    data: config.data || {},
+    mode: config.mode,
+    refusal: config.refusal || null,
+    submissionId: submissionId,
+    submit: submit,
+    onReady: function (callback) {
+      if (ready === null) callback(window.crowd); else ready.push(callback);
+    }
+  };
+
+  function start() {
+    bindForm();
+    window.crowd.submissionId = submissionId;
+    decorate();
+    connect(1000);
+    var callbacks = ready;
+    ready = null;
+    callbacks.forEach(function (callback) { callback(window.crowd); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();
