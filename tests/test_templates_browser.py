@@ -1,0 +1,344 @@
+"""Every gallery template in Debian's Chromium: filled with the mouse and with the keyboard, submitted
+through a launched run, checked at phone width and by axe-core.
+
+One run per template (two workers: one with a mouse at desktop width, one with the keyboard at 375 px).
+A template added to ``templates/`` is picked up by the parametrization and fails until it has fillers
+here: every template must promise how a person fills it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+import crowdnb as cn
+from crowdnb import gallery
+
+from .a11y import axe_violations, describe
+from .conftest import wait_until
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 10_000
+PHONE = {"width": 375, "height": 740}
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+Filler = Callable[[Page, dict[str, Any]], dict[str, Any]]
+
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+def open_page(browser: Browser, make_run: Any) -> Iterator[Callable[..., Page]]:
+    """A page in a fresh browser context (one per worker), closed before the runs stop."""
+    contexts: list[BrowserContext] = []
+
+    def open_one(url: str, **options: Any) -> Page:
+        context = browser.new_context(**options)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.errors = errors  # type: ignore[attr-defined]
+        page.goto(url)
+        return page
+
+    yield open_one
+    for context in contexts:
+        context.close()
+
+
+def submit(page: Page) -> None:
+    page.click("#crowd-submit")
+    expect(page.locator("#crowd-saved")).to_be_visible()
+
+
+def refused_in_page(page: Page, error: str, message: str) -> None:
+    """Submit is stopped by the template's own check: its message shows and nothing is saved."""
+    page.click("#crowd-submit")
+    expect(page.locator(error)).to_contain_text(message)
+    expect(page.locator("#crowd-saved")).to_have_count(0)
+
+
+def invalid_field(page: Page, selector: str) -> None:
+    """Submit is stopped by the browser's validity check on ``selector`` (set by the template's script)."""
+    page.click("#crowd-submit")
+    assert page.eval_on_selector(selector, "el => el.validationMessage"), f"{selector} should be invalid"
+    expect(page.locator("#crowd-saved")).to_have_count(0)
+
+
+def press(page: Page, *keys: str) -> None:
+    for key in keys:
+        page.keyboard.press(key)
+
+
+# --- text classification -----------------------------------------------------------------------------
+def text_classification_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.get_by_label("negative").click()
+    page.get_by_label("Comment (optional)").fill("sounds annoyed")
+    return {"label": "negative", "comment": "sounds annoyed"}
+
+
+def text_classification_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.get_by_label("positive").focus()
+    press(page, "Space", "ArrowDown", "Tab")
+    page.keyboard.type("plain fact")
+    return {"label": "neutral", "comment": "plain fact"}
+
+
+# --- multi-label ----------------------------------------------------------------------------------------
+def multi_label_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    invalid_field(page, "#ml-topics input[value=politics]")
+    page.get_by_label("science").click()
+    page.get_by_label("health").click()
+    return {"topics": ["science", "health"]}
+
+
+def multi_label_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.get_by_label("politics").focus()
+    press(page, "Space", "Tab", "Tab", "Space")
+    return {"topics": ["politics", "science"]}
+
+
+# --- free text ------------------------------------------------------------------------------------------
+SUMMARY = "A new bus line links the old town and the campus."
+
+
+def free_text_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.locator("#summary").fill("   too short        ")
+    page.get_by_label("hard").click()
+    invalid_field(page, "#summary")
+    page.locator("#summary").fill(SUMMARY)
+    expect(page.locator("#ft-count")).to_contain_text(f"{len(SUMMARY)} of 400")
+    return {"summary": SUMMARY, "difficulty": "hard"}
+
+
+def free_text_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.locator("#summary").focus()
+    page.keyboard.type(SUMMARY)
+    press(page, "Tab", "Space", "ArrowRight")
+    return {"summary": SUMMARY, "difficulty": "medium"}
+
+
+# --- Likert survey --------------------------------------------------------------------------------------
+LIKERT = ("answers_question", "accurate", "clear", "polite")
+
+
+def likert_survey_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    for name, value in zip(LIKERT, "5421", strict=True):
+        page.locator(f"label:has(input[name={name}][value='{value}'])").click()
+    return dict(zip(LIKERT, "5421", strict=True))
+
+
+def likert_survey_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.locator("input[name=answers_question][value='1']").focus()
+    press(page, "Space", "ArrowRight", "ArrowRight", "Tab")  # 3, then the next item
+    press(page, "Space", "Tab")  # 1
+    press(page, "Space", "ArrowRight", "ArrowRight", "ArrowRight", "ArrowRight", "Tab")  # 5
+    press(page, "Space", "ArrowRight")  # 2
+    return {"answers_question": "3", "accurate": "1", "clear": "5", "polite": "2"}
+
+
+# --- pairwise comparison --------------------------------------------------------------------------------
+def pairwise_comparison_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.get_by_text("B is better").click()
+    page.get_by_label("Why? (optional)").fill("more natural")
+    return {"preferred": "B", "reason": "more natural"}
+
+
+def pairwise_comparison_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.get_by_label("A is better").focus()
+    press(page, "Space", "ArrowRight", "Tab")
+    page.keyboard.type("both fine")
+    return {"preferred": "tie", "reason": "both fine"}
+
+
+# --- bounding boxes -------------------------------------------------------------------------------------
+def bounding_boxes_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    refused_in_page(page, "#bb-error", "Draw at least one box")
+    page.select_option("#bb-label", "car")
+    image = page.locator("#bb-image")
+    expect(image).to_have_js_property("complete", True)
+    box = image.bounding_box()
+    assert box is not None
+    scale = box["width"] / 480  # the picture is 480 × 320 and may be shown smaller
+    page.mouse.move(box["x"] + 40 * scale, box["y"] + 190 * scale)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 120 * scale, box["y"] + 230 * scale, steps=4)
+    page.mouse.move(box["x"] + 210 * scale, box["y"] + 260 * scale, steps=4)
+    page.mouse.up()
+    expect(page.locator("#bb-count")).to_have_text("1 box.")
+    page.mouse.click(box["x"] + 5, box["y"] + 5)  # a click is not a box
+    expect(page.locator("#bb-list > li")).to_have_count(1)
+    return {"boxes": [{"label": "car", "x": 40, "y": 190, "w": 170, "h": 70}]}
+
+
+def bounding_boxes_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    expect(page.locator("#bb-image")).to_have_js_property("complete", True)
+    page.locator("#bb-label").focus()
+    page.keyboard.press("Tab")
+    expect(page.locator("#bb-add")).to_be_focused()
+    page.keyboard.press("Enter")  # a box in the middle; focus moves to its label
+    expect(page.locator("#bb-list select")).to_be_focused()
+    page.keyboard.press("ArrowDown")  # person → car
+    for value in ("300", "150", "40", "120"):  # x, y, width, height
+        press(page, "Tab", "Control+a")
+        page.keyboard.type(value)
+    page.keyboard.press("Tab")  # commits the last number
+    expect(page.locator("#bb-count")).to_have_text("1 box.")
+    return {"boxes": [{"label": "car", "x": 300, "y": 150, "w": 40, "h": 120}]}
+
+
+def boxes_match(got: Any, want: list[dict[str, Any]]) -> bool:
+    """Drawn boxes equal ``want`` within 2 px (a mouse lands on whole CSS pixels of a scaled picture)."""
+    boxes = json.loads(got)
+    return len(boxes) == len(want) and all(
+        b["label"] == w["label"] and all(abs(b[k] - w[k]) <= 2 for k in "xywh")
+        for b, w in zip(boxes, want, strict=True)
+    )
+
+
+# --- span highlighting ----------------------------------------------------------------------------------
+def select_text(page: Page, start: int, end: int) -> None:
+    """Drag the mouse over characters ``start``..``end`` (UTF-16 units) of the text."""
+    rects = page.evaluate(
+        """([start, end]) => {
+            const node = document.getElementById('ner-text').firstChild, r = document.createRange();
+            const at = i => { r.setStart(node, i); r.setEnd(node, i + 1); const b = r.getBoundingClientRect(); return [b.left, b.right, b.top + b.height / 2]; };
+            return [at(start), at(end - 1)];
+        }""",
+        [start, end],
+    )
+    (left, _, y1), (_, right, y2) = rects
+    page.mouse.move(left + 1, y1)
+    page.mouse.down()
+    page.mouse.move(right - 1, y2, steps=5)
+    page.mouse.up()
+
+
+def ner_spans_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    refused_in_page(page, "#ner-error", "Mark at least one name")
+    text = row["text"]
+    units = text.encode("utf-16-le")
+    name = "Marie Curie"
+    start = len(units[: units.index(name.encode("utf-16-le"))]) // 2
+    select_text(page, start, start + len(name))
+    page.get_by_role("button", name="Mark as person").click()
+    expect(page.locator("#ner-text mark")).to_have_text(name)
+    at = text.index(name)  # code points: the 🎉 before it is one, though JavaScript counts two
+    return {"spans": [{"start": at, "end": at + len(name), "label": "person", "text": name}]}
+
+
+def ner_spans_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.locator("#ner-from").focus()
+    press(page, *["ArrowDown"] * 4, "Tab", "ArrowDown", "Tab", "ArrowDown", "Tab", "Enter")  # words 5–6
+    text = row["text"]
+    at = text.index("Nobel Prize")
+    expect(page.locator("#ner-count")).to_have_text("1 span marked.")
+    return {"spans": [{"start": at, "end": at + 11, "label": "organisation", "text": "Nobel Prize"}]}
+
+
+# --- audio rating ---------------------------------------------------------------------------------------
+def audio_rating_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.get_by_text("2 Poor").click()
+    refused_in_page(page, "#au-error", "play the whole clip")
+    page.get_by_role("button", name="Play clip").click()
+    expect(page.locator("#au-progress")).to_have_text("Played to the end.")
+    page.get_by_label("Background noise or hiss").click()
+    return {"quality": "2", "issues": ["noise"]}
+
+
+def audio_rating_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    page.get_by_role("button", name="Play clip").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#au-progress")).to_have_text("Played to the end.")
+    page.locator("input[name=quality][value='1']").focus()
+    press(page, "Space", "ArrowRight", "ArrowRight", "ArrowRight")
+    return {"quality": "4"}
+
+
+FILLERS: dict[str, tuple[Filler, Filler]] = {
+    "text_classification": (text_classification_mouse, text_classification_keys),
+    "multi_label": (multi_label_mouse, multi_label_keys),
+    "free_text": (free_text_mouse, free_text_keys),
+    "likert_survey": (likert_survey_mouse, likert_survey_keys),
+    "pairwise_comparison": (pairwise_comparison_mouse, pairwise_comparison_keys),
+    "bounding_boxes": (bounding_boxes_mouse, bounding_boxes_keys),
+    "ner_spans": (ner_spans_mouse, ner_spans_keys),
+    "audio_rating": (audio_rating_mouse, audio_rating_keys),
+}
+ROW = {"ner_spans": 2}  # the row with an emoji before the names: offsets in code points, not UTF-16
+
+
+def no_horizontal_overflow(page: Page) -> None:
+    sizes = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert sizes[0] <= sizes[1], f"the page is {sizes[0]} px wide in a {sizes[1]} px viewport"
+
+
+def expect_answers(got: dict[str, Any], want: dict[str, Any]) -> None:
+    for key, value in want.items():
+        if key == "boxes":
+            assert boxes_match(got[key], value), (got[key], value)
+        elif key == "spans":
+            assert json.loads(got[key]) == value
+        else:
+            assert got[key] == value, (key, got[key], value)
+
+
+@pytest.mark.parametrize("name", sorted(cn.templates()))
+def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
+    name: str, project: cn.Project, make_run: Any, open_page: Callable[..., Page]
+) -> None:
+    assert name in FILLERS, f"template {name!r} has no mouse and keyboard fillers in this test module"
+    described = gallery.describe(name)
+    rows = list(cn.Task("probe", title="p", reward=0, template=name, data=described.example)._loaded or [])
+    row = rows[ROW.get(name, 0)]
+    task = cn.Task(
+        f"gallery-{name}", title=described.title, reward=0.1, template=name, data=[row, row], project=project
+    )
+    run = task.launch(provider="mock", architect="local")
+    try:
+        mouse_fill, keys_fill = FILLERS[name]
+        desk = open_page(run.worker_url("mouse"), viewport={"width": 1000, "height": 800})
+        want = {"mouse": mouse_fill(desk, row)}
+        violations = axe_violations(desk)
+        assert not violations, f"{name} at desktop width:\n{describe(violations)}"
+        submit(desk)
+
+        phone = open_page(run.worker_url("keys"), viewport=PHONE, is_mobile=True, has_touch=True)
+        no_horizontal_overflow(phone)
+        want["keys"] = keys_fill(phone, row)
+        no_horizontal_overflow(phone)  # with what the worker added (boxes, spans) on the page
+        ARTIFACTS.mkdir(exist_ok=True)
+        phone.screenshot(path=str(ARTIFACTS / f"template-{name}-phone.png"), full_page=True)
+        violations = axe_violations(phone)
+        assert not violations, f"{name} at phone width:\n{describe(violations)}"
+        submit(phone)
+        for page in (desk, phone):
+            assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+        wait_until(lambda: len(run.df) == 2, "both submissions in run.df")
+        frame = run.df
+        by_worker = frame.set_index("worker")
+        for worker, answers in want.items():
+            expect_answers(by_worker.loc[worker].to_dict(), answers)
+        if name == "audio_rating":
+            assert all(float(v) >= 1.3 for v in frame["listened"]), "the whole 1.5 s clip was played"
+    finally:
+        run.stop()
+
+
+def test_axe_finds_what_it_should(open_page: Callable[..., Page], make_run: Any) -> None:
+    """The checker itself: an unlabelled input and low-contrast text are reported."""
+    run = make_run(html='<input type="text" name="x"><p style="color:#bbb;background:#fff">faint</p>')
+    page = open_page(run.worker_url("checker"))  # task mode: axe skips text in a preview's disabled fieldset
+    found = {v["id"] for v in axe_violations(page)}
+    assert {"label", "color-contrast"} <= found, found
+    assert re.match(r"^4\.", page.evaluate("axe.version"))
