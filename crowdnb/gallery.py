@@ -127,7 +127,7 @@ def describe(template: str | Path) -> GalleryTemplate:
         name=folder.name,
         folder=folder,
         title=title.strip(),
-        description=description.strip(),
+        description=description.strip()[:1].upper() + description.strip()[1:],
         inputs=sections["inputs"],
         answers=sections["answers"],
         example_answers=example,
