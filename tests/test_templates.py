@@ -16,7 +16,9 @@ import pytest
 import crowdnb as cn
 from crowdnb import gallery
 from crowdnb.errors import ConfigError
+from crowdnb.review_app import create_review_app
 from crowdnb.review_pages import task_view
+from crowdnb.review_table import ReviewTable
 
 from .conftest import Worker, wait_until
 
@@ -189,6 +191,16 @@ def test_review_of_a_run_uses_the_template_renderer(project: cn.Project) -> None
         view = task_view(project, "ab")
         unit = view["workers"][0]["units"][0]
         assert unit["review"] == html
+        token = "t" * 24
+        page = (
+            create_review_app(project, token)
+            .test_client()
+            .get("/tasks/ab", headers={"Authorization": f"Bearer {token}"})
+        )
+        assert page.status_code == 200
+        assert f'<div class="rv-rendered">{html}</div>' in page.get_data(as_text=True)
+        table = ReviewTable(run)  # the notebook's review table shows the same rendering
+        assert html in table.rows.children[0].children[2].value
     finally:
         run.stop()
     plain = cn.Task("plain", title="p", reward=0, html="<p>{{ text }}</p><input name=x>", data=[{"text": "t"}])
