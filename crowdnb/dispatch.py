@@ -13,9 +13,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -31,6 +30,7 @@ from .providers import Completion, Provider, RunInfo
 from .requirements import BLOCKED, first_unmet
 from .screening import Screener
 from .store import Row, Store
+from .uploads import Upload, keep
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,6 @@ class Entry:
     submission_id: str
     resumed: bool
     kind: str = "unit"  # or "onboarding": the worker must pass the test first
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One uploaded file, already streamed to a temporary path by the router."""
-
-    field: str
-    filename: str
-    content_type: str
-    temp_path: Path
-    size: int
 
 
 class Sockets:
@@ -81,6 +70,15 @@ class Sockets:
             if not held:
                 self._open.pop(agent_id, None)
                 self._closed_at[agent_id] = time.monotonic()
+
+    def expect(self, agent_ids: Iterable[int], allowance: float) -> None:
+        """Agents whose page was open when the previous process died: counted as gone ``allowance``
+        seconds from now, so they keep their unit only if their page reconnects by then (plus the grace)."""
+        at = time.monotonic() + allowance
+        with self._lock:
+            for agent_id in agent_ids:
+                if agent_id not in self._open:
+                    self._closed_at[agent_id] = at
 
     def gone_for(self, seconds: float) -> list[int]:
         """Agents whose last socket closed more than ``seconds`` ago (each reported once)."""
@@ -230,7 +228,7 @@ class Dispatcher:
             json.dumps(answers, allow_nan=False)  # what the store writes must be standard JSON
         except ValueError as exc:
             raise WorkerRefused("bad_submission", "The answers contain a number that is not finite.") from exc
-        files, folder = self._keep_files(int(agent["id"]), client_id, uploads)
+        files, folder = keep(self.store, self.run.id, int(agent["id"]), uploads)
         try:
             submission_id, duplicate = lifecycle.submit(self.store, int(agent["id"]), client_id, answers, files, meta)
         except BaseException:
@@ -248,24 +246,6 @@ class Dispatcher:
         elif not duplicate:
             self._notify(submission_id, agent, answers)
         return completion, duplicate
-
-    def _keep_files(self, agent_id: int, client_id: str, uploads: list[Upload]) -> tuple[dict[str, Any], Path | None]:
-        """Move uploads under the project folder before the database commit that references them."""
-        if not uploads:
-            return {}, None
-        folder = self.store.files_dir / str(self.run.id) / str(agent_id) / client_id
-        files: dict[str, Any] = {}
-        for upload in uploads:
-            target = folder / upload.field / upload.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(upload.temp_path, target)
-            files[upload.field] = {
-                "path": str(target.relative_to(self.store.root)),
-                "name": upload.filename,
-                "type": upload.content_type,
-                "size": upload.size,
-            }
-        return files, folder
 
     def _notify(self, submission_id: int, agent: Row, answers: dict[str, Any]) -> None:
         event = {

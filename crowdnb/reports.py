@@ -106,6 +106,12 @@ def worker_reviews(store: Store, provider: str, worker: str, limit: int = 100) -
     )
 
 
+def live_agents(store: Store, run_id: int) -> list[int]:
+    """Agents of a run holding a unit right now (accepted or in the task)."""
+    rows = store.query("SELECT id FROM agents WHERE task_run_id = ? AND status IN ('accepted', 'in_task')", (run_id,))
+    return [int(r["id"]) for r in rows]
+
+
 def submissions_since(
     store: Store, scope: str, scope_id: int, rev: int, kind: str = "data", limit: int = -1
 ) -> list[Row]:

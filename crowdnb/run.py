@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import architects, feed, lifecycle, providers, reports
+from . import architects, feed, lifecycle, providers, reports, uploads
 from . import states as S
 from .data import Rows, load
 from .dispatch import Dispatcher, Listener
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+RECONNECT_SECONDS = 15.0  # crowd.js retries a lost socket at least this often
 FEED_BATCH = 100  # rows pulled from a generator whenever fewer units than this are on offer
 
 
@@ -54,6 +55,7 @@ class _Service:
 
     def start(self) -> str:
         run, spec = self.run, self.run.spec
+        uploads.sweep(run.store, run.id)  # files a crash left between their move and the commit
         self.feed()
         page = spec.page()
         stored = run.store.get_run(run.id)
@@ -72,6 +74,8 @@ class _Service:
         )
         self.dispatcher = Dispatcher(run.store, info, self.provider, quota, stored["secret"], spec.assignment_duration)
         self.dispatcher.listeners = run._listeners
+        # units held when a previous process died (a kernel restart): kept for pages that reconnect
+        self.dispatcher.sockets.expect(reports.live_agents(run.store, run.id), RECONNECT_SECONDS)
         if spec.gold:
             self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id)
         if spec.screening:
