@@ -4,13 +4,15 @@
 
     CrowdError                   base: catch this to catch them all
     ├── ConfigError              a bad argument to Task, launch, a provider or an architect
+    │   └── FormError            a form config with problems, each named by its JSON path
     ├── DataError                bad task data: names the file, row and column
     ├── StateError               an illegal state transition: names both states
     ├── NotFound                 no such task, run, unit or worker
     ├── ProviderError            a crowd platform refused or failed a call
     ├── ArchitectError           the router could not be deployed or stopped
     └── WorkerRefused            a worker cannot get (or submit) a unit; carries a reason code
-        └── AuthError            a forged, expired or foreign worker token
+        ├── AuthError            a forged, expired or foreign worker token
+        └── InvalidAnswers       answers that break the page's field rules; carries one message per field
 
 Messages name the bad value and the next step. ``http_status`` maps the tree to HTTP statuses for the
 worker router and the review app alike.
@@ -18,6 +20,7 @@ worker router and the review app alike.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 
@@ -27,6 +30,35 @@ class CrowdError(Exception):
 
 class ConfigError(CrowdError, ValueError):
     """A bad argument to ``Task``, ``launch``, a provider or an architect."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a form config: where (a JSON path such as ``form.sections[0].title``) and what."""
+
+    path: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class FormError(ConfigError):
+    """A form config with errors; ``problems`` holds every one (``warnings`` the harmless ones)."""
+
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None, origin: str = "") -> None:
+        self.problems, self.warnings, self.origin = list(problems), list(warnings or []), origin
+        where = f"{origin}: " if origin else ""
+        if len(self.problems) == 1:
+            text = f"{where}{self.problems[0]}"
+        else:
+            text = f"{where}{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(text)
+
+    def located(self, origin: str) -> FormError:
+        """The same problems, said to come from ``origin`` (a file name)."""
+        return FormError(self.problems, self.warnings, origin)
 
 
 class DataError(CrowdError, ValueError):
@@ -79,6 +111,7 @@ class WorkerRefused(CrowdError):
         "bad_submission": 400,
         "too_large": 413,
         "forbidden": 403,
+        "invalid": 422,
     }
 
     def __init__(self, reason: str, message: str) -> None:
@@ -99,6 +132,15 @@ class AuthError(WorkerRefused):
 
     def __init__(self, message: str) -> None:
         super().__init__("forbidden", message)
+
+
+class InvalidAnswers(WorkerRefused):
+    """Answers that break the page's field rules; ``errors`` maps each bad field to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        count = "one field" if len(errors) == 1 else f"{len(errors)} fields"
+        super().__init__("invalid", f"Please correct {count} and submit again.")
+        self.errors = dict(errors)
 
 
 def http_status(exc: BaseException) -> int:

@@ -7,7 +7,9 @@ fields. ``TaskPage.render`` produces the exact HTML a worker receives, which is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -56,7 +58,12 @@ def find_template(name: str) -> Path:
 
 @dataclass(frozen=True)
 class Field:
-    """One answer field of the page: a named form input."""
+    """One answer field of the page: a named form input, with the rules the server checks again.
+
+    ``min_length``/``max_length`` count characters (UTF-16 units, as browsers do), or chosen options
+    when ``multiple``; ``pattern`` is a JavaScript regular expression the value must match somewhere
+    (an HTML ``pattern`` is anchored: ``^(?:…)$``); ``custom`` holds a form's custom validators.
+    """
 
     name: str
     kind: str  # text, textarea, select, radio, checkbox, number, file, …
@@ -64,6 +71,29 @@ class Field:
     required: bool = False
     multiple: bool = False
     accept: str = ""  # a file input's accept= (".pdf,image/*"); checked again on the server
+    label: str = ""
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    flags: str = ""  # the pattern's JavaScript flags (i, m, s count)
+    minimum: float | None = None
+    maximum: float | None = None
+    custom: tuple[tuple[str, Any], ...] = ()
+
+
+def _whole(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+_TEXT_RULES = frozenset({"text", "search", "url", "tel", "email", "password", "textarea"})
 
 
 class _FieldParser(HTMLParser):
@@ -71,15 +101,28 @@ class _FieldParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.fields: dict[str, Field] = {}
         self._select: str | None = None
+        self._option: list[str] | None = None  # the text of an <option> without a value= (its value)
+
+    def _add_option(self, value: str) -> None:
+        if self._select is not None:
+            old = self.fields[self._select]  # the select opened above
+            self.fields[self._select] = dataclasses.replace(old, options=(*old.options, value))
+
+    def _end_option(self) -> None:
+        if self._option is not None:
+            self._add_option(" ".join("".join(self._option).split()))
+            self._option = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         name = a.get("name")
         if tag == "option" and self._select:
-            old = self.fields[self._select]  # the select opened above
+            self._end_option()
             value = a.get("value")
-            if value is not None:
-                self.fields[self._select] = Field(old.name, old.kind, (*old.options, value), old.required, old.multiple)
+            if value is None:
+                self._option = []
+            else:
+                self._add_option(value)
             return
         if tag not in ("input", "select", "textarea") or not name or name.startswith(_INTERNAL_PREFIX):
             return
@@ -93,11 +136,30 @@ class _FieldParser(HTMLParser):
         if kind in ("radio", "checkbox"):
             options = (*options, a.get("value") or "on")
         accept = (a.get("accept") or "") if kind == "file" else ""
-        self.fields[name] = Field(name, kind, options, required or bool(seen and seen.required), multiple, accept)
+        field = Field(name, kind, options, required or bool(seen and seen.required), multiple, accept)
+        if seen is not None:  # a radio group (or a repeated name): the first input's rules stand
+            field = dataclasses.replace(seen, options=options, required=field.required)
+        elif kind in _TEXT_RULES or kind in ("number", "range"):
+            pattern = a.get("pattern") if kind != "textarea" else None
+            field = dataclasses.replace(
+                field,
+                min_length=_whole(a.get("minlength")),
+                max_length=_whole(a.get("maxlength")),
+                pattern=f"^(?:{pattern})$" if pattern else None,
+                minimum=_number(a.get("min")) if kind in ("number", "range") else None,
+                maximum=_number(a.get("max")) if kind in ("number", "range") else None,
+            )
+        self.fields[name] = field
         if tag == "select":
             self._select = name
 
+    def handle_data(self, data: str) -> None:
+        if self._option is not None:
+            self._option.append(data)
+
     def handle_endtag(self, tag: str) -> None:
+        if tag in ("option", "select", "optgroup"):
+            self._end_option()
         if tag == "select":
             self._select = None
 
@@ -259,6 +321,12 @@ def summary_table(title: str, rows: dict[str, object]) -> str:
     return f"<div class='crowd-summary'><b>{escape(title)}</b><table>{body}</table></div>"
 
 
-def message_page(title: str, message: str, *, status: str = "info", base: str = "") -> str:
-    """A plain page for a refusal, a thank-you or an error: the worker never hangs on a spinner."""
-    return _env.get_template("message.html").render(title=title, message=message, status=status, base=base)
+def message_page(
+    title: str, message: str, *, status: str = "info", base: str = "", details: list[str] | None = None
+) -> str:
+    """A plain page for a refusal, a thank-you or an error: the worker never hangs on a spinner.
+
+    ``details`` are listed under the message (the fields to correct, for a page without JavaScript)."""
+    return _env.get_template("message.html").render(
+        title=title, message=message, status=status, base=base, details=details or []
+    )

@@ -56,6 +56,7 @@ class TaskSpec:
     js_dir: str | None = None  # a JS task's bundle folder (index.html and/or main.js)
     answers: tuple[str, ...] = ()  # a JS task's declared answer names (optional; others are then refused)
     feedback: str = ""  # the worker-feedback box's prompt; "" = no box
+    form: dict[str, Any] | None = None  # a form task's versions and insertions (form_source.FormSource.to_dict)
 
     def requirements(self) -> tuple[Requirement, ...]:
         """The task's qualification requirements, the block list every task has, and failed onboarding."""
@@ -95,6 +96,12 @@ class TaskSpec:
             from .dollar import DollarPage
 
             return DollarPage(self.html, self.source, feedback=feedback, max_upload_mb=limit)
+        if self.kind == "form":
+            from .form_page import FormPage
+
+            return FormPage(
+                self.form or {}, self.source, static_dir=self.static_dir, feedback=feedback, max_upload_mb=limit
+            )
         return TaskPage(self.html, self.source, feedback=feedback, max_upload_mb=limit)
 
 
@@ -121,6 +128,7 @@ class Task:
         html: str | None = None,
         template: str | None = None,
         js: str | Path | None = None,
+        form: str | Path | dict[str, Any] | list[Any] | None = None,
         data: DataSource = None,
         units_per_assignment: int = 1,
         assignment_duration: int = 1800,
@@ -160,14 +168,19 @@ class Task:
                 raise ConfigError(f"{label}={value!r} must be a whole number ≥ {low}")
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
             raise ConfigError(f"budget {budget!r} must be a positive number of dollars (or None for no cap)")
-        pages = {"html": html, "template": template, "js": js}
+        pages = {"html": html, "template": template, "js": js, "form": form}
         if sum(v is not None for v in pages.values()) != 1:
             raise ConfigError(
-                "give exactly one of html= (a Jinja or ${var} template string), template= (a name or path) "
-                "or js= (a folder with a prebuilt bundle)"
+                "give exactly one of html= (a Jinja or ${var} template string), template= (a name or path), "
+                "js= (a folder with a prebuilt bundle) or form= (a form config: a JSON file, its folder or a dict)"
             )
-        static_dir, js_dir, kind = None, None, "jinja"
-        if js is not None:
+        static_dir, js_dir, kind, stored_form = None, None, "jinja", None
+        if form is not None:
+            from .form_page import form_task
+
+            stored_form, form_rows, static_dir, source = form_task(form, data_given=data is not None)
+            html, kind, data = "", "form", data if data is not None else form_rows
+        elif js is not None:
             from .bundle import find_bundle
 
             folder = find_bundle(js)
@@ -179,7 +192,7 @@ class Task:
             path = find_template(str(template))
             html, source = path.read_text(encoding="utf-8"), str(template)
             static_dir = str(path.parent / "static") if (path.parent / "static").is_dir() else None
-        if kind != "js":
+        if kind not in ("js", "form"):
             from .dollar import detect_syntax
 
             kind = detect_syntax(html, syntax)
@@ -217,6 +230,7 @@ class Task:
             js_dir=js_dir,
             answers=tuple(answers),
             feedback=prompt.strip(),
+            form=stored_form,
         )
         if onboarding is not None and not isinstance(onboarding, Onboarding):
             raise ConfigError(f"onboarding= takes a cn.Onboarding(...); got {type(onboarding).__name__}")
@@ -234,6 +248,10 @@ class Task:
         self._loaded: list[dict[str, Any]] | None = self._rows.take() if self._rows.finite else None
         if self._loaded is not None and not self._loaded:
             raise ConfigError(f"data from {self._rows.source} has no rows; a task needs at least one unit of work")
+        if kind == "form" and self._loaded is not None:
+            from .form_page import check_rows
+
+            check_rows(self.page, self._loaded, self._rows.source)
         self._project = project
 
     @property
