@@ -36,3 +36,16 @@ def test_remembering_a_key_again_replaces_the_remote_id_but_keeps_one_row(tmp_pa
     objects.remember(store, "prolific", "study", "run:1", "S2", places=3)
     rows = objects.listed(store, "prolific", "study")
     assert len(rows) == 1 and rows[0].remote_id == "S2" and rows[0].data == {"places": 3}
+
+
+def test_claim_moves_an_object_only_from_the_state_it_expects(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert objects.remember(store, "prolific", "bonus", "b1", "", state="intent", cents=50)
+    assert not objects.remember(store, "prolific", "bonus", "b1", "X", state="intent", replace=False)
+    assert objects.claim(store, "prolific", "bonus", "b1", "intent", "set_up", remote_id="S1", fees=16.67)
+    assert not objects.claim(store, "prolific", "bonus", "b1", "intent", "set_up", remote_id="S2")
+    assert objects.claim(store, "prolific", "bonus", "b1", "set_up", "paying", before=[])
+    assert not objects.claim(store, "prolific", "bonus", "b1", "set_up", "paying")  # a second payer loses
+    found = objects.recall(store, "prolific", "bonus", "b1")
+    assert found is not None and found.state == "paying" and found.remote_id == "S1"
+    assert found.data == {"cents": 50, "fees": 16.67, "before": []}

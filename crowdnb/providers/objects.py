@@ -56,18 +56,29 @@ def remember(
     task_run_id: int | None = None,
     unit_id: int | None = None,
     state: str = "active",
+    replace: bool = True,
     **data: Any,
-) -> None:
-    """Record (or update) the object ``kind``/``key`` the platform knows as ``remote_id``."""
+) -> bool:
+    """Record (or update) the object ``kind``/``key`` the platform knows as ``remote_id``.
+
+    ``replace=False`` keeps an object already stored under the key (returns False then): an intent
+    recorded twice is recorded once.
+    """
     stamp = now()
+    update = (
+        " DO UPDATE SET remote_id = excluded.remote_id, task_run_id = excluded.task_run_id,"
+        " unit_id = excluded.unit_id, state = excluded.state, data = excluded.data, updated_at = excluded.updated_at"
+        if replace
+        else " DO NOTHING"
+    )
     with store.write() as conn:
-        conn.execute(
-            "INSERT INTO provider_objects (provider, kind, key, remote_id, task_run_id, unit_id, state, data,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (provider, kind, key) DO UPDATE SET remote_id = excluded.remote_id,"
-            " task_run_id = excluded.task_run_id, unit_id = excluded.unit_id, state = excluded.state,"
-            " data = excluded.data, updated_at = excluded.updated_at",
-            (provider, kind, key, str(remote_id), task_run_id, unit_id, state, json.dumps(data), stamp, stamp),
+        return bool(
+            conn.execute(
+                "INSERT INTO provider_objects (provider, kind, key, remote_id, task_run_id, unit_id, state, data,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, kind, key)"
+                + update,
+                (provider, kind, key, str(remote_id), task_run_id, unit_id, state, json.dumps(data), stamp, stamp),
+            ).rowcount
         )
 
 
@@ -81,6 +92,43 @@ def set_state(store: Store, provider: str, kind: str, key: str, state: str, **da
             "UPDATE provider_objects SET state = ?, data = ?, updated_at = ? WHERE provider = ? AND kind = ? AND key = ?",
             (state, json.dumps({**found.data, **data}), now(), provider, kind, key),
         )
+
+
+def claim(
+    store: Store,
+    provider: str,
+    kind: str,
+    key: str,
+    expect: str,
+    state: str,
+    *,
+    remote_id: str | None = None,
+    **data: Any,
+) -> bool:
+    """Move an object from ``expect`` to ``state`` (and ``remote_id``, merging ``data``) only if it is still
+    in ``expect``; False if another caller moved it first, so of two threads or processes about to make a
+    call that moves money, one makes it."""
+    with store.write() as conn:
+        row = conn.execute(
+            "SELECT remote_id, data FROM provider_objects WHERE provider = ? AND kind = ? AND key = ? AND state = ?",
+            (provider, kind, key, expect),
+        ).fetchone()
+        if row is None:
+            return False
+        conn.execute(
+            "UPDATE provider_objects SET state = ?, remote_id = ?, data = ?, updated_at = ?"
+            " WHERE provider = ? AND kind = ? AND key = ?",
+            (
+                state,
+                str(remote_id) if remote_id is not None else row[0],
+                json.dumps({**json.loads(row[1]), **data}),
+                now(),
+                provider,
+                kind,
+                key,
+            ),
+        )
+        return True
 
 
 def recall(store: Store, provider: str, kind: str, key: str) -> RemoteObject | None:
