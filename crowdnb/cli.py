@@ -130,6 +130,29 @@ def register(platform: str, access_key_id: str | None, secret_access_key: str | 
     click.echo(f"{platform} keys saved to {path} (readable by you only)")
 
 
+@cli.group()
+def mturk() -> None:
+    """Amazon MTurk: tidy up what runs left on the platform."""
+
+
+@mturk.command("cleanup")
+@click.option("--sandbox", is_flag=True, help="The MTurk sandbox instead of live MTurk.")
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+@click.option("--run", "run_ids", type=int, multiple=True, help="Also a run still marked running (its process died).")
+def mturk_cleanup(sandbox: bool, home: str | None, run_ids: tuple[int, ...]) -> None:
+    """Dispose of HITs stopped or crashed runs left, and send decisions and bonuses MTurk never confirmed."""
+    from .providers.mturk import cleanup
+
+    done = cleanup(open_project(home), sandbox=sandbox, runs=run_ids)
+    click.echo(
+        f"{done.disposed} HITs disposed, {done.pending} kept (work awaiting review, or a worker still on them), "
+        f"{done.found} found only by annotation; {done.settled} decisions/bonuses sent"
+    )
+    if done.running:
+        ids = ", ".join(map(str, done.running))
+        click.echo(f"left alone: run(s) {ids} still marked running; if their process died, pass --run ID")
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli()

@@ -148,6 +148,11 @@ def reserve(
             (run_id, worker_id),
         ).fetchone()
         if live:
+            if external and json.loads(live["external"]) != external:
+                # the platform moved the worker to another assignment (MTurk: a HIT returned, another
+                # accepted); completion and pay must name the one they hold now
+                conn.execute("UPDATE agents SET external = ? WHERE id = ?", (json.dumps(external), live["id"]))
+                return {**dict(live), "external": json.dumps(external)}, True
             return dict(live), True
         run = conn.execute("SELECT status, task_id FROM task_runs WHERE id = ?", (run_id,)).fetchone()
         if run is None or run["status"] != "running":

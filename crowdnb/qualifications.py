@@ -13,7 +13,7 @@ import pandas as pd
 from . import providers, reports
 from .errors import ConfigError, NotFound
 from .project import ProjectLike, as_project
-from .requirements import BLOCKED, check_name
+from .requirements import BLOCKED, check_name, platform_of
 
 if TYPE_CHECKING:
     from .store import Store
@@ -41,6 +41,10 @@ def _not_the_block(name: str) -> None:
     check_name(name)
     if name == BLOCKED:  # a block needs a reason and the provider's own block call
         raise ConfigError(f"{BLOCKED!r} is set by cn.block(worker, reason) and lifted by cn.unblock(worker)")
+    if platform_of(name) is not None:
+        raise ConfigError(
+            f"{name!r} is kept by {platform_of(name)} itself; require it in a task, crowdnb cannot grant it"
+        )
 
 
 def grant(

@@ -2,10 +2,17 @@
 
 A requirement compares the integer a worker holds for a qualification (or its absence) with a value,
 using one of Mephisto's ten comparators. ``applicable_providers`` limits it to some crowds.
+
+A name ``<platform>:<name>`` (``mturk:approval_rate``, ``mturk:locale`` …) is a qualification the
+platform keeps about its own workers. crowdnb cannot see it, so the platform alone enforces it: it
+applies only to that platform's providers (``mturk``, ``mturk_sandbox``), is never checked at dispatch,
+and the platform's module (``PLATFORM_QUALIFICATIONS``) checks its name and value when it is written
+(a locale takes country codes, not numbers).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +31,8 @@ NUMERIC = {
     "LessThanOrEqualTo": (lambda held, v: held <= v, "≤"),
 }
 COMPARATORS = ("Exists", "DoesNotExist", *NUMERIC, "In", "NotIn")
+# platform prefix → the module whose ``check(requirement)`` validates that platform's own qualifications
+PLATFORM_QUALIFICATIONS = {"mturk": "crowdnb.providers.mturk_requirements"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
 
@@ -36,6 +45,12 @@ def check_name(name: object) -> str:
     return name
 
 
+def platform_of(name: str) -> str | None:
+    """The platform keeping the qualification ``name`` (``mturk`` for ``mturk:locale``), or None: crowdnb's own."""
+    prefix = name.split(":", 1)[0] if ":" in name else None
+    return prefix if prefix in PLATFORM_QUALIFICATIONS else None
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -46,7 +61,7 @@ class Requirement:
 
     name: str
     comparator: str
-    value: int | tuple[int, ...] | None = None
+    value: int | str | tuple[int | str, ...] | None = None  # strings only for a platform's own (a locale)
     applicable_providers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -55,6 +70,12 @@ class Requirement:
             raise ConfigError(
                 f"comparator {self.comparator!r} of requirement {self.name!r} is unknown; use one of {', '.join(COMPARATORS)}"
             )
+        if isinstance(self.value, list):
+            object.__setattr__(self, "value", tuple(self.value))
+        if self.platform is not None:
+            self._check_providers()
+            importlib.import_module(PLATFORM_QUALIFICATIONS[self.platform]).check(self)
+            return
         if self.comparator in ("Exists", "DoesNotExist") and self.value is not None:
             raise ConfigError(f"{self.comparator} takes no value (requirement {self.name!r} has {self.value!r})")
         if self.comparator in NUMERIC and not _is_int(self.value):
@@ -66,14 +87,25 @@ class Requirement:
                     f"{self.comparator} needs a non-empty list of whole numbers (requirement {self.name!r} has {values!r})"
                 )
             object.__setattr__(self, "value", tuple(values))
+        self._check_providers()
+
+    def _check_providers(self) -> None:
         if self.applicable_providers is not None:
             providers = self.applicable_providers
             if isinstance(providers, str) or not all(isinstance(p, str) for p in providers):
                 raise ConfigError(f"applicable_providers of {self.name!r} must be a list of provider names")
             object.__setattr__(self, "applicable_providers", tuple(providers))
 
+    @property
+    def platform(self) -> str | None:
+        """The platform that keeps this qualification (``mturk`` for ``mturk:locale``), or None: crowdnb's own."""
+        return platform_of(self.name)
+
     def applies_to(self, provider: str) -> bool:
         """Whether the requirement is enforced for workers of ``provider``."""
+        platform = self.platform
+        if platform is not None and provider != platform and not provider.startswith(f"{platform}_"):
+            return False
         return self.applicable_providers is None or provider in self.applicable_providers
 
     def allows(self, held: int | None) -> bool:
@@ -115,11 +147,11 @@ class Requirement:
 def requirement(
     name: str,
     comparator: str,
-    value: int | Sequence[int] | None = None,
+    value: int | str | Sequence[int | str] | None = None,
     applicable_providers: Sequence[str] | None = None,
 ) -> Requirement:
     """A qualification requirement (validated now, so a typo fails before anything is launched)."""
-    fixed = tuple(value) if isinstance(value, Sequence) else value
+    fixed = tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
     providers = tuple(applicable_providers) if applicable_providers is not None else None
     return Requirement(name, comparator, fixed, providers)
 
@@ -163,6 +195,7 @@ def parse(items: Iterable[Requirement | Mapping[str, Any]] | None) -> tuple[Requ
 def first_unmet(requirements: Iterable[Requirement], held: Mapping[str, int], provider: str) -> Requirement | None:
     """The first requirement a worker holding ``held`` does not meet on ``provider``, or None."""
     for item in requirements:
-        if item.applies_to(provider) and not item.allows(held.get(item.name)):
+        # a platform's own qualification (mturk:approval_rate) is enforced by the platform, not here
+        if item.platform is None and item.applies_to(provider) and not item.allows(held.get(item.name)):
             return item
     return None
