@@ -366,3 +366,35 @@ def test_axe_finds_what_it_should(open_page: Callable[..., Page], make_run: Any)
     found = {v["id"] for v in axe_violations(page)}
     assert {"label", "color-contrast"} <= found, found
     assert re.match(r"^4\.", page.evaluate("axe.version"))
+
+
+def test_review_app_shows_drawn_boxes_over_the_picture_under_its_csp(
+    project: cn.Project, make_run: Any, open_page: Callable[..., Page]
+) -> None:
+    """The review app forbids outside images and scripts: the renderer's inlined picture must still load."""
+    from crowdnb.review_app import create_review_app
+
+    from .conftest import Worker
+    from .test_review_app import serving
+
+    described = gallery.describe("bounding_boxes")
+    task = cn.Task(
+        "boxes", title="Boxes", reward=0.1, template="bounding_boxes", data=described.example, project=project
+    )
+    run = task.launch(provider="mock", architect="local")
+    try:
+        worker = Worker(run, "alice")
+        assert worker.enter().status_code == 200
+        assert worker.submit(described.example_answers).status_code == 200
+        wait_until(lambda: len(run.df) == 1, "the submission in run.df")
+        token = "r" * 24
+        with serving(create_review_app(project, token)) as url:
+            page = open_page(f"{url}/?token={token}")
+            page.goto(f"{url}/tasks/boxes")
+            rendered = page.locator(".rv-rendered")
+            expect(rendered.locator("img")).to_have_js_property("naturalWidth", 480)
+            expect(rendered.get_by_text("1 car")).to_be_visible()
+            expect(rendered.get_by_text("2 person")).to_be_visible()
+            assert page.errors == [], page.errors  # type: ignore[attr-defined]  # no CSP refusal
+    finally:
+        run.stop()
