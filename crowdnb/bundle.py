@@ -176,14 +176,15 @@ def _inject(page: str, sdk: str) -> str:
 
 
 def serve_asset(folder: Path, name: str) -> Response:
-    """A file of the bundle: right content type, hashed names cached for good, others revalidated."""
+    """A file of a JS bundle (or a template's static folder): the right content type, content-hashed names
+    cached for good, others revalidated."""
     if any(part.startswith(".") for part in Path(name).parts):
-        raise NotFound(f"no file {name!r} in this task's bundle")
+        raise NotFound(f"no file {name!r} in this task's files")
     suffix = Path(name).suffix.lower()
     try:
         response = send_from_directory(folder, name, mimetype=CONTENT_TYPES.get(suffix))  # safe_join: no traversal
     except NoSuchFile as exc:
-        raise NotFound(f"no file {name!r} in this task's bundle") from exc
+        raise NotFound(f"no file {name!r} in this task's files") from exc
     if _HASHED.search(name):
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     else:

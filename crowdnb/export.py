@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ConfigError
+from .uploads import FOLDER, paths_of
 
 FORMATS = (".csv", ".parquet", ".jsonl")
 
@@ -42,11 +43,14 @@ def _copy_files(frame: pd.DataFrame, path: Path, project_root: Path) -> None:
     target = path.parent / f"{path.stem}_files"
     for column in frame.columns:
         values = frame[column].dropna()
-        if values.empty or not values.map(lambda v: isinstance(v, str) and v.startswith("files/")).all():
+        if values.empty or not paths_of(values.iloc[0]):  # one cell rules out most columns at no cost
             continue
-        for relative in values:
+        cells = [paths_of(v) for v in values]
+        if not all(cells):  # a file column: every value a stored path (or a list of them)
+            continue
+        for relative in (p for paths in cells for p in paths):
             source = project_root / relative
             if source.is_file():
-                destination = target / Path(relative).relative_to("files")
+                destination = target / Path(relative).relative_to(FOLDER)
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, destination)

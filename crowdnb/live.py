@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import reports
 from .store import Row, Store
+from .uploads import frame_columns
 
 # fixed columns first, in this order; then the input columns, then the answers
 META_COLUMNS = [
@@ -30,6 +31,7 @@ META_COLUMNS = [
     "duration_s",
     "reward",
 ]
+FEEDBACK_COLUMN = "_feedback"
 _ID_COLUMNS = ("run_id", "unit_id", "assignment_id")
 _TIME_COLUMNS = ("started_at", "submitted_at")
 
@@ -44,18 +46,21 @@ def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 
 def record(row: Row) -> dict[str, Any]:
-    """One frame row from a store row: ids, timing, inputs, answers (and uploaded file paths)."""
+    """One frame row from a store row: ids, timing, inputs, answers (uploaded files: their paths and names),
+    then the worker's feedback when the page asked for it."""
     out = {k: row[k] for k in META_COLUMNS if k in row}
     inputs: dict[str, Any] = {}
     flatten("", json.loads(row["input"]), inputs)
     answers: dict[str, Any] = {}
     flatten("", json.loads(row["answers"]), answers)
-    for name, info in json.loads(row["files"]).items():
-        answers[name] = info["path"]
+    answers.update(frame_columns(json.loads(row["files"])))
     for name, value in inputs.items():
         out[f"input_{name}" if name in answers or name in out else name] = value
     for name, value in answers.items():
         out[name if name not in out else f"answer_{name}"] = value
+    meta = json.loads(row["meta"]) if row.get("meta") else {}
+    if "feedback" in meta:  # submission metadata, kept out of the answers
+        out[FEEDBACK_COLUMN] = meta["feedback"]
     return out
 
 

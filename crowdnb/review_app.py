@@ -17,6 +17,7 @@ as no other site can make a browser send that header. Routes::
          /api/workers/<provider>/<name>      the pages as JSON
     POST /api/units/<approve|reject|soft-reject|bonus>                  {"unit_ids": [...], "note": …, "bonus": …}
     POST /api/workers/<block|unblock|message|bonus|grant|revoke>        {"worker": …, "provider": …} or {"unit_ids": …}
+    GET  /files/<path>                       a worker's uploaded file (images, audio, video inline; else a download)
     GET  /_review/<asset>                    the app's CSS and JavaScript
 
 A ``CrowdError`` becomes a 4xx answer carrying its message (JSON under ``/api/``), never a traceback.
@@ -32,6 +33,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, flash, jsonify, redirect, render_template, request, send_from_directory, session
 from werkzeug.exceptions import HTTPException
 
+from . import uploads
 from .errors import ConfigError, CrowdError, NotFound, http_status
 from .page import ASSETS
 from .project import ProjectLike, as_project
@@ -44,7 +46,7 @@ TEMPLATES = ASSETS / "review"
 _ASSET_FILES = {"review.css", "review.js"}
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
@@ -112,6 +114,10 @@ def create_review_app(project: ProjectLike, token: str) -> Flask:
         if name not in _ASSET_FILES:
             raise NotFound(f"no review asset {name!r}")
         return send_from_directory(TEMPLATES, name, max_age=300)
+
+    @app.get("/files/<path:name>")
+    def review_file(name: str) -> Response:
+        return uploads.serve(where.root, name)  # workers' uploads: inline media, anything else a download
 
     @app.post("/actions/<action>")
     def form_action(action: str) -> Any:

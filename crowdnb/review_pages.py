@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from flask import Flask, Response, jsonify, render_template, request, send_file
+from flask import Flask, Response, jsonify, render_template, request, send_file, url_for
 from markupsafe import Markup
 
 from . import charts, gallery, quality, reports
 from . import states as S
 from .errors import ConfigError, CrowdError
 from .export import export_frame
-from .live import META_COLUMNS, flatten
+from .live import FEEDBACK_COLUMN, META_COLUMNS, flatten
 from .requirements import BLOCKED
+from .uploads import FOLDER, kind_of, paths_of
 
 if TYPE_CHECKING:
     from .project import Project
@@ -305,7 +306,9 @@ def _frame(project: Project, name: str, runs: Sequence[Run]) -> tuple[pd.DataFra
 
 
 def _unit(record: dict[Any, Any], inputs: list[str], render: Callable[[dict[str, Any]], Markup] | None = None) -> View:
-    skip = {*META_COLUMNS, "provider", "too_fast"}
+    files = _files(record)
+    skip = {*META_COLUMNS, "provider", "too_fast", FEEDBACK_COLUMN, *(f["column"] for f in files)}
+    skip.update(f"{f['column']}_name" for f in files)
     return {
         "review": render({k: v for k, v in record.items() if k not in ("provider", "too_fast")}) if render else None,
         "id": str(record["unit_id"]),
@@ -316,7 +319,28 @@ def _unit(record: dict[Any, Any], inputs: list[str], render: Callable[[dict[str,
         "too_fast": bool(record["too_fast"]),
         "inputs": {c: _text(record[c]) for c in inputs},
         "answers": {c: _text(v) for c, v in record.items() if c not in skip and c not in inputs},
+        "files": files,
+        "feedback": _text(record.get(FEEDBACK_COLUMN)),
     }
+
+
+def _files(record: dict[Any, Any]) -> list[View]:
+    """The unit's uploaded files: field, the worker's file name, the app's link to it and how to show it."""
+    found = []
+    for column, value in record.items():
+        paths = paths_of(value)
+        names = record.get(f"{column}_name")
+        names = names if isinstance(names, list) else [names] * len(paths)
+        for path, name in zip(paths, names, strict=False):
+            found.append(
+                {
+                    "column": str(column),
+                    "name": str(name or Path(path).name),
+                    "url": url_for("review_file", name=path.removeprefix(f"{FOLDER}/")),
+                    "kind": kind_of(path),
+                }
+            )
+    return found
 
 
 def _agreement(frame: pd.DataFrame, column: str) -> dict[str, float | None]:

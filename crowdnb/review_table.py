@@ -7,6 +7,7 @@ so the widget adds no logic of its own: it chooses units and shows what the stor
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -15,7 +16,8 @@ import pandas as pd
 from . import gallery, quality, reports
 from . import states as S
 from .errors import CrowdError
-from .live import META_COLUMNS
+from .live import FEEDBACK_COLUMN, META_COLUMNS
+from .uploads import notebook_html, paths_of
 from .widgets import categorical_answer
 
 if TYPE_CHECKING:
@@ -98,7 +100,7 @@ class ReviewTable:
         check = W.Checkbox(indent=False, layout=W.Layout(width="28px"))
         self.checks[unit_id] = check
         answers = {k: v for k, v in record.items() if k not in META_COLUMNS}
-        content = "<br>".join(f"<b>{html.escape(str(k))}</b>: {html.escape(str(v))}" for k, v in answers.items())
+        content = "<br>".join(_cell(self.run.store.root, k, v, answers) for k, v in answers.items())
         if self.render is not None:
             content = f"{self.render(record)}<details><summary>every column</summary>{content}</details>"
         seen = (
@@ -162,6 +164,14 @@ class ReviewTable:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _cell(root: Path, column: str, value: Any, answers: dict[Any, Any]) -> str:
+    """One answer as HTML: an uploaded file as a thumbnail (or its path), feedback marked as such."""
+    label = "worker's feedback" if column == FEEDBACK_COLUMN else column
+    if paths_of(value):
+        return f"<b>{html.escape(label)}</b>: {notebook_html(root, value, answers.get(f'{column}_name'))}"
+    return f"<b>{html.escape(label)}</b>: {html.escape(str(value))}"
 
 
 def _flags(frame: pd.DataFrame, shown: pd.DataFrame, label: str | None) -> dict[int, str]:

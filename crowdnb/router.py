@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,18 @@ from flask_sock import Sock
 from markupsafe import escape
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.utils import secure_filename
 
-from .dispatch import Dispatcher, Upload
-from .errors import CrowdError, NotFound, WorkerRefused, http_status
+from .bundle import serve_asset
+from .dispatch import Dispatcher
+from .errors import CrowdError, InvalidAnswers, NotFound, WorkerRefused, http_status
 from .page import ASSETS, Field, TaskPage, message_page
 from .providers import Completion
+from .uploads import discard, receive
+from .validation import SubmissionCheck
 
 log = logging.getLogger(__name__)
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+FEEDBACK_CHARS = 5000
 
 _TITLES = {
     "not_qualified": "Not qualified",
@@ -43,6 +45,7 @@ _TITLES = {
     "bad_submission": "Could not save",
     "too_large": "Upload too large",
     "forbidden": "Not allowed",
+    "invalid": "Please check your answers",
 }
 
 
@@ -64,6 +67,7 @@ def create_app(
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
     multiple = {f.name for f in fields if f.multiple}
+    check = SubmissionCheck(dispatcher, page)  # every answer against its field's rules, before anything is stored
 
     def wants_json() -> bool:
         return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
@@ -74,9 +78,14 @@ def create_app(
             log.exception("router error")
         reason = exc.reason if isinstance(exc, WorkerRefused) else "error"
         text = str(exc) if status != 500 else "Something went wrong on our side; please try again in a moment."
+        errors = exc.errors if isinstance(exc, InvalidAnswers) else None
         if wants_json():
-            return jsonify({"status": "refused", "reason": reason, "message": text}), status
-        html = message_page(_TITLES.get(reason, "Sorry"), text, status="refused")
+            reply = {"status": "refused", "reason": reason, "message": text}
+            return jsonify({**reply, "errors": errors} if errors else reply), status
+        details = [f"{name}: {message}" for name, message in (errors or {}).items()]
+        if details:
+            text += " Go back to the task page (your browser's Back button keeps your answers) and fix:"
+        html = message_page(_TITLES.get(reason, "Sorry"), text, status="refused", details=details)
         return Response(html, status=status, mimetype="text/html", headers={"X-Crowd-Reason": reason})
 
     @app.errorhandler(CrowdError)
@@ -97,7 +106,15 @@ def create_app(
 
     @app.get("/")
     def task_page() -> Any:
-        entry = dispatcher.enter(request.args)
+        try:
+            entry = dispatcher.enter(request.args)
+        except WorkerRefused as exc:
+            if not page.serves_refusals or wants_json():
+                raise
+            # a JS task shows the reason itself (crowd.refusal), in its own look
+            refusal = {"reason": exc.reason, "message": exc.message}
+            html = page.render(preview_row, title=title, description=description, mode="preview", refusal=refusal)
+            return _no_store(Response(html, status=exc.http_status, headers={"X-Crowd-Reason": exc.reason}))
         if entry is None:
             if wants_json():
                 return jsonify({"status": "preview", "title": title, "description": description})
@@ -117,13 +134,15 @@ def create_app(
                 }
             )
         notice = "Welcome back: this is the unit you were working on." if entry.resumed else ""
-        return page.render(
-            entry.input,
-            title=title,
-            description=description,
-            token=entry.token,
-            submission_id=entry.submission_id,
-            notice=notice,
+        return _no_store(
+            page.render(
+                entry.input,
+                title=title,
+                description=description,
+                token=entry.token,
+                submission_id=entry.submission_id,
+                notice=notice,
+            )
         )
 
     def onboarding_page(entry: Any) -> Any:
@@ -142,6 +161,7 @@ def create_app(
             )
         return test.page.render(
             entry.input,
+            mode="onboarding",
             title=f"Qualification test: {title}",
             token=entry.token,
             submission_id=entry.submission_id,
@@ -156,13 +176,31 @@ def create_app(
             if not isinstance(body, dict) or not isinstance(body.get("answers", {}), dict):
                 raise WorkerRefused("bad_submission", "The submission must be a JSON object with an 'answers' object.")
             token, client_id = str(body.get("token", "")), str(body.get("submission_id", ""))
-            answers, meta, uploads = body.get("answers", {}), body.get("meta") or {}, []
+            raw_meta = body.get("meta") or {}
+            if not isinstance(raw_meta, dict):
+                raise WorkerRefused("bad_submission", "The submission's 'meta' must be a JSON object.")
+            answers, meta, uploads = body.get("answers", {}), _meta(raw_meta.get("feedback")), []
+            check(token, answers, {})
         else:
             token = request.form.get("_crowd_token", "")
             client_id = request.form.get("_crowd_submission_id", "")
-            answers = _form_answers(request.form, multiple)
-            meta, uploads = {}, _uploads(request.files)
-        completion, duplicate = dispatcher.submit(token, client_id, answers, uploads, meta)
+            answers = (
+                _json_answers(request.form)
+                if "_crowd_answers" in request.form
+                else _form_answers(request.form, multiple)
+            )
+            check(token, answers, _file_names(request.files))
+            meta, uploads = _meta(request.form.get("_crowd_feedback")), receive(request.files)
+        declared = {f.name for f in fields if f.kind == "js"}
+        if declared and set(answers) - declared:  # a JS task's typo would otherwise be a column nobody reads
+            unknown = sorted(set(answers) - declared)
+            raise InvalidAnswers(
+                {k: f"not one of this task's answers ({', '.join(sorted(declared))})" for k in unknown}
+            )
+        try:
+            completion, duplicate = dispatcher.submit(token, client_id, answers, uploads, meta)
+        finally:
+            discard(uploads)  # whatever was not kept under the project folder: nothing half-stored
         if wants_json():
             return jsonify({"status": "saved", "duplicate": duplicate, "completion": completion.__dict__})
         return _finish_page(completion, request.form.get("_crowd_return", ""))
@@ -196,7 +234,14 @@ def create_app(
     def static_files(name: str) -> Any:
         if static_dir is None:
             raise NotFound(f"this task has no static folder (asked for {name!r})")
-        return send_from_directory(static_dir, name)  # safe_join: traversal gives 404
+        return serve_asset(static_dir, name)  # safe_join: traversal gives 404
+
+    if page.asset_dir is not None:
+        bundle = page.asset_dir
+
+        @app.get("/<path:name>")
+        def bundle_file(name: str) -> Any:
+            return serve_asset(bundle, name)
 
     @app.get("/openapi.json")
     def openapi() -> Any:
@@ -219,17 +264,43 @@ def _form_answers(form: Any, multiple: set[str]) -> dict[str, Any]:
     return answers
 
 
-def _uploads(files: Any) -> list[Upload]:
-    uploads = []
+def _file_names(files: Any) -> dict[str, list[tuple[str, str]]]:
+    """The name and type of each uploaded file, by field (what the rules need; nothing is saved yet)."""
+    found: dict[str, list[tuple[str, str]]] = {}
     for name in files:
         for storage in files.getlist(name):
             if isinstance(storage, FileStorage) and storage.filename:
-                with tempfile.NamedTemporaryFile(delete=False, prefix="crowdnb-upload-") as handle:
-                    storage.save(handle)
-                filename = secure_filename(storage.filename) or "upload"
-                size = Path(handle.name).stat().st_size
-                uploads.append(Upload(name, filename, storage.mimetype or "", Path(handle.name), size))
-    return uploads
+                found.setdefault(name, []).append((storage.filename, storage.mimetype or ""))
+    return found
+
+
+def _json_answers(form: Any) -> dict[str, Any]:
+    """The answers of a JS task sending files: a JSON object in ``_crowd_answers``."""
+    try:
+        answers = json.loads(form["_crowd_answers"])
+    except ValueError as exc:
+        raise WorkerRefused("bad_submission", "_crowd_answers must be a JSON object of answers.") from exc
+    if not isinstance(answers, dict):
+        raise WorkerRefused("bad_submission", "_crowd_answers must be a JSON object of answers.")
+    return answers
+
+
+def _meta(feedback: Any) -> dict[str, Any]:
+    """Submission metadata: the worker's feedback, kept apart from the answers (``_feedback`` in run.df)."""
+    if feedback is None:  # the page has no feedback box
+        return {}
+    if not isinstance(feedback, str):
+        raise WorkerRefused("bad_submission", "The feedback must be text.")
+    if len(feedback) > FEEDBACK_CHARS:
+        raise InvalidAnswers({"_feedback": f"Please keep your feedback under {FEEDBACK_CHARS} characters."})
+    return {"feedback": feedback.strip()}
+
+
+def _no_store(page: str | Response) -> Response:
+    """A worker page: it carries the worker's token, so no cache may keep it."""
+    response = page if isinstance(page, Response) else Response(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _finish_page(completion: Completion, return_to: str) -> Any:

@@ -54,5 +54,9 @@ def test_uploaded_files_are_copied_beside_the_export(make_run, tmp_path: Path) -
     form = {"_crowd_token": unit["token"], "_crowd_submission_id": unit["submission_id"]}
     requests.post(run.url + "submit", data=form, files={"photo": ("cat.jpg", b"jpeg")}, timeout=10)
     run.export(tmp_path / "out.csv")
-    copies = list((tmp_path / "out_files").rglob("cat.jpg"))
-    assert len(copies) == 1 and copies[0].read_bytes() == b"jpeg"
+    exported = pd.read_csv(tmp_path / "out.csv")
+    assert exported.loc[0, "photo_name"] == "cat.jpg"
+    # the copy sits where the exported path points, with "files/" read as "out_files/"
+    copy = tmp_path / "out_files" / Path(exported.loc[0, "photo"]).relative_to("files")
+    assert copy.read_bytes() == b"jpeg"
+    assert [p for p in (tmp_path / "out_files").rglob("*") if p.is_file()] == [copy]

@@ -136,7 +136,9 @@ def test_uploaded_file_is_stored_and_referenced(make_run) -> None:
     relative = run.df.loc[0, "photo"]
     stored = run.store.root / relative
     assert stored.read_bytes() == b"hello"
-    assert stored.name == "evil_name.txt" and stored.is_relative_to(run.store.files_dir)
+    # the stored name is crowdnb's; the worker's (without the folders they sent) is metadata
+    assert stored.name == "0.txt" and stored.resolve().is_relative_to(run.store.files_dir.resolve())
+    assert run.df.loc[0, "photo_name"] == "evil name.txt"
 
 
 def test_oversized_upload_is_413_and_stores_nothing(make_run) -> None:
