@@ -227,3 +227,18 @@ def test_crowd_templates_magic_lists_them_with_thumbnails() -> None:
         described = listing[name]
         assert f"<code>{name}</code>" in html and described.title in html
         assert all(f"<code>{field}</code>" in html for field in [*described.inputs, *described.answers])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_answers_written_by_script_carry_rules_for_the_server(name: str) -> None:
+    """A hidden input the page's script fills is required and has a pattern the real answer matches."""
+    described = gallery.describe(name)
+    html = (described.folder / "task.html").read_text(encoding="utf-8")
+    for tag in re.findall(r"<input[^>]*type=\"hidden\"[^>]*>", html):
+        field = re.search(r'name="([^"]+)"', tag)
+        assert field is not None
+        pattern = re.search(r'pattern="([^"]+)"', tag)
+        assert " required" in tag and pattern, f"{name}: hidden answer {field.group(1)!r} needs required and pattern"
+        example = described.example_answers[field.group(1)]
+        assert re.fullmatch(pattern.group(1), example), (pattern.group(1), example)
+        assert not re.fullmatch(pattern.group(1), "looks fine")
