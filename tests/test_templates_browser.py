@@ -301,6 +301,15 @@ FILLERS: dict[str, tuple[Filler, Filler]] = {
 ROW = {"ner_spans": 2}  # the row with an emoji before the names: offsets in code points, not UTF-16
 
 
+def focus_is_visible(page: Page) -> None:
+    """The keyboard worker's focused control is inside the task and drawn with a clear outline."""
+    outline = page.evaluate(
+        """() => { const el = document.activeElement, s = getComputedStyle(el);
+                   return [!!el.closest('.crowd-task'), s.outlineStyle, parseFloat(s.outlineWidth)]; }"""
+    )
+    assert outline[0] and outline[1] != "none" and outline[2] >= 2, f"focused control's outline: {outline}"
+
+
 def no_horizontal_overflow(page: Page) -> None:
     sizes = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert sizes[0] <= sizes[1], f"the page is {sizes[0]} px wide in a {sizes[1]} px viewport"
@@ -339,6 +348,7 @@ def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
         phone = open_page(run.worker_url("keys"), viewport=PHONE, is_mobile=True, has_touch=True)
         no_horizontal_overflow(phone)
         want["keys"] = keys_fill(phone, row)
+        focus_is_visible(phone)
         no_horizontal_overflow(phone)  # with what the worker added (boxes, spans) on the page
         ARTIFACTS.mkdir(exist_ok=True)
         phone.screenshot(path=str(ARTIFACTS / f"template-{name}-phone.png"), full_page=True)
