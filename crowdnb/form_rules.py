@@ -85,7 +85,7 @@ def check_rules(report: Reporter, field: FormField, raw: dict[str, Any], path: s
     found: dict[str, Any] = {}
     custom: list[tuple[str, Any]] = []
     for name, arg in raw.items():
-        where = f"{path}.{name}" if _JS_NAME.match(name) else f"{path}[{name!r}]"
+        where = f"{path}.{name}" if _JS_NAME.match(name) else f"{path}[{json.dumps(name, ensure_ascii=False)}]"
         if name == "required":
             if isinstance(arg, bool):
                 found["required"] = arg

@@ -194,6 +194,9 @@ class _Checker:
             if required and key not in value:
                 self.error(key_path(path, key), f"missing: {what} needs {key!r} ({_EXPECTED[_kind]})")
         for key, item in value.items():
+            if not isinstance(key, str):  # a dict from Python; JSON keys are always strings
+                self.error(path, f"expected attribute names (strings), got {show(key)}")
+                continue
             where = key_path(path, key)
             if key not in attrs:
                 near = difflib.get_close_matches(key, attrs, n=1)

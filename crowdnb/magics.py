@@ -7,6 +7,7 @@ Every subcommand returns the Python object it made or found (``run = %crowd laun
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,6 +46,7 @@ def _parsers() -> dict[str, _Parser]:
 
     made = {
         "template": parser("template", "%%crowd template NAME: the cell body is the task page (Jinja HTML)."),
+        "form": parser("form", "%%crowd form NAME: the cell body is a form config (Mephisto JSON); or --config PATH."),
         "preview": parser("preview", "Show the worker's page inline, for any row, at phone or desktop width."),
         "launch": parser("launch", "Launch a run of the task; returns the Run."),
         "status": parser("status", "Units of the latest run by status."),
@@ -60,14 +62,15 @@ def _parsers() -> dict[str, _Parser]:
         "open": parser("open", "Use the project folder PATH for the following commands.", task=False),
         "templates": parser("templates", "The template gallery: thumbnails, inputs and answers.", task=False),
     }
-    t = made["template"]
-    t.add_argument("--title", required=True)
-    t.add_argument("--reward", type=float, required=True, help="dollars per unit")
-    t.add_argument("--description", default="")
-    t.add_argument("--data", help="CSV, JSON or JSONL file of input rows")
-    t.add_argument("--units", type=int, default=1, help="workers per row (units_per_assignment)")
-    t.add_argument("--duration", type=int, default=1800, help="assignment_duration in seconds")
-    t.add_argument("--tags", default="")
+    for t in (made["template"], made["form"]):
+        t.add_argument("--title", required=True)
+        t.add_argument("--reward", type=float, required=True, help="dollars per unit")
+        t.add_argument("--description", default="")
+        t.add_argument("--data", help="CSV, JSON or JSONL file of input rows")
+        t.add_argument("--units", type=int, default=1, help="workers per row (units_per_assignment)")
+        t.add_argument("--duration", type=int, default=1800, help="assignment_duration in seconds")
+        t.add_argument("--tags", default="")
+    made["form"].add_argument("--config", help="a form folder, unit_config.json or task_data.json (instead of a cell)")
     made["preview"].add_argument("--row", type=int, default=None, help="show only this row")
     made["launch"].add_argument("--provider", default="mock")
     made["launch"].add_argument("--architect", default="local")
@@ -109,7 +112,7 @@ class CrowdMagics(Magics):
         if action not in self.parsers:
             raise UsageError(f"%crowd: unknown subcommand {action!r}; one of {', '.join(self.parsers)}")
         wants_help = "-h" in rest or "--help" in rest
-        if (action == "template") != (cell is not None) and not wants_help:
+        if action != "form" and (action == "template") != (cell is not None) and not wants_help:
             raise UsageError(
                 "%%crowd template NAME … takes the page as the cell body; the other subcommands are %crowd"
             )
@@ -171,6 +174,21 @@ class CrowdMagics(Magics):
             assignment_duration=args.duration,
             project=self._project(),
         )
+        self.tasks[task.name] = task
+        return task
+
+    def _form(self, args: argparse.Namespace, cell: str | None) -> Task:
+        if (cell is None or not cell.strip()) == (args.config is None):
+            raise UsageError("%%crowd form NAME … takes the form config as the cell body, or --config PATH on one line")
+        try:
+            config = args.config or json.loads(cell or "")
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"%%crowd form: the cell is not JSON ({exc.msg}, line {exc.lineno} column {exc.colno})"
+            ) from None
+        options = {"units_per_assignment": args.units, "assignment_duration": args.duration, "tags": args.tags}
+        task = Task(self._name(args), title=args.title, reward=args.reward, description=args.description,
+                    form=config, data=args.data, project=self._project(), **options)  # fmt: skip
         self.tasks[task.name] = task
         return task
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -26,17 +27,29 @@ _STOP_REASONS = {"no_work", "finished", "max_reached", "not_qualified"}
 
 
 def random_answer(fields: list[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
-    """A plausible answer for the page's fields: a random option, a short text, a number."""
+    """A plausible answer within each field's rules: options, a number in range, text of a fitting length."""
     answers: dict[str, Any] = {}
     for f in fields:
-        if f["kind"] == "file":
+        if f["kind"] in ("file", "hidden"):
             continue
+        low, high = f.get("min_length"), f.get("max_length")
         if f["options"]:
-            answers[f["name"]] = [rng.choice(f["options"])] if f["multiple"] else rng.choice(f["options"])
+            choices = [o for o in f["options"] if o != ""] or list(f["options"])
+            if f["multiple"]:
+                most = min(high if high is not None else len(choices), len(choices))
+                answers[f["name"]] = rng.sample(choices, rng.randint(min(max(low or 1, 1), most), most))
+            else:
+                answers[f["name"]] = rng.choice(choices)
         elif f["kind"] in ("number", "range"):
-            answers[f["name"]] = str(rng.randint(1, 10))
+            bottom = math.ceil(f["minimum"]) if f.get("minimum") is not None else 1
+            top = math.floor(f["maximum"]) if f.get("maximum") is not None else bottom + 9
+            answers[f["name"]] = str(rng.randint(bottom, max(bottom, top)))
+        elif f["kind"] == "email":
+            answers[f["name"]] = f"bot{rng.randint(1, 999)}@example.org"
         else:
-            answers[f["name"]] = rng.choice(["looks fine", "not sure", "ok"])
+            text = rng.choice(["looks fine", "not sure", "ok"])
+            text = text + " ok" * max(0, -(-((low or 0) - len(text)) // 3))  # long enough for minlength
+            answers[f["name"]] = text[:high] if high is not None else text
     return answers
 
 
