@@ -25,7 +25,7 @@ from crowdnb.errors import ConfigError, ProviderError
 from crowdnb.fakes.prolific import FakeProlific, Refused
 from crowdnb.providers import Provider, create, objects
 from crowdnb.providers.prolific import REJECTION, ProlificProvider, minor, rejection_message
-from crowdnb.providers.prolific_api import ProlificAPI
+from crowdnb.providers.prolific_api import ProlificAPI, Unreached
 
 from .conftest import FORM, SENTENCES, wait_until
 
@@ -209,6 +209,18 @@ def test_approving_before_prolific_has_the_submission_says_why(launch: Any, fake
         run.approve([unit_of(run, ann.id)])
 
 
+def test_a_page_opened_without_the_session_is_still_reviewed(launch: Any, fake: FakeProlific) -> None:
+    run = launch(data=SENTENCES[:1])
+    ann = Someone(fake, study_of(fake))
+    ann.http.get(ann.place.link, timeout=10, allow_redirects=False)  # Prolific's cookie, not its link
+    unit = ann.http.get(f"{run.url}?PROLIFIC_PID={ann.id}", timeout=10).json()  # a hand-made link
+    ann.unit = unit
+    fake.open(ann.session)
+    ann.http.get(ann.submit(run)["url"], timeout=10)
+    run.approve([unit_of(run, ann.id)], bonus=0.05)  # the submission is looked up by participant
+    assert fake.submissions[ann.session]["status"] == "APPROVED" and fake.paid(ann.id) == [5]
+
+
 def test_rejection_message_is_padded_to_prolific_minimum() -> None:
     assert len(REJECTION) >= 100 and rejection_message(None) == REJECTION
     long = "x" * 120
@@ -291,6 +303,24 @@ def test_qualifications_are_pushed_down_as_a_participant_group(
     assert [g["name"] for g in fake.groups.values() if not g["is_deleted"]] == ["crowdnb block list"]
 
 
+def test_must_not_have_requirements_become_an_exclude_group(
+    launch: Any, fake: FakeProlific, project: cn.Project
+) -> None:
+    cn.grant("d" * 24, "spammer", provider="prolific", project=project)
+    cn.grant("e" * 24, "fluent", provider="prolific", project=project)
+    launch(qualifications=[cn.block_list("spammer")])
+    study = study_of(fake)
+    assert not [f for f in study["filters"] if f["filter_id"] == "participant_group_allowlist"]
+    (block, exclude) = next(f for f in study["filters"] if f["filter_id"] == "participant_group_blocklist")[
+        "selected_values"
+    ]
+    assert fake.group_members(exclude) == {"d" * 24} and fake.group_members(block) == set()
+    with pytest.raises(Refused):
+        fake.take_part(study["id"], "d" * 24)
+    fake.take_part(study["id"], "e" * 24)  # known but not excluded
+    fake.take_part(study["id"])  # a newcomer: "must not have" lets them in
+
+
 def test_block_adds_to_the_block_list_every_study_uses(launch: Any, fake: FakeProlific, project: cn.Project) -> None:
     cn.block("c" * 24, "spam before any study", provider="prolific", project=project)
     run = launch()
@@ -357,6 +387,22 @@ def test_token_from_register_and_nothing_secret_in_the_project(
     assert TOKEN not in caplog.text
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("crowdnb"))
     assert "Prolific" in ours and ann.id not in ours  # logged, but never a participant's full id
+
+
+def test_platform_errors_name_the_call_and_say_whether_to_retry(fake: FakeProlific) -> None:
+    api = ProlificAPI(TOKEN, fake.base_url, timeout=2)
+    fake.fail("GET", "workspaces/", status=429)
+    with pytest.raises(ProviderError) as throttled:
+        api.get("workspaces/")
+    assert throttled.value.transient and throttled.value.status == 429
+    assert str(throttled.value) == "Prolific GET workspaces/ failed: HTTP 429: Injected failure."
+    with pytest.raises(ProviderError) as missing:
+        api.get("studies/nope/")
+    assert not missing.value.transient and "no study 'nope'" in missing.value.message
+    closed = ProlificAPI(TOKEN, "http://127.0.0.1:1/api/v1/", timeout=2)
+    with pytest.raises(Unreached) as refused:
+        closed.post("bulk-bonus-payments/x/pay/")
+    assert refused.value.transient and TOKEN not in str(refused.value)
 
 
 # --- faults: 500s, lost answers, an outage, and processes killed at the worst moment ----------------

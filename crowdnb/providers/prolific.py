@@ -23,7 +23,8 @@ What a run does on Prolific:
   offers the unit again; places the platform has not taken yet are pushed; half-done bonuses are settled;
 * stop: Prolific studies never expire by themselves, so crowdnb stops the study when the run stops
   (``cleanup_run``) and deletes the run's groups. After a crash, resume the run or call
-  ``run.provider_client().cleanup(run.id)``: until then the study stays open on Prolific.
+  ``run.provider_client().cleanup(run.id)``: until then the study stays open on Prolific. Places only
+  grow, and a rejection frees one: a participant who takes it finds no unit left and returns.
 
 Options: ``filters`` (Prolific filter dicts passed through, e.g. ``{"filter_id": "age", "selected_range":
 {"lower": 18, "upper": 40}}`` or your own ``participant_group_allowlist``), ``estimated_minutes``
@@ -276,6 +277,10 @@ class ProlificProvider:
         )
         if state not in ("paid", "paying"):
             log.info("a Prolific bonus is %s; the next sync finishes it", state)
+
+    def study(self, run_id: int) -> dict[str, Any]:
+        """The run's latest study as Prolific shows it (status, places, filters …)."""
+        return dict(retried(lambda: self.api.get(f"studies/{self._study_id(run_id)}/")))
 
     def settle_bonuses(self) -> dict[str, int]:
         """Finish bonuses a failure or crash left half-done (never paying one twice); counts by state."""

@@ -100,7 +100,8 @@ class ProlificAPI:
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     """Whether the connection failed while opening (refused, no route): the request was not sent."""
     text = repr(exc.args[0] if exc.args else exc)
-    return any(mark in text for mark in ("NewConnectionError", "Connection refused", "Failed to establish"))
+    marks = ("NewConnectionError", "NameResolutionError", "Connection refused", "Failed to establish")
+    return any(mark in text for mark in marks)
 
 
 def _message(reply: requests.Response) -> str:
