@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import mimetypes
 import re
@@ -40,12 +41,14 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup, escape
 
-from .errors import ConfigError
+from .errors import ConfigError, CrowdError
 from .live import META_COLUMNS
 from .page import available_templates, find_template
 
 if TYPE_CHECKING:
     from .task import TaskSpec
+
+log = logging.getLogger(__name__)
 
 _HEADER = re.compile(r"\A\s*\{#(.*?)#\}", re.DOTALL)
 _ENTRY = re.compile(r"^\s+([A-Za-z_][A-Za-z0-9_]*)\s+(.*)$")
@@ -164,12 +167,20 @@ def review_for(spec: TaskSpec) -> Callable[[dict[str, Any]], Markup] | None:
         return None
     if not (folder / "review.html").is_file():
         return None
-    render = _compile(folder)
-    inputs = spec.page().variables
+    try:
+        render = _compile(folder)
+        inputs = spec.page().variables
+    except CrowdError as exc:  # a broken renderer must not take the review pages down with it
+        log.warning("no review rendering for task %s: %s", spec.name, exc)
+        return None
 
     def for_record(record: dict[str, Any]) -> Markup:
         row, answers = split_record(record, inputs)
-        return Markup(render(row, answers))  # rendered with autoescaping: safe to embed
+        try:
+            return Markup(render(row, answers))  # rendered with autoescaping: safe to embed
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:
+            log.warning("review.html of %s failed on unit %s: %s", spec.source, record.get("unit_id"), exc)
+            return Markup("<p class='gallery-review'><i>{}</i></p>").format(f"review.html failed: {exc}")
 
     return for_record
 
@@ -206,7 +217,10 @@ def _compile(folder: Path) -> Callable[[dict[str, Any], dict[str, Any]], str]:
     env.filters["as_list"] = _as_list
     env.filters["spans"] = _spans
     env.filters["media"] = lambda url: _media(folder, url)
-    template = env.from_string((folder / "review.html").read_text(encoding="utf-8"))
+    try:
+        template = env.from_string((folder / "review.html").read_text(encoding="utf-8"))
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"{folder / 'review.html'}, line {exc.lineno}: template syntax error: {exc.message}") from exc
 
     def render(row: dict[str, Any], answers: dict[str, Any]) -> str:
         return template.render(row=row, answers=answers)

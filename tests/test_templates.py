@@ -242,3 +242,18 @@ def test_answers_written_by_script_carry_rules_for_the_server(name: str) -> None
         example = described.example_answers[field.group(1)]
         assert re.fullmatch(pattern.group(1), example), (pattern.group(1), example)
         assert not re.fullmatch(pattern.group(1), "looks fine")
+
+
+def test_a_broken_review_renderer_leaves_the_plain_answers(tmp_path: Path, project: cn.Project) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "task.html").write_text("{#\nMine: a copy\n#}\n<p>{{ text }}</p><input name=x>")
+    (folder / "review.html").write_text("{% for %}")
+    with pytest.raises(ConfigError, match=r"mine/review.html, line 1: template syntax error"):
+        gallery.render_review(folder, {"text": "t"}, {"x": "1"})
+    task = cn.Task("mine", title="m", reward=0, template=str(folder), data=[{"text": "t"}], project=project)
+    assert gallery.review_for(task.spec) is None
+    (folder / "review.html").write_text("{{ range(answers.x) | list }}")  # a TypeError while rendering
+    render = gallery.review_for(task.spec)
+    assert render is not None
+    assert "review.html failed" in render({"run_id": 1, "unit_id": 2, "text": "t", "x": "1"})
