@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 import crowdnb as cn
 from crowdnb import ConfigError, DataError
@@ -120,3 +124,98 @@ def test_template_file_path_and_explicit_syntax(project: cn.Project) -> None:
     assert "<p>3 {{x}}</p>" in forced.preview()
     with pytest.raises(ConfigError, match=r"syntax='mustache' is not one of auto, jinja, dollar"):
         cn.Task("b", title="T", reward=0, html="<p>${x}</p>", syntax="mustache")
+
+
+# --- in Chromium, through the real page ------------------------------------------------------------
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+EXTERNAL = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
+
+
+@pytest.fixture
+def offline_page(browser: Browser, make_run: Any) -> Iterator[Callable[[str], Page]]:
+    """A worker's page with no internet: CDN requests fail, and the CDN stylesheet never even answers."""
+    contexts: list[BrowserContext] = []
+
+    def open_page(url: str) -> Page:
+        context = browser.new_context()
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        hanging: list[Route] = []
+        context.route(
+            EXTERNAL, lambda route: hanging.append(route) if route.request.url.endswith(".css") else route.abort()
+        )
+        page = context.new_page()
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+        page.goto(url, wait_until="domcontentloaded")  # "load" would wait for the stylesheet that never comes
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def test_requester_ui_template_works_offline_in_chromium(make_run: Any, offline_page: Callable[[str], Page]) -> None:
+    html = (MTURK / "sentiment_requester_ui.html").read_text(encoding="utf-8")
+    run = make_run(html=html, data=[TWEET])
+    page = offline_page(run.worker_url("ann"))
+    expect(page.locator("#tweet")).to_have_text(TWEET["tweet"])
+    assert page.evaluate("() => window.tweetLength") == len(TWEET["tweet"])  # the script got the value intact
+    page.check("#s-neg")
+    page.select_option("#confidence", "low")
+    page.click("#crowd-submit")
+    expect(page.locator("#crowd-saved")).to_be_visible()
+    row = run.df.iloc[0]
+    assert (row["author"], row["tweet"], row["sentiment"], row["confidence"]) == (
+        "ann", TWEET["tweet"], "negative", "low"
+    )  # fmt: skip
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_htmlquestion_document_submits_with_its_own_button(make_run: Any, offline_page: Callable[[str], Page]) -> None:
+    html = (MTURK / "image_htmlquestion.html").read_text(encoding="utf-8")
+    run = make_run(html=html, data=[{"image_url": "https://example.org/cat.jpg", "alt_text": "a cat"}])
+    page = offline_page(run.worker_url("zoe") + "&assignment_id=ASSIGN1")
+    assert page.locator("#crowd-submit").count() == 0
+    assert page.eval_on_selector("#assignmentId", "e => e.value") == "ASSIGN1"  # turkSetAssignmentID() ran
+    page.check("input[name=objects][value=person]")
+    page.check("input[name=objects][value=animal]")
+    page.fill("#caption", "A cat on a sofa.")
+    page.click("#submitButton")
+    expect(page.locator("#crowd-saved")).to_be_visible()
+    expect(page.locator("#submitButton")).to_be_disabled()
+    row = run.df.iloc[0]
+    assert row["objects"] == ["person", "animal"] and row["caption"] == "A cat on a sofa."
+    assert row["tagged_at"] == "page-zoe"  # the template's own submit listener on #mturk_form ran first
+    assert not {"assignmentId", "_crowd_assignmentId"} & set(run.df.columns)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_crowd_form_submitted_by_script_goes_through_crowd_js(
+    make_run: Any, offline_page: Callable[[str], Page]
+) -> None:
+    html = (MTURK / "crowd_form.html").read_text(encoding="utf-8")
+    run = make_run(html=html, data=[{"product": "Kettle", "review": "Boils fast."}])
+    page = offline_page(run.worker_url("yan"))
+    page.check("input[name=helpful][value=yes]")
+    page.fill("input[name=reason]", "specific")
+    page.evaluate("() => document.getElementById('mturk_form').submit()")  # what MTurk templates' scripts do
+    expect(page.locator("#crowd-saved")).to_be_visible()  # saved in place, no plain POST
+    assert (run.df.iloc[0]["helpful"], run.df.iloc[0]["reason"]) == ("yes", "specific")
+
+
+def test_mephisto_static_task_with_a_file_in_chromium(make_run: Any, offline_page: Callable[[str], Page]) -> None:
+    html = (MTURK / "mephisto_static.html").read_text(encoding="utf-8")
+    run = make_run(html=html, data=[{"text": "The sky is green."}])
+    page = offline_page(run.worker_url("xia"))
+    expect(page.locator("p b")).to_have_text("The sky is green.")
+    page.check("#bad")
+    page.set_input_files("#evidence", files=[{"name": "sky.png", "mimeType": "image/png", "buffer": PNG}])
+    page.click("#mephisto-submit")
+    expect(page.locator("#crowd-saved")).to_be_visible()
+    row = run.df.iloc[0]
+    assert row["rating"] == "bad" and (run.store.root / row["evidence"]).read_bytes() == PNG
+    assert page.errors == []  # type: ignore[attr-defined]
