@@ -14,6 +14,8 @@ import requests
 
 import crowdnb as cn
 
+from .turkers import mturk, on_mturk  # noqa: F401  (fixtures of the MTurk tests: a fake MTurk endpoint)
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's; `make chromium` installs it, Playwright downloads nothing
 CHROMIUM_ARGS = [
     "--headless",

@@ -1,14 +1,12 @@
-"""The MTurk provider end to end against the fake MTurk endpoint (a real HTTP server boto3 talks to).
+"""The MTurk provider end to end against the mturk MTurk endpoint (a real HTTP server boto3 talks to).
 
-Workers act as on MTurk: they accept a HIT on the fake worker site, open the run's URL with MTurk's
+Workers act as on MTurk: they accept a HIT on the mturk worker site, open the run's URL with MTurk's
 parameters over real HTTP, submit to the router and post the assignment back to externalSubmit.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,88 +19,13 @@ from crowdnb.fakes.mturk_state import TurkError
 from crowdnb.providers import objects
 
 from .conftest import FORM, wait_until
-
-FAST = {"allow_http": True, "poll_seconds": 0.2, "retry_delay": 0.01, "timeout": 2}
-ROWS = [{"text": f"sentence {i}"} for i in range(3)]
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeMTurk]:
-    """A fake MTurk endpoint, found by boto3 through the environment; no keys of this machine's user."""
-    server = FakeMTurk().start()
-    for name, value in server.environ().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CROWDNB_CONFIG", str(tmp_path / "config"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def launch(project: cn.Project, fake: FakeMTurk) -> Iterator[Any]:
-    """``launch(data, provider=…, **task_options)`` runs a task on the fake MTurk; stopped after the test."""
-    runs: list[cn.Run] = []
-
-    def start(data: Any = ROWS, provider: str = "mturk_sandbox", options: dict[str, Any] | None = None, **kw: Any):
-        kw.setdefault("tags", ("sentiment", "text"))
-        task = cn.Task("turk", title="Sentiment", description="Read a sentence.", reward=0.5, html=FORM,
-                       data=data, project=project, **kw)  # fmt: skip
-        run = task.launch(provider=provider, provider_options={**FAST, **(options or {})})
-        runs.append(run)
-        return run
-
-    yield start
-    for run in runs:
-        if run.serving:
-            run.stop()
-
-
-class Turker:
-    """A worker on the fake MTurk: accepts a HIT, opens the task page, submits, posts back to MTurk."""
-
-    def __init__(self, fake: FakeMTurk, name: str) -> None:
-        self.fake, self.name = fake, name
-        self.http = requests.Session()
-        self.http.headers["Accept"] = "application/json"
-        self.assignment = ""
-        self.unit: dict[str, Any] = {}
-
-    def accept(self, hit_id: str | None = None) -> str:
-        self.assignment = self.fake.accept(self.name, hit_id)
-        return self.assignment
-
-    def open(self) -> requests.Response:
-        reply = self.http.get(self.fake.worker_url(self.assignment), timeout=10)
-        if reply.status_code == 200:
-            self.unit = reply.json()
-        return reply
-
-    def submit(self, answers: dict[str, Any]) -> dict[str, Any]:
-        body = {"token": self.unit["token"], "submission_id": f"sub-{self.assignment}", "answers": answers}
-        reply = self.http.post(self.fake.worker_url(self.assignment).split("?")[0] + "submit", json=body, timeout=10)
-        assert reply.status_code == 200, reply.text
-        completion: dict[str, Any] = reply.json()["completion"]
-        return completion
-
-    def post_back(self, completion: dict[str, Any]) -> requests.Response:
-        return requests.post(completion["url"], data=completion["fields"], timeout=10)
-
-    def work(self, answers: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Accept, open, submit and post back: a whole unit."""
-        self.accept()
-        assert self.open().status_code == 200
-        completion = self.submit(answers or {"label": "pos"})
-        assert self.post_back(completion).status_code == 200
-        return completion
-
-
-def unit_of(run: cn.Run, worker: str) -> int:
-    return int(run.df.set_index("worker").loc[worker, "unit_id"])
+from .turkers import FAST, ROWS, Turker, unit_of
 
 
 # --- setting up and publishing ---------------------------------------------------------------------
-def test_launch_makes_a_hit_type_and_one_hit_per_unit(launch: Any, fake: FakeMTurk) -> None:
-    run = launch(max_num_concurrent_units=2)
-    hits = fake.hits()
+def test_launch_makes_a_hit_type_and_one_hit_per_unit(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk(max_num_concurrent_units=2)
+    hits = mturk.hits()
     assert len(hits) == 2  # max_num_concurrent_units: the third unit waits
     hit = hits[0]
     assert (hit["Title"], hit["Description"], hit["Reward"]) == ("Sentiment", "Read a sentence.", "0.50")
@@ -111,21 +34,21 @@ def test_launch_makes_a_hit_type_and_one_hit_per_unit(launch: Any, fake: FakeMTu
     assert hit["MaxAssignments"] == 1 and run.url in hit["Question"]
     assert hit["RequesterAnnotation"].startswith("crowdnb:") and ":run:" in hit["RequesterAnnotation"]
     assert len({h["HITTypeId"] for h in hits}) == 1
-    Turker(fake, "A1ALICE").work()
-    wait_until(lambda: len(fake.hits()) == 3, "a HIT for the third unit once one was done")
+    Turker(mturk, "A1ALICE").work()
+    wait_until(lambda: len(mturk.hits()) == 3, "a HIT for the third unit once one was done")
     stored = objects.listed(run.store, "mturk_sandbox", "hit", task_run_id=run.id)
-    assert {o.remote_id for o in stored} == {h["HITId"] for h in fake.hits()}
+    assert {o.remote_id for o in stored} == {h["HITId"] for h in mturk.hits()}
     assert all(o.state == "active" for o in stored)
 
 
-def test_an_http_router_is_refused_before_anything_is_made(project: cn.Project, fake: FakeMTurk) -> None:
+def test_an_http_router_is_refused_before_anything_is_made(project: cn.Project, mturk: FakeMTurk) -> None:
     task = cn.Task("turk", title="T", reward=0.5, html=FORM, data=ROWS, project=project)
     with pytest.raises(ConfigError, match="HTTPS"):
         task.launch(provider="mturk_sandbox", provider_options={"retry_delay": 0.01})
-    assert fake.calls == []
+    assert mturk.calls == []
 
 
-def test_keys_are_never_taken_from_provider_options(project: cn.Project, fake: FakeMTurk) -> None:
+def test_keys_are_never_taken_from_provider_options(project: cn.Project, mturk: FakeMTurk) -> None:
     task = cn.Task("turk", title="T", reward=0.5, html=FORM, data=ROWS, project=project)
     with pytest.raises(ConfigError, match="crowdnb register mturk"):
         task.launch(provider="mturk_sandbox", provider_options={**FAST, "aws_secret_access_key": "s3cret"})
@@ -133,37 +56,37 @@ def test_keys_are_never_taken_from_provider_options(project: cn.Project, fake: F
     assert b"s3cret" not in (project.root / "crowdnb.db").read_bytes()
 
 
-def test_live_mturk_wants_the_maximum_cost_confirmed(launch: Any, project: cn.Project, fake: FakeMTurk) -> None:
+def test_live_mturk_wants_the_maximum_cost_confirmed(on_mturk: Any, project: cn.Project, mturk: FakeMTurk) -> None:
     with pytest.raises(ConfigError, match=r"may cost up to \$1\.80 .*confirm_spend': 1\.80"):
-        launch(provider="mturk")  # 3 units × ($0.50 + 20 %)
-    assert fake.count("CreateHITType") == 0
+        on_mturk(provider="mturk")  # 3 units × ($0.50 + 20 %)
+    assert mturk.count("CreateHITType") == 0
     with pytest.raises(ConfigError, match=r"\$1\.80"):
-        launch(provider="mturk", options={"confirm_spend": 1.0})
-    run = launch(provider="mturk", options={"confirm_spend": 1.80})
-    assert len(fake.hits()) == 3 and run.provider_client().fee_rate == 0.2
+        on_mturk(provider="mturk", options={"confirm_spend": 1.0})
+    run = on_mturk(provider="mturk", options={"confirm_spend": 1.80})
+    assert len(mturk.hits()) == 3 and run.provider_client().fee_rate == 0.2
 
 
-def test_preview_then_a_worker_completes_a_unit_posted_back_to_mturk(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    preview = requests.get(fake.preview_url(), headers={"Accept": "application/json"}, timeout=10)
+def test_preview_then_a_worker_completes_a_unit_posted_back_to_mturk(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    preview = requests.get(mturk.preview_url(), headers={"Accept": "application/json"}, timeout=10)
     assert preview.json()["status"] == "preview"
-    alice = Turker(fake, "A1ALICE")
+    alice = Turker(mturk, "A1ALICE")
     alice.accept()
     assert alice.open().json()["status"] == "assigned"
     completion = alice.submit({"label": "pos"})
     assert completion["kind"] == "form_post"
-    assert completion["url"] == f"{fake.url}/mturk/externalSubmit"
+    assert completion["url"] == f"{mturk.url}/mturk/externalSubmit"
     assert completion["fields"] == {"assignmentId": alice.assignment}
     assert alice.post_back(completion).status_code == 200
-    assert fake.assignment(alice.assignment)["AssignmentStatus"] == "Submitted"
+    assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Submitted"
     frame = run.df
     assert list(frame["worker"]) == ["A1ALICE"] and list(frame["label"]) == ["pos"]
     agent = json.loads(run.store.scalar("SELECT external FROM agents"))
-    assert agent == {"assignmentId": alice.assignment, "hitId": agent["hitId"], "turkSubmitTo": fake.url}
+    assert agent == {"assignmentId": alice.assignment, "hitId": agent["hitId"], "turkSubmitTo": mturk.url}
 
 
-def test_a_page_without_mturk_ids_is_refused(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
+def test_a_page_without_mturk_ids_is_refused(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
     bad = requests.get(run.url + "?assignmentId=X1&workerId=A1&hitId=../x", timeout=10)
     assert bad.status_code == 400 and "hitId" in bad.text
     elsewhere = requests.get(
@@ -173,72 +96,72 @@ def test_a_page_without_mturk_ids_is_refused(launch: Any, fake: FakeMTurk) -> No
 
 
 # --- review and money ------------------------------------------------------------------------------
-def test_approve_with_a_bonus_pays_once(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    worker = Turker(fake, "A1ALICE")
+def test_approve_with_a_bonus_pays_once(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    worker = Turker(mturk, "A1ALICE")
     worker.work()
     unit = unit_of(run, "A1ALICE")
     assert run.approve([unit], note="Great", bonus=0.25) == 1
-    alice = fake.assignment(worker.assignment)
+    alice = mturk.assignment(worker.assignment)
     assert alice["AssignmentStatus"] == "Approved" and alice["RequesterFeedback"] == "Great"
-    assert [b["BonusAmount"] for b in fake.bonuses("A1ALICE")] == ["0.25"]
+    assert [b["BonusAmount"] for b in mturk.bonuses("A1ALICE")] == ["0.25"]
     assert run.approve([unit], bonus=0.25) == 0  # the same decision and bonus again: nothing moves
     provider = run.provider_client()
     token = run.store.scalar("SELECT key FROM reviews WHERE action = 'bonus'")
     provider.bonus("A1ALICE", 0.25, "Thank you for your careful work.", token)  # a retry with the same token
-    assert len(fake.bonuses()) == 1 and fake.count("ApproveAssignment") == 1
+    assert len(mturk.bonuses()) == 1 and mturk.count("ApproveAssignment") == 1
 
 
-def test_reject_then_approve_overrides_the_rejection(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    alice = Turker(fake, "A1ALICE")
+def test_reject_then_approve_overrides_the_rejection(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    alice = Turker(mturk, "A1ALICE")
     alice.work()
     unit = unit_of(run, "A1ALICE")
     run.reject([unit], note="Off topic")
-    rejected = fake.assignment(alice.assignment)
+    rejected = mturk.assignment(alice.assignment)
     assert rejected["AssignmentStatus"] == "Rejected" and rejected["RequesterFeedback"] == "Off topic"
     run.approve([unit])
-    assert fake.assignment(alice.assignment)["AssignmentStatus"] == "Approved"
+    assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Approved"
 
 
-def test_soft_reject_pays_on_mturk(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    alice = Turker(fake, "A1ALICE")
+def test_soft_reject_pays_on_mturk(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    alice = Turker(mturk, "A1ALICE")
     alice.work()
     run.soft_reject([unit_of(run, "A1ALICE")])
-    assert fake.assignment(alice.assignment)["AssignmentStatus"] == "Approved"
+    assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Approved"
     assert run.df.loc[0, "status"] == "soft_rejected"
 
 
-def test_bonus_outside_a_unit_goes_against_the_workers_latest_assignment(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    alice = Turker(fake, "A1ALICE")
+def test_bonus_outside_a_unit_goes_against_the_workers_latest_assignment(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    alice = Turker(mturk, "A1ALICE")
     alice.work()
     assert cn.bonus("A1ALICE", 1.5, "make-up", provider="mturk_sandbox", project=run.project)
-    assert fake.bonuses("A1ALICE")[0]["AssignmentId"] == alice.assignment
+    assert mturk.bonuses("A1ALICE")[0]["AssignmentId"] == alice.assignment
     with pytest.raises(ProviderError, match="against an assignment"):
         cn.bonus("A9NOBODY", 1.0, "never worked", provider="mturk_sandbox", project=run.project)
 
 
-def test_message_block_and_unblock(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    Turker(fake, "A1ALICE").work()
+def test_message_block_and_unblock(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    Turker(mturk, "A1ALICE").work()
     cn.message("A1ALICE", "Thanks for the careful work!", provider="mturk_sandbox", project=run.project)
-    assert fake.requester.messages[0]["MessageText"] == "Thanks for the careful work!"
+    assert mturk.requester.messages[0]["MessageText"] == "Thanks for the careful work!"
     with pytest.raises(ProviderError, match="has not worked"):
         cn.message("A9NOBODY", "hello", provider="mturk_sandbox", project=run.project)
     cn.block("A2MALLORY", "spam", provider="mturk_sandbox", project=run.project)
-    assert fake.requester.blocks == {"A2MALLORY": "spam"}
+    assert mturk.requester.blocks == {"A2MALLORY": "spam"}
     with pytest.raises(TurkError, match="blocked"):
-        fake.accept("A2MALLORY")
+        mturk.accept("A2MALLORY")
     cn.unblock("A2MALLORY", provider="mturk_sandbox", project=run.project)
-    assert fake.requester.blocks == {}
-    fake.accept("A2MALLORY")
+    assert mturk.requester.blocks == {}
+    mturk.accept("A2MALLORY")
 
 
 # --- qualifications --------------------------------------------------------------------------------
-def test_requirements_are_pushed_down_with_mturk_system_qualifications(launch: Any, fake: FakeMTurk) -> None:
-    run = launch(
+def test_requirements_are_pushed_down_with_mturk_system_qualifications(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk(
         qualifications=[
             cn.requirement("english", "GreaterThanOrEqualTo", 3),
             cn.requirement("mturk:approval_rate", "GreaterThanOrEqualTo", 95),
@@ -246,7 +169,7 @@ def test_requirements_are_pushed_down_with_mturk_system_qualifications(launch: A
             cn.requirement("mturk:masters", "DoesNotExist"),
         ]
     )
-    wanted = fake.hits()[0]["QualificationRequirements"]
+    wanted = mturk.hits()[0]["QualificationRequirements"]
     by_type = {q["QualificationTypeId"]: q for q in wanted}
     assert by_type["000000000000000000L0"]["IntegerValues"] == [95]
     assert by_type["00000000000000000071"]["LocaleValues"] == [
@@ -254,36 +177,36 @@ def test_requirements_are_pushed_down_with_mturk_system_qualifications(launch: A
         {"Country": "CA", "Subdivision": "QC"},
     ]
     assert by_type["2ARFPLSP75KLA8M8DH1HTEQVJT3SY6"]["Comparator"] == "DoesNotExist"  # the sandbox's Masters
-    (english,) = [fake.requester.qualification_types[t] for t in by_type if t in fake.requester.qualification_types]
+    (english,) = [mturk.requester.qualification_types[t] for t in by_type if t in mturk.requester.qualification_types]
     assert english["Name"] == "english" and by_type[english["QualificationTypeId"]]["IntegerValues"] == [3]
     assert all(q["ActionsGuarded"] == "DiscoverPreviewAndAccept" for q in wanted)
     assert len(wanted) == 4  # the block list every task has is MTurk's own worker block, not a qualification
     with pytest.raises(TurkError, match="qualification"):
-        fake.accept("A1ALICE")  # no english yet
+        mturk.accept("A1ALICE")  # no english yet
     for worker in ("A2BOB", "A3CAROL", "A4DAVE"):
         cn.grant(worker, "english", 3, provider="mturk_sandbox", project=run.project)
-    fake.profile("A2BOB", approval_rate=80)
+    mturk.profile("A2BOB", approval_rate=80)
     with pytest.raises(TurkError, match="000000000000000000L0"):
-        fake.accept("A2BOB")
-    fake.profile("A3CAROL", locale=("FR", None))
+        mturk.accept("A2BOB")
+    mturk.profile("A3CAROL", locale=("FR", None))
     with pytest.raises(TurkError, match="00000000000000000071"):
-        fake.accept("A3CAROL")
-    fake.profile("A4DAVE", locale=("CA", "QC"))
-    fake.accept("A4DAVE")
+        mturk.accept("A3CAROL")
+    mturk.profile("A4DAVE", locale=("CA", "QC"))
+    mturk.accept("A4DAVE")
 
 
-def test_a_granted_qualification_lets_the_worker_take_the_hit(launch: Any, fake: FakeMTurk) -> None:
-    run = launch(qualifications=[cn.requirement("english", "GreaterThanOrEqualTo", 3)])
+def test_a_granted_qualification_lets_the_worker_take_the_hit(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk(qualifications=[cn.requirement("english", "GreaterThanOrEqualTo", 3)])
     with pytest.raises(TurkError, match="qualification"):
-        fake.accept("A1ALICE")
+        mturk.accept("A1ALICE")
     cn.grant("A1ALICE", "english", 4, provider="mturk_sandbox", project=run.project)
-    assert fake.score("english", "A1ALICE") == 4
-    alice = Turker(fake, "A1ALICE")
+    assert mturk.score("english", "A1ALICE") == 4
+    alice = Turker(mturk, "A1ALICE")
     alice.accept()
     assert alice.open().json()["status"] == "assigned"
     cn.revoke("A1ALICE", "english", provider="mturk_sandbox", project=run.project)
-    assert fake.score("english", "A1ALICE") is None
-    assert len(fake.requester.qualification_types) == 1  # found by name, never made twice
+    assert mturk.score("english", "A1ALICE") is None
+    assert len(mturk.requester.qualification_types) == 1  # found by name, never made twice
 
 
 def test_mturk_requirements_are_checked_when_written_and_ignored_elsewhere(make_run: Any) -> None:
@@ -301,61 +224,61 @@ def test_mturk_requirements_are_checked_when_written_and_ignored_elsewhere(make_
 
 
 # --- returns, abandons, a second HIT -----------------------------------------------------------------
-def test_returned_and_abandoned_units_are_offered_again(launch: Any, fake: FakeMTurk) -> None:
-    run = launch(data=ROWS[:1])
-    alice = Turker(fake, "A1ALICE")
+def test_returned_and_abandoned_units_are_offered_again(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk(data=ROWS[:1])
+    alice = Turker(mturk, "A1ALICE")
     alice.accept()
     alice.open()
     assert run.counts["assigned"] == 1
-    fake.return_assignment(alice.assignment)
+    mturk.return_assignment(alice.assignment)
     wait_until(lambda: run.counts["launched"] == 1, "the returned unit offered again")
-    bob = Turker(fake, "A2BOB")
+    bob = Turker(mturk, "A2BOB")
     bob.accept()
     assert bob.open().json()["status"] == "assigned"
-    fake.abandon(bob.assignment)
+    mturk.abandon(bob.assignment)
     wait_until(lambda: run.counts["launched"] == 1, "the abandoned unit offered again")
     statuses = [r["status"] for r in run.store.query("SELECT status FROM agents ORDER BY id")]
     assert statuses == ["returned", "returned"]
-    carol = Turker(fake, "A3CAROL")
+    carol = Turker(mturk, "A3CAROL")
     carol.work()
-    assert list(run.df["worker"]) == ["A3CAROL"] and len(fake.hits()) == 1
+    assert list(run.df["worker"]) == ["A3CAROL"] and len(mturk.hits()) == 1
 
 
-def test_a_worker_who_took_another_hit_is_paid_on_the_one_they_hold(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    alice = Turker(fake, "A1ALICE")
+def test_a_worker_who_took_another_hit_is_paid_on_the_one_they_hold(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    alice = Turker(mturk, "A1ALICE")
     first = alice.accept()
     alice.open()
-    fake.return_assignment(first)
+    mturk.return_assignment(first)
     second = alice.accept()  # MTurk hands out another HIT of the group
     assert alice.open().json()["resumed"] is True  # the same unit back …
     completion = alice.submit({"label": "neg"})
     assert completion["fields"] == {"assignmentId": second}  # … posted back on the assignment held now
     alice.post_back(completion)
     run.approve([unit_of(run, "A1ALICE")])
-    assert fake.assignment(second)["AssignmentStatus"] == "Approved"
+    assert mturk.assignment(second)["AssignmentStatus"] == "Approved"
 
 
-def test_a_submit_straight_to_mturk_without_answers_reoffers_the_unit(launch: Any, fake: FakeMTurk) -> None:
-    run = launch(data=ROWS[:1])
-    mallory = Turker(fake, "A6MALLORY")
+def test_a_submit_straight_to_mturk_without_answers_reoffers_the_unit(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk(data=ROWS[:1])
+    mallory = Turker(mturk, "A6MALLORY")
     mallory.accept()
     mallory.open()
-    fake.submit(mallory.assignment)  # posted to externalSubmit by hand: crowdnb has nothing
+    mturk.submit(mallory.assignment)  # posted to externalSubmit by hand: crowdnb has nothing
     wait_until(lambda: run.counts["launched"] == 1, "the unit offered again")
-    wait_until(lambda: any(h["HITStatus"] == "Assignable" for h in fake.hits()), "a replacement HIT")
-    Turker(fake, "A2BOB").work()
+    wait_until(lambda: any(h["HITStatus"] == "Assignable" for h in mturk.hits()), "a replacement HIT")
+    Turker(mturk, "A2BOB").work()
     assert list(run.df["worker"]) == ["A2BOB"]
 
 
 # --- stopping, cleaning up ------------------------------------------------------------------------
-def test_stop_expires_and_disposes_hits_keeping_those_awaiting_review(launch: Any, fake: FakeMTurk) -> None:
-    run = launch()
-    alice = Turker(fake, "A1ALICE")
+def test_stop_expires_and_disposes_hits_keeping_those_awaiting_review(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    alice = Turker(mturk, "A1ALICE")
     alice.work()
     run.stop()
-    left = fake.hits()
-    assert [h["HITId"] for h in left] == [fake.assignment(alice.assignment)["HITId"]]  # awaiting review
+    left = mturk.hits()
+    assert [h["HITId"] for h in left] == [mturk.assignment(alice.assignment)["HITId"]]  # awaiting review
     states = sorted(o.state for o in objects.listed(run.store, "mturk_sandbox", "hit", task_run_id=run.id))
     assert states == ["disposed", "disposed", "pending"]
     run.approve([unit_of(run, "A1ALICE")])
@@ -365,18 +288,18 @@ def test_stop_expires_and_disposes_hits_keeping_those_awaiting_review(launch: An
 
     out = CliRunner().invoke(cli, ["mturk", "cleanup", "--sandbox", "--home", str(run.project.root)])
     assert out.exit_code == 0, out.output
-    assert "1 HITs disposed" in out.output and fake.hits() == []
+    assert "1 HITs disposed" in out.output and mturk.hits() == []
 
 
-def test_resume_after_a_stop_offers_the_units_again(launch: Any, fake: FakeMTurk, project: cn.Project) -> None:
-    run = launch()
-    Turker(fake, "A1ALICE").work()
+def test_resume_after_a_stop_offers_the_units_again(on_mturk: Any, mturk: FakeMTurk, project: cn.Project) -> None:
+    run = on_mturk()
+    Turker(mturk, "A1ALICE").work()
     run.stop()
     again = cn.open(project.root).runs[run.id].resume()
     try:
         assert again.counts["launched"] == 2
-        assert sum(h["HITStatus"] == "Assignable" for h in fake.hits()) == 2
-        Turker(fake, "A2BOB").work()
+        assert sum(h["HITStatus"] == "Assignable" for h in mturk.hits()) == 2
+        Turker(mturk, "A2BOB").work()
         assert sorted(again.df["worker"]) == ["A1ALICE", "A2BOB"]
     finally:
         again.stop()

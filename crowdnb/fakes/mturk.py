@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, request
+from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import mturk_ops
@@ -170,7 +171,27 @@ class FakeMTurk:
                 return Response(f"<h1>Could not submit</h1><p>{exc.message}</p>", status=400, mimetype="text/html")
             return Response("<h1 id='mturk-submitted'>HIT submitted</h1>", mimetype="text/html")
 
+        @app.get("/mturk/task")
+        def task_frame() -> Response:
+            # the worker site shows the ExternalQuestion in a frame, as MTurk does
+            assignment = request.args.get("assignmentId", "")
+            try:
+                src = self.worker_url(assignment) if assignment else self.preview_url(request.args.get("hitId"))
+            except (KeyError, StopIteration):
+                return Response("<h1>No such HIT or assignment</h1>", status=404, mimetype="text/html")
+            page = (
+                "<!doctype html><title>Fake MTurk</title><h1>Fake MTurk worker site</h1>"
+                f'<iframe id="task" src="{escape(src)}" style="width:100%;height:80vh;border:1px solid #888"></iframe>'
+            )
+            return Response(page, mimetype="text/html")
+
         return app
+
+    def frame_url(self, assignment_id: str | None = None, hit_id: str | None = None) -> str:
+        """The fake worker site's page showing the task in a frame: an assignment's, or a HIT's preview."""
+        return f"{self.url}/mturk/task?" + urlencode(
+            {"assignmentId": assignment_id} if assignment_id else {"hitId": hit_id or ""}
+        )
 
     # --- what workers do on the worker site ----------------------------------------------------
     def accept(self, worker: str, hit_id: str | None = None) -> str:
@@ -190,7 +211,7 @@ class FakeMTurk:
 
     def preview_url(self, hit_id: str | None = None) -> str:
         """The URL MTurk opens for a preview (no worker has accepted): ``ASSIGNMENT_ID_NOT_AVAILABLE``."""
-        hit = self.requester.hits[hit_id] if hit_id else next(iter(self.requester.hits.values()))
+        hit = self.requester.hits[hit_id] if hit_id else next(h for h in self.requester.hits.values() if not h.deleted)
         return _with_query(hit.url, {"assignmentId": PREVIEW, "hitId": hit.id})
 
     def return_assignment(self, assignment_id: str) -> None:
