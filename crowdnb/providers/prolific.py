@@ -1,5 +1,6 @@
 """The Prolific provider: one study per run, a place per launched unit, review and bonuses through
-Prolific's REST API (``prolific_api``).
+Prolific's REST API. Its parts: ``prolific_api`` (the HTTP client), ``prolific_study`` (the run's study),
+``prolific_groups`` (eligibility as participant groups), ``prolific_bonus`` (bonuses paid at most once).
 
 Credentials: the API token comes from ``PROLIFIC_API_TOKEN`` or ``crowdnb register prolific`` (never from
 options: those are stored with the run). The base URL is the ``base_url`` option, ``PROLIFIC_BASE_URL``,
@@ -12,8 +13,8 @@ What a run does on Prolific:
   "crowdnb block list" holds every participant blocked in crowdnb; the run's qualification requirements
   become two disposable participant groups of known participants (an allowlist of those who meet every
   requirement a newcomer cannot meet, a blocklist of those failing a "must not have" one); one study is
-  created (a draft) with the router's URL plus ``PROLIFIC_PID``/``STUDY_ID``/``SESSION_ID`` placeholders,
-  the reward in cents and a random completion code per study;
+  created (a draft) with the router's URL plus the documented ``{{%PROLIFIC_PID%}}``, ``{{%STUDY_ID%}}``
+  and ``{{%SESSION_ID%}}`` placeholders, the reward in cents and a random completion code per study;
 * publish: each launched unit adds a place (``PATCH total_available_places``, absolute, so retries are
   safe); the first places publish the draft;
 * the worker: ``PROLIFIC_PID`` names them, ``STUDY_ID`` and ``SESSION_ID`` are bound to their unit; after
@@ -39,9 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +49,8 @@ from ..errors import ConfigError, ProviderError, StateError
 from . import Completion, Identity, Report, RunInfo, UnitRef, objects
 from .prolific_api import DEFAULT_BASE_URL, PLATFORM, ProlificAPI
 from .prolific_bonus import BonusLedger
-from .prolific_groups import Groups, check_filters, merge
+from .prolific_groups import Groups, check_filters
+from .prolific_study import Studies
 from .retry import retried
 
 if TYPE_CHECKING:
@@ -60,10 +60,6 @@ log = logging.getLogger(__name__)
 
 NAME = "prolific"
 COMPLETION_URL = "https://app.prolific.com/submissions/complete"
-# The placeholders exactly as Prolific's API reference writes them (double braces): "The study object",
-# https://docs.prolific.com/api-reference/studies/the-study-object, and "Update a study". The
-# single-brace form ({%PROLIFIC_PID%}) seen in older tools (the R prolific.api package) is not used.
-PLACEHOLDERS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 # Prolific's service fee on rewards and bonuses: 42.8% for companies, 33.3% for academic and non-profit
 # accounts (prolific.com/pricing, as transcribed on 2026-09-20); VAT comes on top where it applies.
 FEE_RATE = 0.428
@@ -81,7 +77,6 @@ OPTIONS = {
     "base_url", "workspace", "project", "completion_url", "study_url", "estimated_minutes", "filters",
     "rejection_category", "fee_rate", "poll_seconds", "timeout", "bonus_confirm_seconds",
 }  # fmt: skip
-LIVE = ("creating", "draft", "published")
 
 
 def minor(amount: float, what: str) -> int:
@@ -131,9 +126,6 @@ class ProlificProvider:
         self.workspace_name = str(options.get("workspace") or "crowdnb")
         self.project_name = str(options["project"]) if options.get("project") else None
         self.completion_url = str(options.get("completion_url") or COMPLETION_URL)
-        self.study_url = str(options["study_url"]) if options.get("study_url") else None
-        self.estimated_minutes = int(_number(options, "estimated_minutes", 5, low=1))
-        self.filters = check_filters(options.get("filters") or [])
         self.category = str(options.get("rejection_category") or "LOW_EFFORT")
         if self.category not in CATEGORIES:
             raise ConfigError(f"rejection_category {self.category!r} is not one of {', '.join(CATEGORIES)}")
@@ -142,6 +134,11 @@ class ProlificProvider:
         confirm = _number(options, "bonus_confirm_seconds", 3600.0, low=0.0)
         self.bonuses = BonusLedger(store, self.api, confirm)
         self.groups = Groups(store, self.api)
+        self.studies = Studies(
+            store, self.api, self.groups, estimated_minutes=int(_number(options, "estimated_minutes", 5, low=1)),
+            study_url=str(options["study_url"]) if options.get("study_url") else None,
+            filters=check_filters(options.get("filters") or []),
+        )  # fmt: skip
         self._reported: set[str] = set()
 
     # --- the worker's side -------------------------------------------------------------------
@@ -166,7 +163,7 @@ class ProlificProvider:
     def completion(self, run: RunInfo, external: Mapping[str, str]) -> Completion:
         """Back to Prolific with the study's completion code (the submission then awaits review)."""
         found = objects.by_remote_id(self.store, NAME, external.get("study_id", "")) if external else None
-        study = found if found is not None and found.kind == "study" else self._study(run.id)
+        study = found if found is not None and found.kind == "study" else self.studies.current(run.id)
         if study is None:
             raise StateError(f"run {run.id} has no Prolific study; it was not set up")
         return Completion(
@@ -185,27 +182,19 @@ class ProlificProvider:
             "project", f"{workspace}/{title}", f"workspaces/{workspace}/projects/", "title", title
         )
         block = self.groups.block_group(workspace)
-        study = self._study(run.id)
-        if study is None or study.state == "creating":
-            study = self._create_study(run, workspace, project, block, study)
-        self._push(study)
+        self.studies.ensure(run, workspace, project, block, minor(run.reward, "reward"))
         self.bonuses.settle_all()
 
     def publish(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """One more place per unit; the first places publish the study."""
-        study = self._study(run.id)
-        if study is None or study.state == "creating":
-            raise StateError(f"run {run.id} has no Prolific study to publish to; set the run up first")
-        places = int(study.data["places"]) + len(unit_ids)
-        objects.set_state(self.store, NAME, "study", study.key, study.state, places=places)  # the intent first
-        self._push(self._recall("study", study.key))
+        self.studies.add_places(run.id, len(unit_ids))
 
     def sync(self, run: RunInfo) -> Sequence[Report]:
         """Returned and timed-out submissions (their units are offered again); pending places and bonuses."""
-        study = self._study(run.id)
+        study = self.studies.current(run.id)
         if study is None or study.state == "creating":
             return []
-        self._push(study)
+        self.studies.push(study)
         reports = []
         for sub in retried(lambda: list(self.api.pages(f"studies/{study.remote_id}/submissions/"))):
             if sub.get("status") in RELEASED and sub["id"] not in self._reported:
@@ -225,19 +214,7 @@ class ProlificProvider:
     def cleanup(self, task_run_id: int | None = None) -> int:
         """Stop every open study and delete every run group crowdnb left (of one run, or all); returns how
         many. Each is tried; the first failure is raised at the end, and calling again finishes the job."""
-        done, failure = 0, None
-        for item in objects.listed(self.store, NAME, "study", task_run_id=task_run_id):
-            if item.state not in ("draft", "published"):
-                continue
-            try:
-                if item.state == "draft":
-                    retried(lambda i=item: self.api.delete(f"studies/{i.remote_id}/"))  # type: ignore[misc]
-                else:
-                    self._transition(item.remote_id, "STOP")
-                objects.set_state(self.store, NAME, "study", item.key, "stopped")
-                done += 1
-            except ProviderError as exc:
-                failure = failure or exc
+        done, failure = self.studies.close(task_run_id)
         for item in objects.listed(self.store, NAME, "group", task_run_id=task_run_id, state="active"):
             if item.key.startswith("run:"):
                 try:
@@ -269,7 +246,7 @@ class ProlificProvider:
         """Set up and pay a bonus once per ``token`` (see ``prolific_bonus``); the reason stays in crowdnb."""
         cents = minor(amount, "bonus")
         if unit is not None:
-            session, study = self._session(unit), unit.external.get("study_id") or self._study_id(unit.run_id)
+            session, study = self._session(unit), unit.external.get("study_id") or self.studies.latest_id(unit.run_id)
         else:
             study, session = self._where(worker)
         state = self.bonuses.give(
@@ -280,7 +257,7 @@ class ProlificProvider:
 
     def study(self, run_id: int) -> dict[str, Any]:
         """The run's latest study as Prolific shows it (status, places, filters …)."""
-        return dict(retried(lambda: self.api.get(f"studies/{self._study_id(run_id)}/")))
+        return dict(retried(lambda: self.api.get(f"studies/{self.studies.latest_id(run_id)}/")))
 
     def settle_bonuses(self) -> dict[str, int]:
         """Finish bonuses a failure or crash left half-done (never paying one twice); counts by state."""
@@ -309,80 +286,8 @@ class ProlificProvider:
         self.groups.refresh_member(worker)
 
     # --- helpers -----------------------------------------------------------------------------
-    def _recall(self, kind: str, key: str) -> objects.RemoteObject:
-        found = objects.recall(self.store, NAME, kind, key)
-        if found is None:
-            raise StateError(f"Prolific {kind} {key!r} is not recorded")
-        return found
-
-    def _study(self, run_id: int) -> objects.RemoteObject | None:
-        """The run's current study (the last one not stopped), or None."""
-        live = [s for s in objects.listed(self.store, NAME, "study", task_run_id=run_id) if s.state in LIVE]
-        return live[-1] if live else None
-
     def _workspace(self) -> str:
         return self.groups.workspace(self.workspace_name)
-
-    def _create_study(self, run: RunInfo, workspace: str, project: str, block: str,
-                      pending: objects.RemoteObject | None) -> objects.RemoteObject:  # fmt: skip
-        """Create the draft study (and its groups) once, even when an answer is lost or the process dies."""
-        if pending is None:
-            number = len(objects.listed(self.store, NAME, "study", task_run_id=run.id)) + 1
-            key = f"run:{run.id}:{number}"
-            name = f"crowdnb run {run.id} #{number} {secrets.token_hex(3)}"  # unique: found again after a crash
-            places = int(
-                self.store.scalar("SELECT count(*) FROM units WHERE task_run_id = ? AND status = 'launched'", (run.id,))
-            )
-            objects.remember(self.store, NAME, "study", key, "", task_run_id=run.id, state="creating",
-                             internal_name=name, code=secrets.token_hex(4).upper(), places=places)  # fmt: skip
-            pending = self._recall("study", key)
-        groups = self.groups.run_groups(run, workspace, pending.key)
-        filters = merge(self.filters, [("participant_group_blocklist", [block, *groups.get("exclude", [])]),
-                                        ("participant_group_allowlist", groups.get("allow", []))])  # fmt: skip
-        data = pending.data
-        body = {
-            "name": run.title, "internal_name": data["internal_name"], "description": run.description or run.title,
-            "external_study_url": self._external_url(run), "prolific_id_option": "url_parameters",
-            "completion_codes": [{"code": data["code"], "code_type": "COMPLETED", "actions": [{"action": "MANUALLY_REVIEW"}]}],
-            "total_available_places": max(int(data["places"]), 1), "estimated_completion_time": self.estimated_minutes,
-            "reward": minor(run.reward, "reward"), "project": project, "filters": filters,
-        }  # fmt: skip
-        if run.assignment_duration:
-            body["maximum_allowed_time"] = max(self.estimated_minutes, math.ceil(run.assignment_duration / 60))
-        self.groups.named("study", pending.key, f"projects/{project}/studies/", "internal_name", data["internal_name"],
-                    lambda: self.api.post("studies/", body), task_run_id=run.id, state="draft",
-                    **data | {"pushed": body["total_available_places"], "requirements": [r.to_dict() for r in run.requirements]})  # fmt: skip
-        log.info("run %s: Prolific study created (draft)", run.id)
-        return self._recall("study", pending.key)
-
-    def _external_url(self, run: RunInfo) -> str:
-        base = self.study_url or run.url
-        return f"{base}{'&' if '?' in base else '?'}{PLACEHOLDERS}"
-
-    def _push(self, study: objects.RemoteObject) -> None:
-        """Bring the platform's places up to what crowdnb asked for, and publish a draft with places."""
-        target, pushed = int(study.data["places"]), int(study.data.get("pushed", 0))
-        if target > pushed:
-            retried(lambda: self.api.patch(f"studies/{study.remote_id}/", {"total_available_places": target}))
-            objects.set_state(self.store, NAME, "study", study.key, study.state, pushed=target)
-        if study.state == "draft" and target > 0:
-            self._transition(study.remote_id, "PUBLISH")
-            objects.set_state(self.store, NAME, "study", study.key, "published")
-            log.info("Prolific study published with %d place(s)", target)
-
-    def _transition(self, study_id: str, action: str) -> None:
-        """PUBLISH or STOP; a refusal because it already happened (a lost answer) counts as done."""
-        try:
-            retried(lambda: self.api.post(f"studies/{study_id}/transition/", {"action": action}))
-        except ProviderError as exc:
-            if exc.transient:
-                raise
-            status = retried(lambda: self.api.get(f"studies/{study_id}/"))["status"]
-            if (action == "PUBLISH" and status != "UNPUBLISHED") or (
-                action == "STOP" and status in ("AWAITING REVIEW", "COMPLETED")
-            ):
-                return
-            raise
 
     def _decide(self, session: str, body: dict[str, Any], done: str) -> None:
         """A submission transition, retried; a refusal because it already happened counts as done."""
@@ -402,12 +307,6 @@ class ProlificProvider:
                     if sub.get("participant_id") == unit.worker:
                         return str(sub["id"])
         raise StateError(f"no Prolific submission of unit {unit.id} (participant {unit.worker[:6]}…)")
-
-    def _study_id(self, run_id: int) -> str:
-        made = [s.remote_id for s in objects.listed(self.store, NAME, "study", task_run_id=run_id) if s.remote_id]
-        if not made:
-            raise StateError(f"run {run_id} has no Prolific study")
-        return made[-1]
 
     def _where(self, worker: str) -> tuple[str, str]:
         """(study id, session id) of the worker's latest Prolific submission (bonuses and messages need one)."""
