@@ -479,6 +479,18 @@ def test_approve_retries_a_500_and_counts_a_lost_answer_as_done(launch: Any, fak
     assert fake.submissions[ann.session]["status"] == fake.submissions[bob.session]["status"] == "APPROVED"
 
 
+def test_a_decision_prolific_cannot_take_now_is_sent_at_a_later_sync(launch: Any, fake: FakeProlific) -> None:
+    run = launch()
+    ann = Someone(fake, study_of(fake))
+    ann.finish(run)
+    fake.fail("POST", "submissions/*/transition/", times=None)  # Prolific's review calls are down
+    with pytest.raises(ProviderError, match="the decision is kept and sent again at the next sync"):
+        run.approve([unit_of(run, ann.id)])
+    assert run.df.loc[0, "status"] == "accepted" and fake.submissions[ann.session]["status"] == "AWAITING REVIEW"
+    fake.heal()
+    wait_until(lambda: fake.submissions[ann.session]["status"] == "APPROVED", "the approval sent by a sync")
+
+
 def test_a_bonus_whose_pay_answer_is_lost_is_confirmed_not_paid_again(launch: Any, fake: FakeProlific) -> None:
     run = launch(options={"timeout": 0.5})
     ann = Someone(fake, study_of(fake))

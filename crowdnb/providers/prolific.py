@@ -183,6 +183,7 @@ class ProlificProvider:
         )
         block = self.groups.block_group(workspace)
         self.studies.ensure(run, workspace, project, block, minor(run.reward, "reward"))
+        self._pending_decisions(run.id)
         self.bonuses.settle_all()
 
     def publish(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
@@ -200,6 +201,7 @@ class ProlificProvider:
             if sub.get("status") in RELEASED and sub["id"] not in self._reported:
                 self._reported.add(sub["id"])
                 reports.append(Report(sub["participant_id"], RELEASED[sub["status"]], {"session_id": sub["id"]}))
+        self._pending_decisions(run.id)
         self.bonuses.settle_all()
         return reports
 
@@ -231,12 +233,12 @@ class ProlificProvider:
     # --- review ------------------------------------------------------------------------------
     def approve(self, unit: UnitRef, note: str | None) -> None:
         """APPROVE the unit's submission (Prolific pays the reward)."""
-        self._decide(self._session(unit), {"action": "APPROVE"}, "APPROVED")
+        self._decide(unit, {"action": "APPROVE"}, "APPROVED")
 
     def reject(self, unit: UnitRef, note: str | None) -> None:
         """REJECT with the note (made ≥ 100 characters, see ``REJECTION``) and the configured category."""
         body = {"action": "REJECT", "message": rejection_message(note), "rejection_category": self.category}
-        self._decide(self._session(unit), body, "REJECTED")
+        self._decide(unit, body, "REJECTED")
 
     def soft_reject(self, unit: UnitRef, note: str | None) -> None:
         """Approved on Prolific (the worker is paid); unusable only in crowdnb."""
@@ -289,13 +291,38 @@ class ProlificProvider:
     def _workspace(self) -> str:
         return self.groups.workspace(self.workspace_name)
 
-    def _decide(self, session: str, body: dict[str, Any], done: str) -> None:
-        """A submission transition, retried; a refusal because it already happened counts as done."""
+    def _decide(self, unit: UnitRef, body: dict[str, Any], done: str) -> None:
+        """A review decision carried out on Prolific, recorded first: one the platform could not take now
+        (an outage) is finished by a later sync; Prolific refuses a repeat, so nothing is done twice."""
+        key = f"unit:{unit.id}"
+        objects.remember(self.store, NAME, "decision", key, unit.external.get("session_id", ""),
+                         task_run_id=unit.run_id, unit_id=unit.id, state="pending", body=body, done=done,
+                         worker=unit.worker)  # fmt: skip
+        self._carry_out(objects.recall(self.store, NAME, "decision", key))
+
+    def _carry_out(self, item: objects.RemoteObject | None) -> None:
+        if item is None or item.state != "pending":
+            return
+        session = item.remote_id or self._session(UnitRef(int(item.unit_id or 0), int(item.task_run_id or 0),
+                                                          str(item.data["worker"]), 0.0))  # fmt: skip
+        path = f"submissions/{session}/transition/"
         try:
-            retried(lambda: self.api.post(f"submissions/{session}/transition/", body))
+            retried(lambda: self.api.post(path, item.data["body"]))
         except ProviderError as exc:
-            if exc.transient or retried(lambda: self.api.get(f"submissions/{session}/"))["status"] != done:
+            if exc.transient:
+                raise ProviderError(PLATFORM, exc.call, f"{exc.message}; the decision is kept and sent again at "
+                                    "the next sync", status=exc.status) from exc  # fmt: skip
+            if retried(lambda: self.api.get(f"submissions/{session}/"))["status"] != item.data["done"]:
+                objects.set_state(self.store, NAME, "decision", item.key, "refused", error=exc.message)
                 raise
+        objects.set_state(self.store, NAME, "decision", item.key, "done")
+
+    def _pending_decisions(self, run_id: int) -> None:
+        for item in objects.listed(self.store, NAME, "decision", task_run_id=run_id, state="pending"):
+            try:
+                self._carry_out(item)
+            except ProviderError as exc:
+                log.warning("a Prolific review decision is still pending: %s", exc)
 
     def _session(self, unit: UnitRef) -> str:
         """The unit's Prolific submission id (``SESSION_ID``), looked up when the page did not carry it."""
