@@ -534,6 +534,18 @@ def test_sync_rides_out_an_outage_and_catches_up(launch: Any, fake: FakeProlific
     wait_until(lambda: run.counts["launched"] == 1, "the return seen once Prolific answers again")
 
 
+def test_a_stop_prolific_refuses_is_finished_by_cleanup(launch: Any, fake: FakeProlific, project: cn.Project) -> None:
+    run = launch(qualifications=[cn.requirement("trusted", "Exists")])
+    fake.fail("POST", "studies/*/transition/", times=None)
+    with pytest.raises(ProviderError, match=r"call run.provider_client\(\).cleanup\(run.id\) again"):
+        run.stop()
+    assert run.state == "stopped" and not run.serving and study_of(fake)["status"] == "ACTIVE"
+    assert all(g["is_deleted"] for g in fake.groups.values() if g["name"].startswith("crowdnb run"))
+    fake.heal()
+    assert run.provider_client().cleanup(run.id) == 1  # the study; the group was already deleted
+    assert study_of(fake)["_stopped"] and run.provider_client().cleanup(run.id) == 0
+
+
 def test_a_crashed_run_resumes_on_the_same_study(fake: FakeProlific, project: cn.Project, tmp_path: Path) -> None:
     options = {"completion_url": fake.completion_url, "poll_seconds": 0.1}
     child = spawn(tmp_path, project.root, "launch", json.dumps(options))
