@@ -6,6 +6,7 @@ Routes::
     POST /submit        answers (JSON, urlencoded or multipart with files); idempotent by submission id
     WS   /ws?token=…    status pushes and heartbeats (disconnect detection)
     GET  /static/<p>    files of the task's folder; /_crowd/<p> crowdnb's own page assets
+    GET  /<p>           a JS task's bundle files (relative links of a React or Vite build)
     GET  /healthz       liveness and unit counts; /openapi.json describes all of this
 """
 
