@@ -26,7 +26,7 @@ def _attrs(**values: Any) -> str:
         name = key.rstrip("_").replace("_", "-")
         if value is True:
             out.append(f" {name}")
-        elif value not in (None, False, ""):
+        elif value not in (None, False, "") or (name == "value" and value == ""):  # an option's value="" counts
             out.append(f' {name}="{escape(str(value))}"')
     return "".join(out)
 

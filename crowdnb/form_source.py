@@ -149,6 +149,9 @@ def _from_data(
         where = "" if kind == "unit" else f"[{index}]"
         try:
             item = inline_insertions(item, folder, f"{where}.form" if where else "form")
+        except FormError as exc:  # reported; the rest of the form is still checked
+            problems += exc.problems
+        try:
             _, found = check_form(item, where)
             warnings += found
         except FormError as exc:

@@ -288,11 +288,12 @@ class _Checker:
     def field(self, value: Any, path: str) -> FormField:
         kind = value.get("type") if isinstance(value, dict) else None
         attrs = dict(_FIELD)
-        if kind in ("select", "checkbox", "radio"):
-            attrs["options"] = ("list", True)
-        if kind == "select":
+        known = kind in FIELD_TYPES
+        if kind in ("select", "checkbox", "radio") or not known:  # an unknown type: only the type is wrong
+            attrs["options"] = ("list", known)
+        if kind == "select" or not known:
             attrs["multiple"] = ("bool", False)
-        raw = self.obj(value, path, attrs, f"a {kind} field" if isinstance(kind, str) else "a field")
+        raw = self.obj(value, path, attrs, f"a {kind} field" if known else "a field")
         if "type" in raw and kind not in FIELD_TYPES:
             self.error(key_path(path, "type"), f"expected one of {', '.join(FIELD_TYPES)}, got {show(kind)}")
         kind = kind if kind in FIELD_TYPES else "input"

@@ -166,6 +166,8 @@
     Object.keys(error.errors || {}).forEach(function (k) { lines.push(k + ": " + error.errors[k]); });
     show("crowd-errors", "alert", lines.join("\n"));
     buttons().forEach(function (b) { b.disabled = false; });
+    // a page that lays out its own fields (the form composer) shows each message beside its field too
+    document.dispatchEvent(new CustomEvent("crowd:failed", { detail: { reason: error.reason, errors: error.errors || {} } }));
   }
 
   function buttons() {
