@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pandas as pd
 import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -248,3 +249,52 @@ def test_sdk_follows_the_providers_completion(project: cn.Project, new_page: Cal
         assert submissions(run) == 1
     finally:
         run.stop()
+
+
+def test_onboarding_page_is_flagged_and_leads_into_the_bundle(
+    project: cn.Project, new_page: Callable[..., Page]
+) -> None:
+    test = cn.Onboarding(
+        html='<p>Is a cat an animal?</p><label><input type="radio" name="q" value="yes"> yes</label>'
+        '<label><input type="radio" name="q" value="no"> no</label>',
+        expected={"q": "yes"},
+    )
+    task = cn.Task("pairs", title="Pairs", reward=0.1, js=str(BUNDLE), data=PAIR, onboarding=test, project=project)
+    run = task.launch()
+    try:
+        page = new_page(run.worker_url("gus"))
+        assert page.evaluate("() => crowd.mode") == "onboarding"
+        page.check("input[name=q][value=yes]")
+        page.click("#crowd-submit")  # passing reloads the page (the provider's "reload" completion)
+        expect(page.locator("#app-mode")).to_have_text("mode: task")
+        page.click("#pick-right")
+        page.click("#app-submit")
+        expect(page.locator("#app-status")).to_contain_text("Saved")
+        assert run.df.iloc[0]["choice"] == "right"
+    finally:
+        run.stop()
+
+
+def test_review_and_export_take_whatever_a_js_task_submits(make_run: Any, tmp_path: Path) -> None:
+    from crowdnb.review_app import create_review_app
+
+    from .test_review_app import BEARER, TOKEN, serving
+
+    run = js_run(make_run)
+    unit = requests.get(run.worker_url("hal"), headers={"Accept": "application/json"}, timeout=10).json()
+    answers = {"choice": "left", "reasons": ["fluent", "concise"], "detail": {"seconds": 7, "boxes": [{"x": 1}]}}
+    body = {"token": unit["token"], "submission_id": uuid.uuid4().hex, "answers": answers}
+    assert requests.post(run.url + "submit", json=body, timeout=10).status_code == 200
+    assert list(run.df.columns[-4:]) == ["choice", "reasons", "detail.seconds", "detail.boxes"]
+    with serving(create_review_app(run.store.root, TOKEN)) as base:
+        view = requests.get(f"{base}/api/tasks/{run.task_name}", headers=BEARER, timeout=10).json()
+    shown = view["workers"][0]["units"][0]["answers"]
+    assert shown == {"choice": "left", "reasons": '["fluent", "concise"]', "detail.seconds": "7",
+                     "detail.boxes": '[{"x": 1}]'}  # fmt: skip
+    run.export(tmp_path / "out.csv")
+    run.export(tmp_path / "out.jsonl")
+    csv = pd.read_csv(tmp_path / "out.csv")
+    assert json.loads(csv.loc[0, "reasons"]) == ["fluent", "concise"]
+    assert json.loads(csv.loc[0, "detail.boxes"]) == [{"x": 1}]
+    line = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    assert line["reasons"] == ["fluent", "concise"] and line["detail.boxes"] == [{"x": 1}]
