@@ -140,13 +140,13 @@ def mturk() -> None:
 @click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
 @click.option("--run", "run_ids", type=int, multiple=True, help="Also a run still marked running (its process died).")
 def mturk_cleanup(sandbox: bool, home: str | None, run_ids: tuple[int, ...]) -> None:
-    """Dispose of HITs stopped or crashed runs left, and send decisions and bonuses MTurk never confirmed."""
+    """Dispose of HITs stopped or crashed runs left, and send what MTurk never confirmed (decisions, bonuses …)."""
     from .providers.mturk import cleanup
 
     done = cleanup(open_project(home), sandbox=sandbox, runs=run_ids)
     click.echo(
         f"{done.disposed} HITs disposed, {done.pending} kept (work awaiting review, or a worker still on them), "
-        f"{done.found} found only by annotation; {done.settled} decisions/bonuses sent"
+        f"{done.found} found only by annotation; {done.settled} unsent calls sent (decisions, bonuses, qualifications, blocks)"
     )
     if done.running:
         ids = ", ".join(map(str, done.running))

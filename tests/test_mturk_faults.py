@@ -121,8 +121,27 @@ def test_review_after_the_run_stopped_is_sent_by_the_cleanup(on_mturk: Any, mtur
     mturk.healthy()
     out = CliRunner().invoke(cli, ["mturk", "cleanup", "--sandbox", "--home", str(run.project.root)])
     assert out.exit_code == 0, out.output
-    assert "1 decisions/bonuses sent" in out.output
+    assert "1 unsent calls sent" in out.output
     assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Rejected"
+
+
+def test_qualifications_and_blocks_while_mturk_is_down_reach_it_later(
+    on_mturk: Any, mturk: FakeMTurk, project: cn.Project
+) -> None:
+    run = on_mturk()
+    run.stop()
+    for operation in ("AssociateQualificationWithWorker", "CreateWorkerBlock"):
+        mturk.fail(operation, "500", times=100)
+    with pytest.raises(ProviderError, match="sent again"):
+        cn.grant("A1ALICE", "careful", 3, provider="mturk_sandbox", project=project)
+    with pytest.raises(ProviderError, match="sent again"):
+        cn.block("A2MALLORY", "spam", provider="mturk_sandbox", project=project)
+    assert mturk.score("careful", "A1ALICE") is None and mturk.requester.blocks == {}
+    mturk.healthy()
+    out = CliRunner().invoke(cli, ["mturk", "cleanup", "--sandbox", "--home", str(project.root)])
+    assert "2 unsent calls sent" in out.output, out.output
+    assert mturk.score("careful", "A1ALICE") == 3 and mturk.requester.blocks == {"A2MALLORY": "spam"}
+    assert len(mturk.requester.qualification_types) == 1
 
 
 def _script(body: str) -> str:

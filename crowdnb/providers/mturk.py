@@ -41,7 +41,6 @@ from .mturk_api import WORKER_SITE, MTurkAPI, short
 from .mturk_hits import Hits, HitSettings
 from .mturk_requirements import qualification_requirements
 from .mturk_review import Review
-from .retry import retried
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -201,7 +200,7 @@ class MTurkProvider:
         self.review.bonus(worker, amount, reason, token, assignment)
 
     def settle(self) -> int:
-        """Send again the decisions and bonuses MTurk has not confirmed (it was down); returns how many went."""
+        """Send again what MTurk has not confirmed (decisions, bonuses, qualifications, blocks); returns how many went."""
         return self.review.settle()
 
     def _latest_assignment(self, worker: str) -> str:
@@ -231,57 +230,22 @@ class MTurkProvider:
 
     def block(self, worker: str, reason: str) -> None:
         """Block the worker from all of this requester's HITs."""
-        self.api.call("CreateWorkerBlock", safe=True, WorkerId=worker, Reason=reason[:1024])
+        self.review.block(worker, reason)
 
     def unblock(self, worker: str) -> None:
         """Lift the block."""
-        self.api.call("DeleteWorkerBlock", safe=True, WorkerId=worker, Reason="Unblocked by the requester")
+        self.review.block(worker, None)
 
     def grant_qualification(self, worker: str, name: str, value: int) -> None:
         """Give the worker ``name`` = ``value`` on MTurk (the type is found by name or created)."""
-        type_id = self._qualification_type(name)
-        self.api.call(
-            "AssociateQualificationWithWorker",
-            safe=True,
-            QualificationTypeId=type_id,
-            WorkerId=worker,
-            IntegerValue=int(value),
-            SendNotification=False,
-        )
+        self.review.qualify(worker, name, int(value))
 
     def revoke_qualification(self, worker: str, name: str) -> None:
         """Take ``name`` away from the worker on MTurk."""
-        type_id = self._qualification_type(name)
-        self.api.call(
-            "DisassociateQualificationFromWorker",
-            safe=True,
-            QualificationTypeId=type_id,
-            WorkerId=worker,
-            Reason="Revoked by the requester",
-        )
+        self.review.qualify(worker, name, None)
 
     def _qualification_type(self, name: str) -> str:
-        """The MTurk qualification type called ``name``: remembered, found on MTurk, or created."""
-        known = objects.recall(self.store, self.name, "qualification_type", name)
-        if known is not None:
-            return known.remote_id
-
-        def find_or_create() -> str:  # finding first makes a retried creation safe
-            for qual in self.api.pages("ListQualificationTypes", "QualificationTypes", Query=name, MustBeRequestable=False, MustBeOwnedByCaller=True):  # fmt: skip
-                if qual["Name"] == name:
-                    return str(qual["QualificationTypeId"])
-            description = self.store.scalar("SELECT description FROM qualifications WHERE name = ?", (name,))
-            created = self.api.call(
-                "CreateQualificationType",
-                Name=name,
-                Description=description or f"Granted by the requester through crowdnb ({name})",
-                QualificationTypeStatus="Active",
-            )
-            return str(created["QualificationType"]["QualificationTypeId"])
-
-        type_id = retried(find_or_create, base_delay=self.api.retry_delay)
-        objects.remember(self.store, self.name, "qualification_type", name, type_id)
-        return type_id
+        return self.review.qualification_type(name)
 
 
 class MTurkSandboxProvider(MTurkProvider):

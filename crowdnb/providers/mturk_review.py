@@ -1,8 +1,9 @@
-"""Review decisions and money on MTurk: each recorded as an intent before it is sent, sent again until
-MTurk confirms it, and never carried out twice.
+"""Review decisions, money, qualifications and blocks on MTurk: each recorded as an intent before it is
+sent, sent again until MTurk confirms it, and never carried out twice.
 
 crowdnb writes a decision to its store first and then asks the provider once; if MTurk is down, the
-intent stays here in state ``requested`` (``provider_objects`` kinds ``review`` and ``bonus``) and
+intent stays here in state ``requested`` (``provider_objects`` kinds ``review``, ``bonus``,
+``qualification``, ``block``; a later intent for the same unit, worker or qualification replaces it) and
 ``settle`` sends it again — at every sync of a served run, when a run resumes, before the next review
 call, and from ``crowdnb mturk cleanup``. Sending again is safe:
 
@@ -31,6 +32,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOKEN_SAFE_FOR = 23 * 3600  # seconds: MTurk remembers a UniqueRequestToken for 24 hours
+# what is owed, by provider_objects kind → the method sending one
+SENDERS = {
+    "review": "_send_decision",
+    "bonus": "_send_bonus",
+    "qualification": "_send_qualification",
+    "block": "_send_block",
+}
 
 
 class Review:
@@ -141,14 +149,86 @@ class Review:
         payments = self.api.pages("ListBonusPayments", "BonusPayments", AssignmentId=assignment)
         return any(p["BonusAmount"] == dollars and p["Reason"] == reason for p in payments)
 
+    # --- qualifications and blocks ------------------------------------------------------------
+    def qualify(self, worker: str, name: str, value: int | None) -> None:
+        """Record and send a qualification value for the worker (None: take it away)."""
+        key = f"qualification:{name}:{worker}"
+        objects.remember(
+            self.store, self.provider, "qualification", key, worker, state="requested", name=name, value=value
+        )
+        self.settle(current=key)
+
+    def _send_qualification(self, obj: objects.RemoteObject) -> None:
+        worker, name, value = obj.remote_id, obj.data["name"], obj.data["value"]
+        type_id = self.qualification_type(name)
+        if value is None:
+            self.api.call(
+                "DisassociateQualificationFromWorker",
+                safe=True,
+                QualificationTypeId=type_id,
+                WorkerId=worker,
+                Reason="Revoked by the requester",
+            )
+        else:
+            self.api.call(
+                "AssociateQualificationWithWorker",
+                safe=True,
+                QualificationTypeId=type_id,
+                WorkerId=worker,
+                IntegerValue=int(value),
+                SendNotification=False,
+            )
+        objects.set_state(self.store, self.provider, "qualification", obj.key, "done")
+
+    def block(self, worker: str, reason: str | None) -> None:
+        """Record and send a worker block (``reason``) or its lifting (None)."""
+        key = f"block:{worker}"
+        objects.remember(self.store, self.provider, "block", key, worker, state="requested", reason=reason)
+        self.settle(current=key)
+
+    def _send_block(self, obj: objects.RemoteObject) -> None:
+        reason = obj.data["reason"]
+        if reason is None:
+            self.api.call("DeleteWorkerBlock", safe=True, WorkerId=obj.remote_id, Reason="Unblocked by the requester")
+        else:
+            self.api.call("CreateWorkerBlock", safe=True, WorkerId=obj.remote_id, Reason=reason[:1024])
+        objects.set_state(self.store, self.provider, "block", obj.key, "done")
+
+    def qualification_type(self, name: str) -> str:
+        """The MTurk qualification type called ``name``: remembered, found on MTurk, or created."""
+        known = objects.recall(self.store, self.provider, "qualification_type", name)
+        if known is not None:
+            return known.remote_id
+
+        def find_or_create() -> str:  # finding first makes a retried creation safe
+            found = self.api.pages(
+                "ListQualificationTypes",
+                "QualificationTypes",
+                Query=name,
+                MustBeRequestable=False,
+                MustBeOwnedByCaller=True,
+            )
+            for qual in found:
+                if qual["Name"] == name:
+                    return str(qual["QualificationTypeId"])
+            description = self.store.scalar("SELECT description FROM qualifications WHERE name = ?", (name,))
+            created = self.api.call(
+                "CreateQualificationType",
+                Name=name,
+                Description=description or f"Granted by the requester through crowdnb ({name})",
+                QualificationTypeStatus="Active",
+            )
+            return str(created["QualificationType"]["QualificationTypeId"])
+
+        type_id = retried(find_or_create, base_delay=self.api.retry_delay)
+        objects.remember(self.store, self.provider, "qualification_type", name, type_id)
+        return type_id
+
     # --- sending what is owed ------------------------------------------------------------------
     def pending(self) -> list[objects.RemoteObject]:
-        """Decisions and bonuses recorded but not yet confirmed by MTurk, oldest first."""
-        found = [
-            *objects.listed(self.store, self.provider, "review", state="requested"),
-            *objects.listed(self.store, self.provider, "bonus", state="requested"),
-        ]
-        return sorted(found, key=lambda o: o.key)
+        """Decisions, bonuses, qualifications and blocks recorded but not yet confirmed by MTurk."""
+        found = [o for kind in SENDERS for o in objects.listed(self.store, self.provider, kind, state="requested")]
+        return sorted(found, key=lambda o: (o.kind, o.key))
 
     def settle(self, current: str | None = None) -> int:
         """Send every pending decision and bonus; returns how many went through.
@@ -161,14 +241,14 @@ class Review:
         with self._lock:
             for obj in self.pending():
                 try:
-                    (self._send_decision if obj.kind == "review" else self._send_bonus)(obj)
+                    getattr(self, SENDERS[obj.kind])(obj)
                 except ProviderError as exc:
                     if exc.transient:
                         raise ProviderError(
                             "MTurk",
                             exc.call,
-                            f"{exc.message} — recorded in crowdnb; {len(self.pending())} decision(s)/bonus(es) "
-                            "wait and are sent again at the next sync, on resume, or by `crowdnb mturk cleanup`",
+                            f"{exc.message} — recorded in crowdnb; {len(self.pending())} call(s) wait and are "
+                            "sent again at the next sync, on resume, or by `crowdnb mturk cleanup`",
                             transient=True,
                             status=exc.status,
                         ) from exc
