@@ -303,3 +303,22 @@ def test_resume_after_a_stop_offers_the_units_again(on_mturk: Any, mturk: FakeMT
         assert sorted(again.df["worker"]) == ["A1ALICE", "A2BOB"]
     finally:
         again.stop()
+
+
+def test_the_provider_keeps_the_protocol_and_calls_mturk_only_when_used(project: cn.Project, mturk: FakeMTurk) -> None:
+    from crowdnb.providers import Provider, create
+
+    provider = create("mturk", project.store)
+    assert isinstance(provider, Provider) and provider.fee_rate == 0.2 and provider.poll_seconds == 30
+    assert provider.identify({"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "H1"}) is None
+    assert mturk.calls == []  # made from stored options for run.spend or review: no network until a call
+
+
+def test_an_unreachable_mturk_is_a_transient_provider_error(project: cn.Project, mturk: FakeMTurk) -> None:
+    from crowdnb.providers import create
+
+    provider = create("mturk_sandbox", project.store, endpoint_url="http://127.0.0.1:9", retry_delay=0.01)
+    with pytest.raises(ProviderError, match=r"no answer from http://127\.0\.0\.1:9") as caught:
+        provider.block("A1ALICE", "spam")
+    assert caught.value.transient and caught.value.platform == "MTurk"
+    assert [o.state for o in objects.listed(project.store, "mturk_sandbox", "block")] == ["requested"]

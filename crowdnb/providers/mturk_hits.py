@@ -55,8 +55,8 @@ class Hits:
     def tag(self) -> str:
         """This project's tag in RequesterAnnotations (made once, kept in the project)."""
         found = objects.recall(self.store, self.provider, "project", "tag")
-        if found is None:
-            objects.remember(self.store, self.provider, "project", "tag", uuid.uuid4().hex[:12])
+        if found is None:  # two threads at once keep the first one's tag
+            objects.remember(self.store, self.provider, "project", "tag", uuid.uuid4().hex[:12], replace=False)
             found = objects.recall(self.store, self.provider, "project", "tag")
         assert found is not None
         return found.remote_id

@@ -83,7 +83,13 @@ class Review:
                 feedback = (note or "Your work did not follow the task's instructions.")[:1024]
                 self.api.call("RejectAssignment", AssignmentId=assignment, RequesterFeedback=feedback)
 
-        retried(once, base_delay=self.api.retry_delay)
+        try:
+            retried(once, base_delay=self.api.retry_delay)
+        except ProviderError as exc:
+            # another crowdnb process may have sent the same decision a moment before: MTurk then has it
+            wanted = "Approved" if action == "approve" else "Rejected"
+            if exc.transient or exc.call == "GetAssignment" or self._status(obj.unit_id, assignment) != wanted:
+                raise
         objects.set_state(self.store, self.provider, "review", obj.key, "done")
 
     def _status(self, unit_id: int | None, assignment: str) -> str:
