@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import requests
 import websocket
@@ -14,12 +17,32 @@ import websocket
 import crowdnb as cn
 
 from .conftest import wait_until
+from .serving import free_port, start_server
+
+PAGE = '<p>{{ text }}</p><input name="who"><input name="row">'
+
+
+class Browser(requests.Session):
+    """A worker's browser: a request that times out is sent again, as crowd.js resends a submission with its
+    id (a saturated server may have done the first one: the retry must then be a duplicate, not a second)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers["Accept"] = "application/json"
+
+    def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for attempt in range(4):
+            try:
+                return super().request(*args, **kwargs)
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt == 3:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def chaotic_bot(run: cn.Run, name: str, seed: int, acked: list[tuple[str, str]], lock: threading.Lock) -> None:
     rng = random.Random(seed)
-    http = requests.Session()
-    http.headers["Accept"] = "application/json"
+    http = Browser()
     url, submit = run.worker_url(name), run.url + "submit"
     idle = 0.0
     while True:
@@ -67,9 +90,8 @@ def chaotic_bot(run: cn.Run, name: str, seed: int, acked: list[tuple[str, str]],
                 acked.append((client_id, name))
 
 
-def test_chaotic_crowd_completes_every_unit_exactly_once(make_run) -> None:
-    rows = [{"text": f"row {i}"} for i in range(60)]
-    run = make_run(data=rows, units_per_assignment=3, assignment_duration=3, disconnect_grace=0.5)
+def unleash(run: cn.Run, bots: int) -> list[tuple[str, str]]:
+    """``bots`` chaotic bots at once until no work is left; the submissions they were told are saved."""
     acked: list[tuple[str, str]] = []
     lock = threading.Lock()
     failures: list[str] = []
@@ -80,22 +102,65 @@ def test_chaotic_crowd_completes_every_unit_exactly_once(make_run) -> None:
         except Exception as exc:  # reported below with the bot's name
             failures.append(f"w{i}: {exc!r}")
 
-    bots = [threading.Thread(target=bot, args=(i,), daemon=True) for i in range(100)]
-    for bot in bots:
-        bot.start()
-    for bot in bots:
-        bot.join(timeout=120)
+    threads = [threading.Thread(target=bot, args=(i,), daemon=True) for i in range(bots)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
     assert failures == []
-    # whoever is left finishes politely
-    cn.simulate(run, workers=6, answer=lambda row: {"who": "finisher", "row": row["text"]}, prefix="finisher")
-    wait_until(lambda: run.counts["completed"] == 180, timeout=30)
+    return acked
 
+
+def polite_bot(run: cn.Run, name: str) -> None:
+    """Take units and submit them until none is left."""
+    http = Browser()
+    while (reply := http.get(run.worker_url(name), timeout=30)).status_code == 200:
+        unit = reply.json()
+        body = {"token": unit["token"], "submission_id": uuid.uuid4().hex}
+        http.post(run.url + "submit", json=body | {"answers": {"who": name, "row": unit["input"]["text"]}}, timeout=30)
+
+
+def check_exactly_once(run: cn.Run, acked: list[tuple[str, str]], units: int) -> None:
     store = run.store
-    assert store.scalar("SELECT count(*) FROM submissions") == 180  # one per unit, none doubled
+    assert store.scalar("SELECT count(*) FROM submissions") == units  # one per unit, none doubled
     stored = {r["client_id"] for r in store.query("SELECT client_id FROM submissions")}
     assert {client_id for client_id, _ in acked} <= stored  # nothing a worker was told is saved went missing
-    frame = run.df
+    frame = cn.open(store.root).run(run.id).df
     assert not frame.duplicated(["assignment_id", "worker"]).any()  # never two units of one row for one worker
     assert (frame.groupby("assignment_id").size() == 3).all()
     assert (frame["row"] == frame["text"]).all()  # every answer belongs to the unit its worker was shown
     assert store.scalar("SELECT count(*) FROM agents WHERE status IN ('accepted', 'in_task')") == 0
+
+
+def test_chaotic_crowd_completes_every_unit_exactly_once(make_run) -> None:
+    rows = [{"text": f"row {i}"} for i in range(60)]
+    run = make_run(data=rows, units_per_assignment=3, assignment_duration=3, disconnect_grace=0.5)
+    acked = unleash(run, 100)
+    # whoever is left finishes politely
+    cn.simulate(run, workers=6, answer=lambda row: {"who": "finisher", "row": row["text"]}, prefix="finisher")
+    wait_until(lambda: run.counts["completed"] == 180, timeout=30)
+    check_exactly_once(run, acked, 180)
+
+
+def test_a_thousand_chaotic_workers_on_crowdnb_serve(tmp_path: Path) -> None:
+    rows = [{"text": f"row {i}"} for i in range(200)]
+    task = cn.Task(
+        "chaos", title="T", reward=0.1, html=PAGE, data=rows, units_per_assignment=3,
+        assignment_duration=3, disconnect_grace=0.5, project=tmp_path / "served",
+    )  # fmt: skip
+    run = task.launch()
+    run.stop()
+    port = free_port()
+    server = start_server(run.store.root, port)
+    try:
+        acked = unleash(run, 1000)
+        finishers = [threading.Thread(target=polite_bot, args=(run, f"finisher-{i}")) for i in range(6)]
+        for thread in finishers:
+            thread.start()
+        for thread in finishers:
+            thread.join(timeout=120)
+        wait_until(lambda: run.counts["completed"] == 600, "every unit completed", timeout=60)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    check_exactly_once(run, acked, 600)

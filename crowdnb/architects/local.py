@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+BACKLOG = 4096  # pending connections (the kernel caps it at net.core.somaxconn)
+
+
 class LocalArchitect:
     """Serve the router on ``host:port`` from a background thread; ``port=0`` picks a free port.
 
@@ -49,6 +52,9 @@ class LocalArchitect:
                 f"cannot listen on {self.host}:{self.port} (is it taken?); pass port=0 for a free port"
             ) from exc
         self.port = self._server.server_port
+        # a crowd arriving at once (a study going live) overflows werkzeug's backlog of 128: dropped
+        # SYNs are retried by the client after 1, 3, 7 … s, which a worker sees as a page that hangs
+        self._server.socket.listen(BACKLOG)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
