@@ -55,7 +55,7 @@ def test_mturk_down_during_publish_leaves_a_run_that_resumes(
     (run_id,) = project.runs
     stopped = cn.open(project.root).runs[run_id]
     assert stopped.state == "stopped" and stopped.counts["launched"] == 3
-    assert states(stopped, "hit") == ["creating"]  # the intent, never answered
+    assert states(stopped, "hit") == ["creating"] * 3  # the intents, never answered
     mturk.healthy()
     run = stopped.resume()
     try:
@@ -64,6 +64,17 @@ def test_mturk_down_during_publish_leaves_a_run_that_resumes(
         wait_until(lambda: len(run.df) == 1, "the submission")
     finally:
         run.stop()
+
+
+def test_mturk_failing_a_publish_mid_run_gets_the_hit_made_at_a_later_sync(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk(max_num_concurrent_units=1)
+    assert len(mturk.hits()) == 1
+    mturk.fail("CreateHITWithHITType", "500", times=4)  # every retry of the next publish fails
+    Turker(mturk, "A1ALICE").work()
+    wait_until(lambda: len(mturk.hits()) == 2, "the second unit's HIT, made by a sync once MTurk answers")
+    assert mturk.count("CreateHITWithHITType") == 6 and states(run, "hit") == ["active", "active"]
+    Turker(mturk, "A2BOB").work()
+    wait_until(lambda: len(run.df) == 2, "both submissions")
 
 
 @pytest.mark.parametrize("fault", ["500", "timeout"])

@@ -133,7 +133,7 @@ class MTurkProvider:
         # CreateHITType answers the same id for the same properties: safe to repeat
         self.hits.remember_type(run, self.api.call("CreateHITType", safe=True, **params)["HITTypeId"])
         self.hits.top_up(run)
-        self.review.settle()
+        self._settle_quietly()
         log.info("run %s set up on %s (%d requirements pushed down)", run.id, self.name, len(requirements))
 
     def publish(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
@@ -142,14 +142,21 @@ class MTurkProvider:
 
     def sync(self, run: RunInfo) -> Sequence[Report]:
         """Finish HITs whose creation got no answer; report workers whose assignment is gone; send what is owed."""
+        reports: Sequence[Report] = []
         try:
             self.hits.finish_creating(run)
             reports = self.hits.reports(run, run.assignment_duration)
-            self.review.settle()
-            return reports
         except ProviderError as exc:  # the next poll tries again; the run keeps serving meanwhile
             log.warning("run %s: MTurk not fully read this time: %s", run.id, exc)
-            return []
+        self._settle_quietly()
+        return reports
+
+    def _settle_quietly(self) -> None:
+        """Send what is owed; a failure is logged (the intents stay recorded for the next try)."""
+        try:
+            self.review.settle()
+        except ProviderError as exc:
+            log.warning("MTurk: owed calls not all sent yet: %s", exc)
 
     def expire(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """Withdraw HITs: every live one when the run has nothing on offer any more."""

@@ -64,6 +64,9 @@ class Hits:
     def publish(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """One HIT per unit (nothing new for a unit whose HIT was already made)."""
         hit_type = self._hit_type(run.id)
+        for unit_id in unit_ids:  # every intent first: if MTurk fails midway, the next sync makes the rest
+            objects.remember(self.store, self.provider, "hit", f"unit:{unit_id}", "", task_run_id=run.id,
+                             unit_id=unit_id, state="creating", replace=False)  # fmt: skip
         for unit_id in unit_ids:
             self._create(run, hit_type, f"unit:{unit_id}", unit_id)
 
@@ -91,7 +94,10 @@ class Hits:
         open_ = 0
         for obj in active:
             hit = self.api.call("GetHIT", safe=True, HITId=obj.remote_id)["HIT"]
-            if hit["HITStatus"] == "Assignable" and obj.data.get("url") == run.url:
+            if obj.data.get("url") != run.url:  # the run came back on another address: that HIT leads nowhere
+                self.api.call("UpdateExpirationForHIT", safe=True, HITId=obj.remote_id, ExpireAt=PAST)
+                objects.set_state(self.store, self.provider, "hit", obj.key, "expired")
+            elif hit["HITStatus"] == "Assignable":
                 open_ += 1
         missing = len(launched) - open_
         if missing <= 0:
