@@ -203,7 +203,8 @@ def test_an_unsent_bonus_older_than_the_token_is_checked_before_paying(on_mturk:
     assert len(mturk.bonuses()) == 1 and mturk.count("ListBonusPayments") == 1
 
 
-def test_cleanup_disposes_of_hits_a_crashed_run_left(on_mturk: Any, mturk: FakeMTurk, project: cn.Project) -> None:
+def _crashed_run(project: cn.Project) -> int:
+    """A run of two units launched on the fake MTurk by another process, then killed (SIGKILL); its id."""
     code = _script(
         "task = cn.Task('crash', title='T', reward=0.5, html='<input name=a>', data=[{'x': 1}, {'x': 2}], project=project)\n"
         f"run = task.launch(provider='mturk_sandbox', provider_options={FAST!r})\n"
@@ -212,10 +213,14 @@ def test_cleanup_disposes_of_hits_a_crashed_run_left(on_mturk: Any, mturk: FakeM
     with subprocess.Popen([sys.executable, "-c", code, str(project.root)], stdout=subprocess.PIPE, text=True) as child:
         try:
             assert child.stdout is not None
-            run_id = int(child.stdout.readline())
+            return int(child.stdout.readline())
         finally:
             child.send_signal(signal.SIGKILL)  # the process dies without stopping its run
             child.wait()
+
+
+def test_cleanup_disposes_of_hits_a_crashed_run_left(on_mturk: Any, mturk: FakeMTurk, project: cn.Project) -> None:
+    run_id = _crashed_run(project)
     assert len(mturk.hits()) == 2
     # a HIT the crash made but never remembered, found by this project's annotation
     tag = objects.recall(project.store, "mturk_sandbox", "project", "tag")
@@ -249,3 +254,20 @@ def test_no_secret_reaches_the_project_or_the_log(
     assert os.environ["CROWDNB_CONFIG"].startswith(str(tmp_path))
     assert "wJalr-secret-value" not in caplog.text
     assert not any("A1ALICE" in r.getMessage() for r in caplog.records if r.name.startswith("crowdnb"))
+
+
+def test_a_run_whose_process_was_killed_resumes_on_its_hits(
+    on_mturk: Any, mturk: FakeMTurk, project: cn.Project
+) -> None:
+    run_id = _crashed_run(project)
+    before = {h["HITId"] for h in mturk.hits()}
+    run = cn.open(project.root).runs[run_id].resume()
+    try:
+        assert {h["HITId"] for h in mturk.hits()} == before  # the live HITs still lead to the run: none made twice
+        alice = Turker(mturk, "A1ALICE")
+        alice.accept()
+        assert alice.open().json()["status"] == "assigned"
+        alice.post_back(alice.submit({"a": "done"}))
+        assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Submitted"
+    finally:
+        run.stop()
