@@ -23,6 +23,7 @@ from .validation import registered
 
 log = logging.getLogger(__name__)
 
+_warned: set[str] = set()  # custom validators already said to be unchecked by the server
 KINDS = {"input": "text"}  # a form field type → the page.Field kind the rest of crowdnb knows
 
 
@@ -71,6 +72,11 @@ class FormPage(TaskPage):
             "validators": f"static/{VALIDATORS_JS}" if stored.get("validators_js") else None,
             "triggers": f"static/{TRIGGERS_JS}" if stored.get("triggers_js") else None,
         }
+        for name in custom_validator_names(tuple(self.versions)):
+            if registered(name) is None and name not in _warned:  # e.g. a run resumed in another process
+                _warned.add(name)
+                log.warning("custom validator %r has no Python function in this process: the server does not "
+                            "check it (crowdnb.validation.register(%r, fn) does)", name, name)  # fmt: skip
         self.variables = sorted(set().union(*(tokens_of(v) for v in self.versions)))
         self.required = list(self.variables)
         self._forms: dict[int, tuple[Form, list[Field]]] = {}
@@ -159,9 +165,6 @@ def missing_validators(stored: dict[str, Any], static_dir: Path | None) -> list[
             problems.append(Problem(path, f"custom validator {name!r} is defined nowhere: export it from "
                                     f"insertions/{VALIDATORS_JS} or register a Python function with "
                                     f"crowdnb.validation.register({name!r}, fn)"))  # fmt: skip
-        elif registered(name) is None:
-            log.warning("custom validator %r runs only in the page: register a Python function with "
-                        "crowdnb.validation.register to enforce it on the server too", name)  # fmt: skip
     return problems
 
 

@@ -30,8 +30,8 @@ def random_answer(fields: list[dict[str, Any]], rng: random.Random) -> dict[str,
     """A plausible answer within each field's rules: options, a number in range, text of a fitting length."""
     answers: dict[str, Any] = {}
     for f in fields:
-        if f["kind"] in ("file", "hidden"):
-            continue
+        if f["kind"] in ("file", "hidden") or (f.get("pattern") and not f["required"]):
+            continue  # nothing to upload; a pattern a bot cannot guess is better left empty when it may be
         low, high = f.get("min_length"), f.get("max_length")
         if f["options"]:
             choices = [o for o in f["options"] if o != ""] or list(f["options"])

@@ -69,7 +69,8 @@ def test_the_survey_task_data_loads_as_one_version_and_one_unit() -> None:
     assert source.origin == "task_data.json" and len(source.versions) == 1 and source.rows == ({},)
     form, warnings = check_form(source.versions[0])
     assert warnings == []
-    assert [f.name for f in form.fields()] == ["mode", "minutes", "improve"]
+    assert [f.name for f in form.fields()] == ["mode", "postcode", "minutes", "improve"]
+    assert next(f for f in form.fields() if f.name == "postcode").rules.regexp == ("^[0-9]{5}$", "ig")
     assert form.submit.text == "Send my answers" and form.sections[0].collapsable
 
 
@@ -462,3 +463,20 @@ def test_form_magic_reports_a_broken_cell_as_one_line(shell: Any) -> None:
         shell.run_line_magic(
             "crowd", f'form bad --title "B" --reward 0.1 --config {FORMS / "broken" / "min_length_word.json"}'
         )
+
+
+def test_bots_fill_a_mephisto_survey_within_its_rules(project: cn.Project) -> None:
+    run = cn.Task(
+        "commute", title="Commute", reward=0.1, form=FORMS / "survey", units_per_assignment=3, project=project
+    ).launch()
+    try:
+        sim = cn.simulate(run, workers=3, seed=3)
+        assert sim.errors == [] and sim.submitted == 3
+        frame = run.df
+        assert (
+            set(frame["mode"]) <= {"walk", "bike", "transit", "car"}
+            and frame["minutes"].astype(int).between(1, 10).all()
+        )
+        assert "postcode" not in frame or frame["postcode"].isna().all()  # optional, with a pattern: left empty
+    finally:
+        run.stop()
