@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .errors import CrowdError
+from .forms_cli import form
 from .project import open_project
 
 
@@ -151,6 +152,9 @@ def mturk_cleanup(sandbox: bool, home: str | None, run_ids: tuple[int, ...]) -> 
     if done.running:
         ids = ", ".join(map(str, done.running))
         click.echo(f"left alone: run(s) {ids} still marked running; if their process died, pass --run ID")
+
+
+cli.add_command(form)  # crowdnb form verify|extrapolate|permutate (forms_cli.py)
 
 
 def main() -> None:
