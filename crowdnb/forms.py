@@ -3,7 +3,8 @@
 A config is ``{"form": {...}}``: form → sections → fieldsets → rows → fields. ``check_form`` reads one
 and returns the typed ``Form`` (or raises ``FormError`` listing every problem, each like
 ``form.sections[0].fieldsets[1].rows[0].fields[2].validators.minLength: expected a whole number ≥ 0,
-got "three"``). Reading files, tokens and insertions live in ``form_tokens``; the HTML in ``form_render``.
+got "three"``). Validators: ``form_rules``; tokens and insertions: ``form_tokens``; files and folders:
+``form_source``; HTML: ``form_render``; the worker's page: ``form_page``; the CLI: ``forms_cli``.
 """
 
 from __future__ import annotations
@@ -391,13 +392,3 @@ def check_form(config: Any, path: str = "") -> tuple[Form, list[Problem]]:
     if errors:
         raise FormError(errors, [p for p in checker.problems if p.warning])
     return form, [p for p in checker.problems if p.warning]
-
-
-def parse_form(config: Any) -> Form:
-    """The ``Form`` of a config (``FormError`` on any error; warnings are dropped)."""
-    return check_form(config)[0]
-
-
-def checker() -> _Checker:
-    """A fresh problem collector (for the token and file checks that share its messages)."""
-    return _Checker()
