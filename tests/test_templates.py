@@ -257,3 +257,27 @@ def test_a_broken_review_renderer_leaves_the_plain_answers(tmp_path: Path, proje
     render = gallery.review_for(task.spec)
     assert render is not None
     assert "review.html failed" in render({"run_id": 1, "unit_id": 2, "text": "t", "x": "1"})
+
+
+# multi_label has none: "at least one topic" has no HTML attribute, so only its page checks it
+WITH_REQUIRED = [n for n in NAMES if any("required" in d for d in gallery.describe(n).answers.values())]
+
+
+@pytest.mark.parametrize("name", WITH_REQUIRED)
+def test_server_refuses_a_submission_without_the_required_answers(name: str, project: cn.Project) -> None:
+    """A POST that skips the page (and its script) is refused field by field; the example answers are saved."""
+    described = gallery.describe(name)
+    task = cn.Task(name, title="t", reward=0.1, template=name, data=described.example, project=project)
+    run = task.launch(provider="mock", architect="local")
+    try:
+        worker = Worker(run, "mallory")
+        assert worker.enter().status_code == 200
+        required = {f.name for f in task.fields if f.required}
+        refused = worker.submit({})
+        assert refused.status_code == 422, refused.text
+        assert set(refused.json()["errors"]) == required
+        assert len(run.df) == 0
+        assert worker.submit(described.example_answers).status_code == 200
+        wait_until(lambda: len(run.df) == 1, "the example submission in run.df")
+    finally:
+        run.stop()
