@@ -215,3 +215,27 @@ def test_the_form_fits_a_phone_and_passes_axe(volunteer: cn.Run, open_page: Call
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     violations = axe_violations(page)
     assert not violations, describe(violations)
+
+
+def test_the_feedback_box_comes_before_the_forms_submit_button(
+    project: cn.Project, open_page: Callable[..., Page]
+) -> None:
+    task = cn.Task("survey", title="Survey", reward=0.1, form=FORMS / "survey", feedback=True, project=project)
+    run = task.launch()
+    try:
+        page = open_page(run.worker_url("fay"))
+        follows = page.evaluate("""() => {
+            const [box, errors, button] = ["crowd-feedback", "crowd-errors", "crowd-submit"].map(id => document.getElementById(id));
+            return [box.compareDocumentPosition(button), errors.compareDocumentPosition(button)]
+                .every(p => p & Node.DOCUMENT_POSITION_FOLLOWING);
+        }""")
+        assert follows
+        page.check("#id_mode-1")
+        page.fill("#id_minutes", "25")
+        page.fill("#crowd-feedback", "The map was helpful.")
+        page.click("#crowd-submit")
+        expect(page.locator("#crowd-saved")).to_be_visible()
+        wait_until(lambda: len(run.df) == 1, "the submission")
+        assert run.df.loc[0, "mode"] == "bike" and run.df.loc[0, "_feedback"] == "The map was helpful."
+    finally:
+        run.stop()

@@ -224,6 +224,16 @@
     if (bad.length) summarize(bad);
   });
 
+  // The shell puts the feedback box and its error area after the form's body: the form's own submit
+  // button (and the instruction above it) go below them, where a submit button belongs.
+  var errorArea = document.getElementById("crowd-errors");
+  if (document.getElementById("crowd-feedback") && errorArea) {
+    var after = errorArea;
+    [form.querySelector(".cf-submit-instruction"), document.getElementById("crowd-submit")].forEach(function (el) {
+      if (el) { after.insertAdjacentElement("afterend", el); after = el; }
+    });
+  }
+
   // --- sections ------------------------------------------------------------------------------
   function open(section, on) {
     var button = byId(section.id) && byId(section.id).querySelector(".cf-toggle");
