@@ -108,6 +108,11 @@ def test_every_field_type_and_validator_in_the_page(
     expect(page.locator("#id_full_name-error")).to_have_text("Use at least 2 characters (you used 1).")
     page.fill("#id_full_name", "Ada Lovelace")
     expect(page.locator("#id_full_name-error")).to_have_text("")
+    page.focus("#id_email")  # leaving the name field: its onBlur trigger gets the value (onFocus fired on entry)
+    assert page.evaluate("[document.body.dataset.nameFocused, document.body.dataset.nameBlurred]") == [
+        "yes",
+        "left:Ada Lovelace",
+    ]
     expect(page.locator("#id_full_name")).not_to_have_attribute("aria-invalid", "true")
     page.fill("#id_email", "ada@gmail.com")
     expect(page.locator("#id_email-error")).to_have_text("The value does not have the expected format.")

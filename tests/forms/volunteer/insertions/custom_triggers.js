@@ -16,3 +16,11 @@ export function onClickStory(formData, updateFormData, element, fieldValue, form
 export function onClickRegister(formData) {
   document.body.dataset.registering = "yes";
 }
+
+export function onFocusName() {
+  document.body.dataset.nameFocused = "yes";
+}
+
+export function onBlurName(formData, updateFormData, element, fieldValue, formFields, how) {
+  document.body.dataset.nameBlurred = how + ":" + fieldValue;
+}
