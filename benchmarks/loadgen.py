@@ -14,6 +14,7 @@ import json
 import os
 import time
 import uuid
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -29,6 +30,8 @@ STOP_REASONS = frozenset({"no_work", "finished"})
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 HEARTBEAT = b'{"type": "heartbeat"}'
+# what Chromium and Firefox send on every `new WebSocket(url)`
+BROWSER_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 
 
 class LoadError(Exception):
@@ -121,35 +124,48 @@ class HttpConnection:
 class WebSocket:
     """A minimal RFC 6455 client: masked frames out, unmasked frames in, pings answered."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, deflate: str | None = None) -> None:
         self._reader, self._writer = reader, writer
+        self.deflate = deflate  # the permessage-deflate parameters the server accepted, if any
+        self._compress: Any = None
+        self._inflate: Any = None
+        if deflate is not None:
+            self._compress = zlib.compressobj(wbits=-window_bits(deflate, "client_max_window_bits"))
+            self._inflate = zlib.decompressobj(-window_bits(deflate, "server_max_window_bits"))
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str) -> WebSocket:
-        """Open a connection and do the upgrade handshake."""
+    async def connect(cls, host: str, port: int, path: str, deflate: bool = False) -> WebSocket:
+        """Open a connection and do the upgrade handshake; ``deflate`` offers permessage-deflate as browsers do."""
         reader, writer = await asyncio.open_connection(host, port)
         key = base64.b64encode(os.urandom(16))
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n".encode()
             + b"Sec-WebSocket-Key: "
             + key
-            + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            + b"\r\nSec-WebSocket-Version: 13\r\n"
+            + (BROWSER_OFFER if deflate else b"")
+            + b"\r\n"
         )
         status, headers = await read_head(reader)
         accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()
         if status != 101 or headers.get("sec-websocket-accept") != accept:
             writer.close()
             raise LoadError(f"websocket handshake answered {status}")
-        return cls(reader, writer)
+        accepted = headers.get("sec-websocket-extensions", "")
+        return cls(reader, writer, accepted if accepted.startswith("permessage-deflate") else None)
 
     def send(self, opcode: int, payload: bytes) -> None:
-        """Queue one final, masked frame (payloads under 64 KiB)."""
+        """Queue one final, masked frame (payloads under 64 KiB); text is compressed where deflate was agreed."""
+        first = 0x80 | opcode
+        if self._compress is not None and opcode == OP_TEXT:
+            payload = (self._compress.compress(payload) + self._compress.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            first |= 0x40  # RSV1: this message is compressed
         size = len(payload)
         length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
         mask = os.urandom(4)
         stream = (mask * (size // 4 + 1))[:size]
         masked = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
-        self._writer.write(bytes([0x80 | opcode]) + length + mask + masked)
+        self._writer.write(bytes([first]) + length + mask + masked)
 
     async def receive(self) -> bytes | None:
         """The next data message; None once the server sends its close frame."""
@@ -159,6 +175,8 @@ class WebSocket:
             if size >= 126:
                 size = int.from_bytes(await self._reader.readexactly(2 if size == 126 else 8), "big")
             payload = await self._reader.readexactly(size)
+            if first & 0x40 and self._inflate is not None:  # a compressed message (RFC 7692 §7.2.2)
+                payload = self._inflate.decompress(payload + b"\x00\x00\xff\xff")
             opcode = first & 0x0F
             if opcode == OP_PING:
                 self.send(OP_PONG, payload)
@@ -182,6 +200,15 @@ class WebSocket:
             pass
         finally:
             self.abort()
+
+
+def window_bits(accepted: str, name: str) -> int:
+    """A ``*_max_window_bits`` value of an accepted permessage-deflate header (15 when absent)."""
+    for part in accepted.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return int(value)
+    return 15
 
 
 def answers_for(fields: list[dict[str, Any]]) -> dict[str, Any]:

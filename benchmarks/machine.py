@@ -32,6 +32,26 @@ def status_kb(name: str, pid: Pid = "self") -> int:
     return int(found.group(1)) if found else 0
 
 
+def open_files(pid: int) -> int:
+    """How many file descriptors a process holds (0 where unknown)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def thread_count(pid: int) -> int:
+    """The thread count of a process (0 where unknown)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
 def cpu_seconds(pid: Pid = "self") -> float:
     """User + system CPU seconds of a process so far (clock-tick resolution; 0.0 where unknown).
 

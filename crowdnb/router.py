@@ -206,6 +206,13 @@ def create_app(
             return jsonify({"status": "saved", "duplicate": duplicate, "completion": completion.__dict__})
         return _finish_page(completion, request.form.get("_crowd_return", ""))
 
+    @app.before_request
+    def plain_websocket() -> None:
+        # browsers offer permessage-deflate on every socket; accepted, it keeps a zlib compressor and
+        # decompressor per page (~100 kB each; benchmarks/connected_workers.py) to shrink ~30-byte heartbeats
+        if request.endpoint == "heartbeat":
+            request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
     @sock.route("/ws")
     def heartbeat(ws: Any) -> None:
         try:

@@ -185,6 +185,20 @@ def test_heartbeat_socket_marks_agent_in_task(run: cn.Run, worker) -> None:
     bad.close()
 
 
+def test_heartbeat_socket_declines_the_browsers_compression_offer(run: cn.Run, worker) -> None:
+    import websocket
+
+    alice = worker("alice")
+    alice.enter()
+    url = run.url.replace("http", "ws") + "ws?token=" + alice.unit["token"]
+    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"  # what Chromium sends
+    ws = websocket.create_connection(url, timeout=5, header=[offer])
+    assert "sec-websocket-extensions" not in {name.lower() for name in ws.getheaders()}
+    ws.send(json.dumps({"type": "heartbeat"}))
+    assert json.loads(ws.recv()) == {"type": "status", "status": "in_task"}  # uncompressed frames
+    ws.close()
+
+
 def test_non_finite_numbers_are_refused(run: cn.Run, worker) -> None:
     alice = worker("alice")
     alice.enter()
