@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import requests
 import websocket
 
@@ -142,6 +143,7 @@ def test_chaotic_crowd_completes_every_unit_exactly_once(make_run) -> None:
     check_exactly_once(run, acked, 180)
 
 
+@pytest.mark.timeout(600)  # about a minute alone; several on a machine shared with other jobs
 def test_a_thousand_chaotic_workers_on_crowdnb_serve(tmp_path: Path) -> None:
     rows = [{"text": f"row {i}"} for i in range(200)]
     task = cn.Task(
