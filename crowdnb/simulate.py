@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .errors import ConfigError
+from .errors import ConfigError, CrowdError
 
 if TYPE_CHECKING:
     from .run import Run
@@ -101,12 +101,13 @@ def simulate(
     if not run.serving:
         raise ConfigError(f"run {run.id} is not being served; resume() it first")
     sim = Simulation(run.url, workers)
+    example = _example_answers(run) if answer is None else {}
     bar = _progress_bar(run) if progress else None
     for number in range(workers):
         rng = random.Random(None if seed is None else seed + number)
         bot = threading.Thread(
             target=_work,
-            args=(sim, run, f"{prefix}-{number + 1}", (answer, onboarding_answer), units, think, rng, bar),
+            args=(sim, run, f"{prefix}-{number + 1}", (answer, onboarding_answer, example), units, think, rng, bar),
             name=f"crowdnb-bot-{number + 1}",
             daemon=True,
         )
@@ -117,6 +118,17 @@ def simulate(
         if bar is not None:
             bar.close()
     return sim
+
+
+def _example_answers(run: Run) -> dict[str, Any]:
+    """A gallery template's example answers: a bot cannot draw a box or mark a span, so the fields a
+    template's script fills (hidden JSON) take the example's values; the others stay random."""
+    from .gallery import describe
+
+    try:
+        return describe(run.spec.source).example_answers
+    except CrowdError:  # html=, a form, a JS task, or a template without a header comment
+        return {}
 
 
 def _progress_bar(run: Run) -> Any:
@@ -131,13 +143,13 @@ def _work(
     sim: Simulation,
     run: Run,
     name: str,
-    answers_by: tuple[Answer | None, Answer | None],
+    answers_by: tuple[Answer | None, Answer | None, dict[str, Any]],
     units: int | None,
     think: tuple[float, float],
     rng: random.Random,
     bar: Any,
 ) -> None:
-    answer, onboarding_answer = answers_by
+    answer, onboarding_answer, example = answers_by
     session = requests.Session()
     session.headers["Accept"] = "application/json"
     url, submit_url = run.worker_url(name), run.url + "submit"
@@ -160,7 +172,7 @@ def _work(
                 time.sleep(rng.uniform(*think))
             onboarding = body["status"] == "onboarding"
             respond = onboarding_answer if onboarding else answer
-            answers = respond(body["input"]) if respond else random_answer(body["fields"], rng)
+            answers = respond(body["input"]) if respond else {**example, **random_answer(body["fields"], rng)}
             payload = {"token": body["token"], "submission_id": uuid.uuid4().hex, "answers": answers}
             saved = session.post(submit_url, json=payload, timeout=30)
             if onboarding:  # passed: back for a unit; failed: refused, like a person who failed the test

@@ -281,3 +281,17 @@ def test_server_refuses_a_submission_without_the_required_answers(name: str, pro
         wait_until(lambda: len(run.df) == 1, "the example submission in run.df")
     finally:
         run.stop()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_simulated_workers_can_complete_every_template(name: str, project: cn.Project) -> None:
+    """``cn.simulate`` with no answer function fills what a bot cannot draw from the template's example."""
+    described = gallery.describe(name)
+    task = cn.Task(name, title="t", reward=0.1, template=name, data=described.example, project=project)
+    run = task.launch()
+    try:
+        sim = cn.simulate(run, workers=2, seed=1)
+        assert sim.errors == []
+        assert run.counts["completed"] == task.row_count()
+    finally:
+        run.stop()
