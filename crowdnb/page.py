@@ -149,6 +149,10 @@ class _FieldParser(HTMLParser):
                 minimum=_number(a.get("min")) if kind in ("number", "range") else None,
                 maximum=_number(a.get("max")) if kind in ("number", "range") else None,
             )
+        elif kind == "hidden" and a.get("pattern"):
+            # browsers ignore constraints on hidden inputs, but a template's script fills them (boxes,
+            # spans as JSON): a pattern written there is the server's check of what the script sent
+            field = dataclasses.replace(field, pattern=f"^(?:{a['pattern']})$")
         self.fields[name] = field
         if tag == "select":
             self._select = name

@@ -295,3 +295,20 @@ def test_simulated_workers_can_complete_every_template(name: str, project: cn.Pr
         assert run.counts["completed"] == task.row_count()
     finally:
         run.stop()
+
+
+@pytest.mark.parametrize("name", ["bounding_boxes", "ner_spans", "audio_rating"])
+def test_what_a_script_writes_is_checked_by_the_server(name: str, project: cn.Project) -> None:
+    """A hidden answer a template's script fills carries a pattern; a POST that skips the script is held to it."""
+    described = gallery.describe(name)
+    task = cn.Task(name, title="t", reward=0.1, template=name, data=described.example, project=project)
+    run = task.launch()
+    try:
+        worker = Worker(run, "mallory")
+        assert worker.enter().status_code == 200
+        hidden = next(f.name for f in task.fields if f.kind == "hidden" and f.pattern)
+        refused = worker.submit({**described.example_answers, hidden: "looks fine"})
+        assert refused.status_code == 422 and hidden in refused.json()["errors"], refused.text
+        assert worker.submit(described.example_answers).status_code == 200
+    finally:
+        run.stop()
