@@ -127,3 +127,30 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+PAGE_TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def new_page(browser: Any, make_run: Any) -> Iterator[Any]:
+    """``new_page(url=None, **context_options)``: a worker's page in a browser context of its own (one per
+    worker), its script errors and console errors collected in ``page.errors``; closed before the runs stop."""
+    contexts: list[Any] = []
+
+    def open_page(url: str | None = None, **options: Any) -> Any:
+        context = browser.new_context(**options)
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.errors = errors
+        if url is not None:
+            page.goto(url)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 import crowdnb as cn
 from crowdnb import validation
@@ -30,28 +29,6 @@ validation.register("serverOnlyCode", lambda field, value: None if value == "OPE
 
 
 @pytest.fixture
-def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """A worker's page in its own browser context; page errors are collected."""
-    contexts: list[BrowserContext] = []
-
-    def open_one(url: str, **options: Any) -> Page:
-        context = browser.new_context(**options)
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.errors = errors  # type: ignore[attr-defined]
-        page.goto(url)
-        return page
-
-    yield open_one
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
 def volunteer(project: cn.Project) -> Iterator[cn.Run]:
     task = cn.Task("volunteer", title="Volunteer", reward=0.2, form=FORMS / "volunteer", data=[{}] * 3, project=project)
     run = task.launch()
@@ -64,9 +41,9 @@ def stored(run: cn.Run) -> int:
 
 
 def test_every_field_type_and_validator_in_the_page(
-    volunteer: cn.Run, open_page: Callable[..., Page], tmp_path: Path
+    volunteer: cn.Run, new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
-    page = open_page(volunteer.worker_url("ada"), viewport={"width": 1000, "height": 900})
+    page = new_page(volunteer.worker_url("ada"), viewport={"width": 1000, "height": 900})
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     story = page.locator("#cf-section-1-body")
@@ -159,8 +136,8 @@ def test_every_field_type_and_validator_in_the_page(
     assert (volunteer.store.root / row["cv"]).read_text() == "Ada Lovelace: analyst"
 
 
-def test_a_post_that_skips_the_page_is_refused_by_the_server(volunteer: cn.Run, open_page: Callable[..., Page]) -> None:
-    page = open_page(volunteer.worker_url("mallory"))
+def test_a_post_that_skips_the_page_is_refused_by_the_server(volunteer: cn.Run, new_page: Callable[..., Page]) -> None:
+    page = new_page(volunteer.worker_url("mallory"))
     reply = page.evaluate(
         """async () => {
             const body = new FormData(document.querySelector("form.crowd-form"));  // token and submission id
@@ -182,14 +159,14 @@ def test_a_post_that_skips_the_page_is_refused_by_the_server(volunteer: cn.Run, 
 
 
 def test_a_rule_only_the_server_knows_shows_beside_its_field(
-    project: cn.Project, open_page: Callable[..., Page]
+    project: cn.Project, new_page: Callable[..., Page]
 ) -> None:
     config = {"form": {"title": "Door code", "sections": [{"title": "Code", "fieldsets": [{"rows": [{"fields": [
         {"type": "input", "name": "code", "label": "Today's code", "validators": {"required": True, "serverOnlyCode": []}}
     ]}]}]}], "submit_button": {"text": "Open"}}}  # fmt: skip
     run = cn.Task("door", title="Door", reward=0.1, form=config, data=[{}, {}], project=project).launch()
     try:
-        page = open_page(run.worker_url("eve"))
+        page = new_page(run.worker_url("eve"))
         page.fill("#cf-code", "SHUT")
         page.click("#crowd-submit")  # the page finds nothing wrong; the server does
         expect(page.locator("#cf-code-error")).to_have_text("That code is not valid today.")
@@ -203,8 +180,8 @@ def test_a_rule_only_the_server_knows_shows_beside_its_field(
         run.stop()
 
 
-def test_the_form_fits_a_phone_and_passes_axe(volunteer: cn.Run, open_page: Callable[..., Page]) -> None:
-    page = open_page(
+def test_the_form_fits_a_phone_and_passes_axe(volunteer: cn.Run, new_page: Callable[..., Page]) -> None:
+    page = new_page(
         volunteer.worker_url("phone"), viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
     )
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -223,12 +200,12 @@ def test_the_form_fits_a_phone_and_passes_axe(volunteer: cn.Run, open_page: Call
 
 
 def test_the_feedback_box_comes_before_the_forms_submit_button(
-    project: cn.Project, open_page: Callable[..., Page]
+    project: cn.Project, new_page: Callable[..., Page]
 ) -> None:
     task = cn.Task("survey", title="Survey", reward=0.1, form=FORMS / "survey", feedback=True, project=project)
     run = task.launch()
     try:
-        page = open_page(run.worker_url("fay"))
+        page = new_page(run.worker_url("fay"))
         follows = page.evaluate("""() => {
             const [box, errors, button] = ["crowd-feedback", "crowd-errors", "crowd-submit"].map(id => document.getElementById(id));
             return [box.compareDocumentPosition(button), errors.compareDocumentPosition(button)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 import crowdnb as cn
 from crowdnb.providers import Completion, RunInfo
@@ -30,27 +30,6 @@ PNG = bytes.fromhex(
 )
 
 expect.set_options(timeout=10_000)
-
-
-@pytest.fixture
-def new_page(browser: Browser, make_run: Any) -> Iterator[Callable[..., Page]]:
-    """A page in a fresh browser context per simulated worker, with page errors collected."""
-    contexts: list[BrowserContext] = []
-
-    def open_page(url: str | None = None, **options: Any) -> Page:
-        context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
-        if url is not None:
-            page.goto(url)
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def js_run(make_run: Any, folder: Path = BUNDLE, data: Any = None, **options: Any) -> cn.Run:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 import crowdnb as cn
 from crowdnb import gallery
@@ -31,28 +31,6 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 Filler = Callable[[Page, dict[str, Any]], dict[str, Any]]
 
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture
-def open_page(browser: Browser, make_run: Any) -> Iterator[Callable[..., Page]]:
-    """A page in a fresh browser context (one per worker), closed before the runs stop."""
-    contexts: list[BrowserContext] = []
-
-    def open_one(url: str, **options: Any) -> Page:
-        context = browser.new_context(**options)
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.errors = errors  # type: ignore[attr-defined]
-        page.goto(url)
-        return page
-
-    yield open_one
-    for context in contexts:
-        context.close()
 
 
 def submit(page: Page) -> None:
@@ -327,7 +305,7 @@ def expect_answers(got: dict[str, Any], want: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", sorted(cn.templates()))
 def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
-    name: str, project: cn.Project, make_run: Any, open_page: Callable[..., Page]
+    name: str, project: cn.Project, make_run: Any, new_page: Callable[..., Page]
 ) -> None:
     assert name in FILLERS, f"template {name!r} has no mouse and keyboard fillers in this test module"
     described = gallery.describe(name)
@@ -339,13 +317,13 @@ def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
     run = task.launch(provider="mock", architect="local")
     try:
         mouse_fill, keys_fill = FILLERS[name]
-        desk = open_page(run.worker_url("mouse"), viewport={"width": 1000, "height": 800})
+        desk = new_page(run.worker_url("mouse"), viewport={"width": 1000, "height": 800})
         want = {"mouse": mouse_fill(desk, row)}
         violations = axe_violations(desk)
         assert not violations, f"{name} at desktop width:\n{describe(violations)}"
         submit(desk)
 
-        phone = open_page(run.worker_url("keys"), viewport=PHONE, is_mobile=True, has_touch=True)
+        phone = new_page(run.worker_url("keys"), viewport=PHONE, is_mobile=True, has_touch=True)
         no_horizontal_overflow(phone)
         want["keys"] = keys_fill(phone, row)
         focus_is_visible(phone)
@@ -369,17 +347,17 @@ def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
         run.stop()
 
 
-def test_axe_finds_what_it_should(open_page: Callable[..., Page], make_run: Any) -> None:
+def test_axe_finds_what_it_should(new_page: Callable[..., Page], make_run: Any) -> None:
     """The checker itself: an unlabelled input and low-contrast text are reported."""
     run = make_run(html='<input type="text" name="x"><p style="color:#bbb;background:#fff">faint</p>')
-    page = open_page(run.worker_url("checker"))  # task mode: axe skips text in a preview's disabled fieldset
+    page = new_page(run.worker_url("checker"))  # task mode: axe skips text in a preview's disabled fieldset
     found = {v["id"] for v in axe_violations(page)}
     assert {"label", "color-contrast"} <= found, found
     assert re.match(r"^4\.", page.evaluate("axe.version"))
 
 
 def test_review_app_shows_drawn_boxes_over_the_picture_under_its_csp(
-    project: cn.Project, make_run: Any, open_page: Callable[..., Page]
+    project: cn.Project, make_run: Any, new_page: Callable[..., Page]
 ) -> None:
     """The review app forbids outside images and scripts: the renderer's inlined picture must still load."""
     from crowdnb.review_app import create_review_app
@@ -399,7 +377,7 @@ def test_review_app_shows_drawn_boxes_over_the_picture_under_its_csp(
         wait_until(lambda: len(run.df) == 1, "the submission in run.df")
         token = "r" * 24
         with serving(create_review_app(project, token)) as url:
-            page = open_page(f"{url}/?token={token}")
+            page = new_page(f"{url}/?token={token}")
             page.goto(f"{url}/tasks/boxes")
             rendered = page.locator(".rv-rendered")
             expect(rendered.locator("img")).to_have_js_property("naturalWidth", 480)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 import crowdnb as cn
 from crowdnb.review_app import create_review_app
@@ -29,23 +29,6 @@ PNG = bytes.fromhex(
 )
 
 expect.set_options(timeout=10_000)
-
-
-@pytest.fixture
-def new_page(browser: Browser, make_run: Any) -> Iterator[Callable[..., Page]]:
-    contexts: list[BrowserContext] = []
-
-    def open_page(url: str, **options: Any) -> Page:
-        context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(url)
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def unit_of(run: cn.Run, worker: str) -> dict[str, Any]:
