@@ -1,67 +1,34 @@
 """The live DataFrame of a run or a task: one row per submitted unit, refreshed incrementally.
 
 Each refresh reads only the submissions whose revision is newer than the last one seen (new rows and
-review decisions), so the database work grows with what changed, not with the size of the frame.
+review decisions), so the database work grows with what changed, not with the size of the frame. New rows
+are built in bulk (``bulk_frame``): a million submissions load column by column, not a dict per row.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import reports
+from .bulk_frame import (
+    FEEDBACK_COLUMN,
+    META_COLUMNS,
+    Batch,
+    FrameBuilder,
+    collector_paused,
+    columns_of,
+    flatten,
+    record,
+    typed_empty,
+)
 from .store import Row, Store
-from .uploads import frame_columns
 
-# fixed columns first, in this order; then the input columns, then the answers
-META_COLUMNS = [
-    "run_id",
-    "unit_id",
-    "assignment_id",
-    "unit_index",
-    "row_index",
-    "worker",
-    "status",
-    "started_at",
-    "submitted_at",
-    "duration_s",
-    "reward",
-]
-FEEDBACK_COLUMN = "_feedback"
-_ID_COLUMNS = ("run_id", "unit_id", "assignment_id")
-_TIME_COLUMNS = ("started_at", "submitted_at")
-
-
-def flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    """Nested dicts become dotted columns; lists stay as values."""
-    if isinstance(value, dict) and value:
-        for key, inner in value.items():
-            flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    else:
-        out[prefix] = value
-
-
-def record(row: Row) -> dict[str, Any]:
-    """One frame row from a store row: ids, timing, inputs, answers (uploaded files: their paths and names),
-    then the worker's feedback when the page asked for it."""
-    out = {k: row[k] for k in META_COLUMNS if k in row}
-    inputs: dict[str, Any] = {}
-    flatten("", json.loads(row["input"]), inputs)
-    answers: dict[str, Any] = {}
-    flatten("", json.loads(row["answers"]), answers)
-    answers.update(frame_columns(json.loads(row["files"])))
-    for name, value in inputs.items():
-        out[f"input_{name}" if name in answers or name in out else name] = value
-    for name, value in answers.items():
-        out[name if name not in out else f"answer_{name}"] = value
-    meta = json.loads(row["meta"]) if row.get("meta") else {}
-    if "feedback" in meta:  # submission metadata, kept out of the answers
-        out[FEEDBACK_COLUMN] = meta["feedback"]
-    return out
+__all__ = ["FEEDBACK_COLUMN", "META_COLUMNS", "LiveFrame", "flatten", "record"]
 
 
 class LiveFrame:
@@ -79,64 +46,84 @@ class LiveFrame:
         *,
         fetch: Callable[[int], Sequence[Row]] | None = None,
     ) -> None:
-        if fetch is None:
-            if store is None:
-                raise TypeError("LiveFrame needs a store or a fetch function")
+        self._changes: Callable[[int], Iterable[Batch]]
+        if fetch is not None:
+            rows_since = fetch
+            self._changes = lambda rev: [columns_of(rows_since(rev))]
+        elif store is not None:
             source = store
-
-            def fetch(rev: int) -> Sequence[Row]:
-                return reports.submissions_since(source, scope, scope_id, rev, kind)
-
-        self._fetch = fetch
+            self._changes = lambda rev: self._stored_since(source, scope, scope_id, kind, rev)
+        else:
+            raise TypeError("LiveFrame needs a store or a fetch function")
         self._lock = threading.Lock()
         self._rev = 0
-        self._frame = _empty()
-        self._positions: dict[int, int] = {}  # unit_id -> row position
+        self._frame = typed_empty()
         self._status_column = META_COLUMNS.index("status")
+        # unit_id -> row position, as two arrays sorted by unit: a million units cost 16 MB, not a dict's 100
+        self._units = np.empty(0, dtype=np.int64)
+        self._positions = np.empty(0, dtype=np.int64)
+        self._workers: dict[int, str] = {}  # worker id -> name (a name never changes)
 
     def refresh(self) -> pd.DataFrame:
         """Fold in what changed since the last refresh and return the frame."""
-        with self._lock:
-            changed = self._fetch(self._rev)
-            if changed:
-                self._rev = int(changed[-1]["rev"])
-                self._apply(changed)
+        with self._lock, collector_paused():
+            self._apply(self._changes(self._rev))
             return self._frame.copy(deep=False)
 
-    def _apply(self, changed: Sequence[Row]) -> None:
-        latest: dict[int, Row] = {}
-        for row in changed:
-            if row["unit_id"] in self._positions:
-                self._frame.iat[self._positions[row["unit_id"]], self._status_column] = row["status"]
-            else:
-                latest[row["unit_id"]] = row  # a later revision of the same unit wins
-        if not latest:
+    def _stored_since(self, store: Store, scope: str, scope_id: int, kind: str, rev: int) -> Iterator[Batch]:
+        for columns in reports.submission_batches(store, scope, scope_id, rev, kind):
+            batch: dict[str, Any] = dict(columns)
+            ids = batch.pop("worker_id")
+            missing = set(ids).difference(self._workers)
+            if missing:
+                self._workers.update(reports.worker_names(store, missing))
+            batch["worker"] = list(map(self._workers.__getitem__, ids))
+            yield batch
+
+    def _apply(self, changes: Iterable[Batch]) -> None:
+        builder = FrameBuilder()
+        rev = self._rev
+        for changed in changes:
+            if not changed["rev"]:
+                continue
+            rev = max(rev, int(max(changed["rev"])))
+            units = np.fromiter(changed["unit_id"], dtype=np.int64, count=len(changed["unit_id"]))
+            at = self._find(units)
+            seen = at >= 0
+            if seen.any():  # a review decision: the status changes in place (copy-on-write spares handed-out frames)
+                status = pd.Series(np.fromiter(changed["status"], dtype=object, count=units.size)[seen], index=at[seen])
+                status = status[~status.index.duplicated(keep="last")]  # a later revision of the same unit wins
+                self._frame.iloc[status.index.to_numpy(), self._status_column] = status.to_numpy()
+            if seen.all():
+                continue
+            if seen.any():
+                keep = np.flatnonzero(~seen).tolist()
+                changed = {name: [values[i] for i in keep] for name, values in changed.items()}
+            builder.add(changed)
+        self._rev = rev
+        if not builder.count:
             return
+        new = builder.frame()
+        # a unit changed twice since the last refresh: its later revision wins
+        latest = ~new["unit_id"].duplicated(keep="last").to_numpy()
         # rows in submission order, not revision order: a unit reviewed before this frame first saw it
         # must not move to the end, so a frame loaded cold equals one refreshed all along
-        fresh = {u: record(r) for u, r in sorted(latest.items(), key=lambda item: item[1]["submission_id"])}
+        submitted = builder.submission_ids[latest]
+        if not latest.all() or (np.diff(submitted) < 0).any():
+            new = new.take(np.flatnonzero(latest)[np.argsort(submitted, kind="stable")]).reset_index(drop=True)
         start = len(self._frame)
-        # object columns, not pandas 3's Arrow strings: each concat would add a chunk to every string
-        # column and later concats would grow with the number of refreshes
-        new = pd.DataFrame(list(fresh.values()))
-        new = _typed(new.astype({c: object for c, dtype in new.dtypes.items() if isinstance(dtype, pd.StringDtype)}))
         self._frame = new if start == 0 else pd.concat([self._frame, new], ignore_index=True)
-        for offset, unit_id in enumerate(fresh):
-            self._positions[unit_id] = start + offset
+        self._remember(new["unit_id"].to_numpy(), start)
 
+    def _find(self, units: np.ndarray) -> np.ndarray:
+        """Row positions of these units, -1 for units not in the frame yet."""
+        if not self._units.size:
+            return np.full(units.size, -1, dtype=np.int64)
+        slot = np.minimum(np.searchsorted(self._units, units), self._units.size - 1)
+        return np.where(self._units[slot] == units, self._positions[slot], -1)
 
-def _empty() -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: [] for c in META_COLUMNS}))
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in _ID_COLUMNS:
-        frame[column] = frame[column].astype("int64")
-    for column in ("unit_index", "row_index"):
-        frame[column] = frame[column].astype("int64")
-    for column in _TIME_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    frame["duration_s"] = (frame["submitted_at"] - frame["started_at"]).dt.total_seconds()
-    frame["reward"] = frame["reward"].astype("float64")
-    rest = [c for c in frame.columns if c not in META_COLUMNS]
-    return frame[META_COLUMNS + rest]
+    def _remember(self, units: np.ndarray, start: int) -> None:
+        order = np.argsort(units, kind="stable")
+        slot = np.searchsorted(self._units, units[order])
+        self._units = np.insert(self._units, slot, units[order])
+        self._positions = np.insert(self._positions, slot, start + order)

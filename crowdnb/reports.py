@@ -5,6 +5,10 @@ SQL lives in ``store`` (rows and plain queries), ``lifecycle`` (transitions) and
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from .store import Row, Store
 
 
@@ -129,6 +133,30 @@ def submissions_since(
         f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev LIMIT ?",
         (scope_id, rev, kind, limit),
     )
+
+
+def submission_batches(
+    store: Store, scope: str, scope_id: int, rev: int, kind: str = "data"
+) -> Iterator[dict[str, tuple[Any, ...]]]:
+    """``submissions_since`` by column, a batch at a time, for building a frame in bulk: the worker as
+    ``worker_id`` (names are few: ``worker_names``), ``files`` and ``meta`` None when empty; revision order."""
+    column = {"run": "s.task_run_id", "task": "s.task_id"}[scope]
+    return store.column_batches(
+        "SELECT s.rev, s.id AS submission_id, s.unit_id, s.task_run_id AS run_id, u.assignment_id, u.unit_index, "
+        "asg.row_index, s.worker_id, u.status, u.pay_amount AS reward, a.started_at, s.submitted_at, "
+        "asg.data AS input, s.answers, NULLIF(s.files, '{}') AS files, NULLIF(s.meta, '{}') AS meta "
+        "FROM submissions s JOIN units u ON u.id = s.unit_id JOIN agents a ON a.id = s.agent_id "
+        "JOIN assignments asg ON asg.id = u.assignment_id "
+        f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev",
+        (scope_id, rev, kind),
+    )
+
+
+def worker_names(store: Store, worker_ids: Iterable[int]) -> dict[int, str]:
+    """The names of these workers (ids not found are left out)."""
+    ids = json.dumps(sorted({int(w) for w in worker_ids}))
+    rows = store.query("SELECT w.id, w.name FROM json_each(?) j JOIN workers w ON w.id = j.value", (ids,))
+    return {int(r["id"]): str(r["name"]) for r in rows}
 
 
 # --- review app ------------------------------------------------------------------------------

@@ -112,6 +112,22 @@ class Store:
         with self._reader() as conn:
             return [dict(r) for r in conn.execute(sql, params)]
 
+    def column_batches(
+        self, sql: str, params: Sequence[Any] = (), size: int = 50_000
+    ) -> Iterator[dict[str, tuple[Any, ...]]]:
+        """A read-only query's rows by column (name → values), ``size`` rows at a time, all from one snapshot:
+        for bulk reads, with no dict per row and a bounded number of rows in memory."""
+        with self._reader() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None  # plain tuples: a million rows are not a million dicts
+            try:
+                cursor.execute(sql, params)
+                names = [d[0] for d in cursor.description]
+                while rows := cursor.fetchmany(size):
+                    yield dict(zip(names, zip(*rows, strict=True), strict=True))
+            finally:
+                cursor.close()  # a batch not read to the end must not keep its snapshot open
+
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         """The first row of a read-only query, or None."""
         with self._reader() as conn:
