@@ -127,9 +127,10 @@ class FrameBuilder:
         if not count:
             return
         with collector_paused():
-            inputs, answers = _parse(batch["input"]), _parse(batch["answers"])
-            fields = _fields(batch, inputs, answers, _irregular(batch, inputs, answers), count)
-            del inputs, answers
+            parsed = _parse(batch["input"]), _parse(batch["answers"])
+            (inputs, _), (answers, _) = parsed
+            fields = _fields(batch, inputs, answers, _irregular(batch, parsed), count)
+            del parsed, inputs, answers
             for name, values in fields.items():
                 # rows of earlier batches lack a field that first shows here: NaN, as in a DataFrame of records
                 self._fields.setdefault(name, [np.nan] * self.count).extend(values)
@@ -157,7 +158,7 @@ class FrameBuilder:
                 pieces.append(np.fromiter(batch[name], dtype=np.float64, count=count))
             elif name == "status":
                 shared = self._shared
-                pieces.extend([shared.setdefault(v, v) for v in batch[name]])
+                pieces.extend(map(shared.setdefault, batch[name], batch[name]))
             else:  # worker: names from the store are shared already
                 pieces.extend(batch[name])
 
@@ -201,31 +202,54 @@ def typed_empty() -> pd.DataFrame:
     return frame
 
 
-def _parse(texts: Sequence[str]) -> list[Any]:
+def _parse(texts: Sequence[str]) -> tuple[list[Any], bool]:
+    """The values of a JSON column, and whether each text holds exactly one "{" (no nested dict)."""
+    if not texts:
+        return [], True
+    joined = ",".join(texts)
     # one parse of the whole column: a json.loads per cell costs three times as much
-    return list(json.loads(f"[{','.join(texts)}]")) if texts else []
+    return list(json.loads(f"[{joined}]")), joined.count("{") == len(texts)
 
 
-def _irregular(batch: Batch, inputs: list[Any], answers: list[Any]) -> list[int]:
+def _irregular(batch: Batch, parsed: Sequence[tuple[list[Any], bool]]) -> list[int]:
     """Rows that ``record`` must build: JSON that is not a flat dict, uploaded files, feedback."""
     rows: set[int] = set()
-    for texts, values in ((batch["input"], inputs), (batch["answers"], answers)):
+    for texts, (values, flat) in zip((batch["input"], batch["answers"]), parsed, strict=True):
         # one "{" per row and all dicts means no nested dict (a "{" inside a string is only a false alarm)
-        if "".join(texts).count("{") != len(texts) or list(map(type, values)).count(dict) != len(values):
+        if not flat or list(map(type, values)).count(dict) != len(values):
             rows.update(
                 i
                 for i, (text, value) in enumerate(zip(texts, values, strict=True))
                 if text.count("{") != 1 or type(value) is not dict
             )
-    rows.update(i for i, files in enumerate(batch["files"]) if files and files != "{}")
-    rows.update(i for i, meta in enumerate(batch["meta"]) if meta and "feedback" in meta)
+    files, meta = batch["files"], batch["meta"]
+    if files.count(None) + files.count("{}") != len(files):
+        rows.update(i for i, cell in enumerate(files) if cell and cell != "{}")
+    if meta.count(None) != len(meta):
+        rows.update(i for i, cell in enumerate(meta) if cell and "feedback" in cell)
     return sorted(rows)
+
+
+def _alike(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[Any]] | None:
+    """The values of ``keys`` a column at a time, if every row has exactly these keys (else None)."""
+    if set(map(len, rows)) != {len(keys)}:
+        return None
+    try:
+        return [[row[key] for row in rows] for key in keys]
+    except KeyError:
+        return None
 
 
 def _fields(
     batch: Batch, inputs: list[Any], answers: list[Any], irregular: list[int], count: int
 ) -> dict[str, list[Any]]:
     """The input and answer columns: rows grouped by their fields, each group read a column at a time."""
+    if not irregular:  # the common case: every row has the same fields
+        input_keys, answer_keys = tuple(inputs[0]), tuple(answers[0])
+        input_values, answer_values = _alike(inputs, input_keys), _alike(answers, answer_keys)
+        if input_values is not None and answer_values is not None:
+            input_names, answer_names = names(input_keys, answer_keys)
+            return dict(zip(input_names + answer_names, input_values + answer_values, strict=True))
     skip = set(irregular)
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
     signatures = list(zip(map(tuple, inputs), map(tuple, answers), strict=True))
