@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
 from .uploads import FOLDER, paths_of
 
 FORMATS = (".csv", ".parquet", ".jsonl")
+_UNITS: tuple[tuple[Literal["s", "ms", "us", "ns"], int], ...] = (("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9))
 
 
 def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
@@ -26,6 +29,10 @@ def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
             # infer_dtype is one C pass; only columns it calls "mixed" can hold lists or dicts
             if out[column].dtype == object and pd.api.types.infer_dtype(out[column], skipna=True).startswith("mixed"):
                 out[column] = out[column].map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+            elif isinstance(out[column].dtype, pd.DatetimeTZDtype):
+                text = utc_text(out[column])
+                if text is not None:
+                    out[column] = text
         out.to_csv(path, index=False)
     elif suffix == ".parquet":
         try:
@@ -36,6 +43,35 @@ def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
         frame.to_json(path, orient="records", lines=True, date_format="iso")
     _copy_files(frame, path, project_root)
     return path
+
+
+def utc_text(times: pd.Series) -> pd.Series | None:
+    """UTC times as ``to_csv`` writes them ("2026-01-02 03:04:05.120+00:00", one precision for the whole
+    column, missing ones empty), made a column at a time: pandas formats each value through a Timestamp,
+    most of a CSV export's time. None when the times are not in UTC or not all of one width."""
+    if str(times.dt.tz) != "UTC":
+        return None
+    naive = times.dt.tz_convert(None).to_numpy()
+    present = ~np.isnat(naive)
+    ticks = naive.view(np.int64)[present]
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[np.datetime_data(naive.dtype)[0]]
+    # the coarsest of s, ms, us, ns that shows every value exactly, as pandas chooses it
+    unit: Literal["s", "ms", "us", "ns"] = "s"
+    for unit, size in _UNITS:  # noqa: B007 (the unit found is the result)
+        if size >= per_second or not (ticks % (per_second // size)).any():
+            break
+    text = np.datetime_as_string(naive, unit=unit)
+    lengths = np.strings.str_len(text[present])
+    if not lengths.size or (lengths != lengths[0]).any():
+        return None  # no times, or a year outside 1000-9999: left to pandas
+    width = int(lengths[0])
+    codes = np.empty((len(text), width + 6), dtype=np.uint32)  # UTF-32 code points, a row per value
+    codes[:, :width] = text.view(np.uint32).reshape(len(text), -1)[:, :width]
+    codes[:, 10] = ord(" ")  # "T" between date and time
+    codes[:, width:] = np.frombuffer("+00:00".encode("utf-32-le"), dtype=np.uint32)
+    cells = codes.view(f"<U{width + 6}").ravel().astype(object)
+    cells[~present] = np.nan
+    return pd.Series(cells, index=times.index, dtype=object)
 
 
 def _copy_files(frame: pd.DataFrame, path: Path, project_root: Path) -> None:
