@@ -305,4 +305,13 @@ def _inferred(values: list[Any]) -> pd.Series:
     missing = pd.isna(cells)
     if missing.any():  # what pandas' string inference then astype(object) leaves: None read as NaN
         cells[missing] = np.nan
-    return pd.Series(cells, dtype=object, copy=False)
+    return pd.Series(_shared(cells), dtype=object, copy=False)
+
+
+def _shared(cells: np.ndarray) -> np.ndarray:
+    """Repeated strings as one object each: a million labels hold two strings, not a million (40 MB)."""
+    sample = cells[:1000].tolist()
+    if len(set(sample)) > len(sample) // 2:  # mostly distinct (free text): nothing to share
+        return cells
+    codes, uniques = pd.factorize(cells)  # missing values: code -1, the NaN appended last
+    return np.append(uniques, np.nan)[codes]

@@ -138,6 +138,7 @@ def test_alike_rows_take_the_bulk_path_with_the_same_result() -> None:
     assert list(frame.columns[11:]) == ["text", "n", "label", "score", "label.a"]
     assert frame["duration_s"].iloc[0] == 10.25 and frame["reward"].dtype == np.float64
     assert frame["label"].dtype == object and frame["status"].iloc[0] is frame["status"].iloc[3]  # one string per value
+    assert frame["label"].iloc[0] is frame["label"].iloc[2]  # parsed apart, shared in the frame
 
 
 # --- the live frame over a real store ------------------------------------------------------------------
