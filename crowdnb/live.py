@@ -7,6 +7,8 @@ are built in bulk (``bulk_frame``): a million submissions load column by column,
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -34,7 +36,8 @@ __all__ = ["FEEDBACK_COLUMN", "META_COLUMNS", "LiveFrame", "flatten", "record"]
 class LiveFrame:
     """A DataFrame kept in step with the store for one run (``scope="run"``) or task (``"task"``).
 
-    ``fetch`` replaces the store as the source of changed rows (an attached notebook's mirror).
+    ``fetch`` replaces the store as the source of changed rows (an attached notebook's mirror);
+    ``batch_rows`` is how many stored rows are read and built at a time.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class LiveFrame:
         kind: str = "data",
         *,
         fetch: Callable[[int], Sequence[Row]] | None = None,
+        batch_rows: int = reports.BATCH_ROWS,
     ) -> None:
         self._changes: Callable[[int], Iterable[Batch]]
         if fetch is not None:
@@ -63,6 +67,7 @@ class LiveFrame:
         self._units = np.empty(0, dtype=np.int64)
         self._positions = np.empty(0, dtype=np.int64)
         self._workers: dict[int, str] = {}  # worker id -> name (a name never changes)
+        self._batch_rows = batch_rows
 
     def refresh(self) -> pd.DataFrame:
         """Fold in what changed since the last refresh and return the frame."""
@@ -71,7 +76,11 @@ class LiveFrame:
             return self._frame.copy(deep=False)
 
     def _stored_since(self, store: Store, scope: str, scope_id: int, kind: str, rev: int) -> Iterator[Batch]:
-        for columns in reports.submission_batches(store, scope, scope_id, rev, kind):
+        batches = reports.submission_batches(store, scope, scope_id, rev, kind, self._batch_rows)
+        return _read_ahead(self._named(store, batches), self._batch_rows)
+
+    def _named(self, store: Store, batches: Iterator[dict[str, tuple[Any, ...]]]) -> Iterator[Batch]:
+        for columns in batches:
             batch: dict[str, Any] = dict(columns)
             ids = batch.pop("worker_id")
             missing = set(ids).difference(self._workers)
@@ -127,3 +136,57 @@ class LiveFrame:
         slot = np.searchsorted(self._units, units[order])
         self._units = np.insert(self._units, slot, units[order])
         self._positions = np.insert(self._positions, slot, start + order)
+
+
+_DONE = object()
+
+
+def _read_ahead(batches: Iterator[Batch], size: int) -> Iterator[Batch]:
+    """The same batches, the next one read by a thread while the caller builds this one: SQLite steps
+    without the GIL, so on two cores reading and building overlap. A short first batch (a refresh) is the
+    only one: no thread."""
+    first = next(batches, None)
+    if first is None:
+        return
+    if len(first["rev"]) < size:
+        yield first
+        yield from batches  # ends the statement
+        return
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                ahead.put(batch)
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # re-raised in the caller's thread
+            ahead.put(_Failed(exc))
+        finally:
+            ahead.put(_DONE)
+            close = getattr(batches, "close", None)
+            if close:
+                close()  # ends the statement and returns the connection here, where it was used
+
+    reader = threading.Thread(target=pump, name="crowdnb-frame-read", daemon=True)
+    reader.start()
+    try:
+        yield first
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a pump waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.05)
+        reader.join()
+
+
+class _Failed:
+    """An exception raised while reading ahead."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

@@ -135,8 +135,11 @@ def submissions_since(
     )
 
 
+BATCH_ROWS = 50_000  # rows of a bulk read held at once: a few tens of MB of Python objects
+
+
 def submission_batches(
-    store: Store, scope: str, scope_id: int, rev: int, kind: str = "data"
+    store: Store, scope: str, scope_id: int, rev: int, kind: str = "data", size: int = BATCH_ROWS
 ) -> Iterator[dict[str, tuple[Any, ...]]]:
     """``submissions_since`` by column, a batch at a time, for building a frame in bulk: the worker as
     ``worker_id`` (names are few: ``worker_names``), ``files`` and ``meta`` None when empty; revision order."""
@@ -149,6 +152,7 @@ def submission_batches(
         "JOIN assignments asg ON asg.id = u.assignment_id "
         f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev",
         (scope_id, rev, kind),
+        size,
     )
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,7 +18,7 @@ from hypothesis import strategies as st
 
 import crowdnb as cn
 from crowdnb.bulk_frame import FIELDS, FrameBuilder, build, columns_of, record
-from crowdnb.live import META_COLUMNS, LiveFrame
+from crowdnb.live import META_COLUMNS, LiveFrame, _read_ahead
 
 # --- the oracle: a DataFrame of one record dict per row, typed (the frame's definition) -------------------
 
@@ -188,3 +191,33 @@ def test_a_mirror_fed_by_rows_equals_the_store_frame(make_run: Any) -> None:
 def test_a_frame_needs_a_store_or_a_fetch_function() -> None:
     with pytest.raises(TypeError, match="needs a store or a fetch function"):
         LiveFrame(None)
+
+
+def test_a_frame_read_a_few_rows_at_a_time_equals_one_read_at_once(make_run: Any) -> None:
+    run = make_run(data=[{"text": f"t{i}"} for i in range(11)])
+    cn.simulate(run, workers=3, answer=lambda row: {"label": "pos", "why": row["text"]})
+    run.approve([int(u) for u in run.df["unit_id"][::3]])
+    for rows in (1, 2, 5, 11, 12):
+        assert cells(LiveFrame(run.store, "run", run.id, batch_rows=rows).refresh()) == cells(run.df), rows
+
+
+def test_reading_ahead_keeps_order_raises_the_readers_error_and_closes_the_source() -> None:
+    closed: list[bool] = []
+
+    def source(count: int, fail_at: int = -1) -> Iterator[dict[str, Any]]:
+        try:
+            for i in range(count):
+                if i == fail_at:
+                    raise sqlite3.OperationalError("disk I/O error")
+                yield {"rev": [i, i]}
+        finally:
+            closed.append(True)
+
+    assert [b["rev"][0] for b in _read_ahead(source(7), 2)] == list(range(7))
+    assert [b["rev"][0] for b in _read_ahead(source(1), 5)] == [0]  # short: read in the caller's thread
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        list(_read_ahead(source(9, fail_at=4), 2))
+    for _ in _read_ahead(source(50), 2):
+        break  # the caller stops early: the reader stops and the statement ends
+    assert closed == [True] * 4
+    assert not [t for t in threading.enumerate() if t.name == "crowdnb-frame-read"]
