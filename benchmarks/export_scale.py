@@ -293,6 +293,9 @@ def child_baseline(folder: Path, plan: Plan, rows: int, extra: int) -> dict[str,
 
 def measure(kind: str, folder: Path, rows: int, extra: int) -> dict[str, Any]:
     """Run one child in a fresh interpreter; its figures."""
+    # the set-up's gigabyte of dirty pages is written back first: billed to whichever side ran next, the
+    # writeback made a 36 MB Parquet export wait 6-10 s behind it
+    os.sync()
     command = [sys.executable, __file__, "--child", kind, "--dir", str(folder), "--rows", str(rows)]
     done = subprocess.run([*command, "--extra", str(extra)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
