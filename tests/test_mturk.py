@@ -35,10 +35,13 @@ def test_launch_makes_a_hit_type_and_one_hit_per_unit(on_mturk: Any, mturk: Fake
     assert hit["RequesterAnnotation"].startswith("crowdnb:") and ":run:" in hit["RequesterAnnotation"]
     assert len({h["HITTypeId"] for h in hits}) == 1
     Turker(mturk, "A1ALICE").work()
-    wait_until(lambda: len(mturk.hits()) == 3, "a HIT for the third unit once one was done")
+    # MTurk has the HIT a moment before crowdnb records its id: wait for crowdnb's record
+    wait_until(
+        lambda: len(objects.listed(run.store, "mturk_sandbox", "hit", task_run_id=run.id, state="active")) == 3,
+        "a HIT for the third unit once one was done, recorded",
+    )
     stored = objects.listed(run.store, "mturk_sandbox", "hit", task_run_id=run.id)
     assert {o.remote_id for o in stored} == {h["HITId"] for h in mturk.hits()}
-    assert all(o.state == "active" for o in stored)
 
 
 def test_an_http_router_is_refused_before_anything_is_made(project: cn.Project, mturk: FakeMTurk) -> None:

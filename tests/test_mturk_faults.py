@@ -71,8 +71,8 @@ def test_mturk_failing_a_publish_mid_run_gets_the_hit_made_at_a_later_sync(on_mt
     assert len(mturk.hits()) == 1
     mturk.fail("CreateHITWithHITType", "500", times=4)  # every retry of the next publish fails
     Turker(mturk, "A1ALICE").work()
-    wait_until(lambda: len(mturk.hits()) == 2, "the second unit's HIT, made by a sync once MTurk answers")
-    assert mturk.count("CreateHITWithHITType") == 6 and states(run, "hit") == ["active", "active"]
+    wait_until(lambda: states(run, "hit") == ["active", "active"], "the second unit's HIT, made by a sync")
+    assert mturk.count("CreateHITWithHITType") == 6 and len(mturk.hits()) == 2
     Turker(mturk, "A2BOB").work()
     wait_until(lambda: len(run.df) == 2, "both submissions")
 

@@ -55,6 +55,7 @@ class Turker:
         self.mturk, self.name = mturk, name
         self.http = requests.Session()
         self.http.headers["Accept"] = "application/json"
+        self.http.headers["Connection"] = "close"  # no pooled socket left for the garbage collector to find
         self.assignment = ""
         self.unit: dict[str, Any] = {}
 
