@@ -102,5 +102,5 @@ class GoldKeeper:
         # counters stay local (as in Mephisto); only a disqualification is pushed to the platform
         self.store.set_qualification(self.provider.name, worker, counter, held.get(counter, 0) + 1, "crowdnb")
         if not right and held.get(f"{self.base}-wrong", 0) + 1 > self.max_wrong:
-            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb")
+            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True)
         return right

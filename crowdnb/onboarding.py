@@ -121,9 +121,11 @@ class Onboarder:
         passed = self.test.passes(answers)
         details = json.dumps({"qualification": self.qualification, "answers": answers, "passed": passed})
         self.store.log_action(self.provider.name, name, "onboarding", "crowdnb", details=details)
-        apply_qualification(self.store, self.provider, name, self.qualification, int(passed), "crowdnb")
+        apply_qualification(
+            self.store, self.provider, name, self.qualification, int(passed), "crowdnb", best_effort=True
+        )
         if not passed:
-            apply_qualification(self.store, self.provider, name, self.closed_by, 1, "crowdnb")
+            apply_qualification(self.store, self.provider, name, self.closed_by, 1, "crowdnb", best_effort=True)
             raise WorkerRefused(
                 "not_qualified", "You did not pass the qualification test for this task. Thank you for trying!"
             )

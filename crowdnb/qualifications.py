@@ -6,17 +6,20 @@ local record is the truth even when a platform call fails.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from . import providers, reports
-from .errors import ConfigError, NotFound
+from .errors import ConfigError, NotFound, ProviderError
 from .project import ProjectLike, as_project
 from .requirements import BLOCKED, check_name, platform_of
 
 if TYPE_CHECKING:
     from .store import Store
+
+log = logging.getLogger(__name__)
 
 
 def apply_qualification(
@@ -27,13 +30,24 @@ def apply_qualification(
     value: int | None,
     actor: str,
     note: str | None = None,
+    best_effort: bool = False,
 ) -> bool:
-    """Set (``value``) or remove (``None``) a qualification in the store, then on the platform if it changed."""
+    """Set (``value``) or remove (``None``) a qualification in the store, then on the platform if it changed.
+
+    ``best_effort``: inside a worker's request (onboarding, gold, screening) a platform that is down must
+    not turn saved answers into an error page; the store holds the value and dispatch enforces it, and a
+    provider with an outbox (MTurk) sends the push later.
+    """
     changed = store.set_qualification(platform.name, worker, name, value, actor, note=note)
-    if changed and value is None:
-        platform.revoke_qualification(worker, name)
-    elif changed:
-        platform.grant_qualification(worker, name, int(value or 0))
+    try:
+        if changed and value is None:
+            platform.revoke_qualification(worker, name)
+        elif changed:
+            platform.grant_qualification(worker, name, int(value or 0))
+    except ProviderError as exc:
+        if not best_effort:
+            raise
+        log.warning("qualification %s of a worker kept here but not pushed to %s: %s", name, platform.name, exc)
     return changed
 
 

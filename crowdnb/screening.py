@@ -82,7 +82,9 @@ class Screener:
     def judge(self, worker: str, inputs: dict[str, Any], answers: dict[str, Any]) -> bool:
         """Grant the passed or failed qualification from a screening submission."""
         passed = bool(self.validate(inputs, answers))
-        apply_qualification(self.store, self.provider, worker, self.qualification, int(passed), "crowdnb")
+        apply_qualification(
+            self.store, self.provider, worker, self.qualification, int(passed), "crowdnb", best_effort=True
+        )
         if not passed:
-            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb")
+            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True)
         return passed

@@ -271,3 +271,26 @@ def test_a_run_whose_process_was_killed_resumes_on_its_hits(
         assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Submitted"
     finally:
         run.stop()
+
+
+def test_a_worker_passing_onboarding_while_mturk_is_down_is_not_shown_an_error(
+    on_mturk: Any, mturk: FakeMTurk, project: cn.Project
+) -> None:
+    test = cn.Onboarding(html='<input name="answer">', data={}, expected={"answer": "ready"})
+    run = on_mturk(onboarding=test)
+    mturk.fail("AssociateQualificationWithWorker", "500", times=100)
+    mturk.fail("CreateQualificationType", "500", times=100)
+    alice = Turker(mturk, "A1ALICE")
+    alice.accept()
+    entry = alice.open()
+    assert entry.json()["status"] == "onboarding"
+    body = {"token": alice.unit["token"], "submission_id": "onboard-1", "answers": {"answer": "ready"}}
+    reply = alice.http.post(run.url + "submit", json=body, timeout=10)
+    assert reply.status_code == 200, reply.text  # the pass is kept here; MTurk hears of it later
+    assert cn.open(project.root).worker("A1ALICE", provider="mturk_sandbox").qualifications == {"turk-onboarded": 1}
+    assert alice.open().json()["status"] == "assigned"  # crowdnb enforces it itself meanwhile
+    mturk.healthy()
+    run.stop()
+    out = CliRunner().invoke(cli, ["mturk", "cleanup", "--sandbox", "--home", str(project.root)])
+    assert out.exit_code == 0, out.output
+    wait_until(lambda: mturk.score("turk-onboarded", "A1ALICE") == 1, "the pass pushed down once MTurk is back")
