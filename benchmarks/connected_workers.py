@@ -24,21 +24,23 @@ Targets (``--targets``):
   gevent, one worker); the router process is the gunicorn worker.
 
 The floor of each (``--no-floor`` skips it) is a bare Flask + flask-sock app on the same server, set up the
-same way (same ``ping_interval``, same backlog, same gunicorn settings), whose GET hands out a token and
-whose websocket answers each heartbeat with a status, and nothing else: no store, no dispatcher, no
-crowdnb import. Both it and the crowdnb router are measured before any worker connects too, so each
-target's figures read three ways: the RSS the process needs to exist (before), the RSS the connections add
-over it (per connection), and how far that per-connection cost is above what the server and flask-sock
+same way (same ``ping_interval``, permessage-deflate declined, same backlog, same gunicorn settings;
+hold_targets.py), whose GET hands out a token and whose websocket answers each heartbeat with a status,
+and nothing else: no store, no dispatcher, no crowdnb import. Both it and the crowdnb router are also
+measured before any worker connects, so each target's figures read three ways: the RSS the process needs
+to exist (before: for the in-kernel router, a kernel with crowdnb and pandas imported), the RSS the
+connections add over it (per connection), and how far that is above what the server and flask-sock
 themselves cost (the floor's per connection). The floor, not a theoretical minimum, is the right bar:
 crowdnb chose these servers, and the question is what crowdnb adds on top of them.
 
 Figures per scenario: time to connect all N (and per worker p50/p99: GET + handshake + first reply);
-the router process's RSS before, with all N connected (at the end of the hold) and its peak (VmHWM,
-reset at the start), per connection, and after all left; heartbeat round trip p50/p99 with all N
-connected; errors and sockets dropped; the router's CPU during the hold (connected and idle but for the
-heartbeats and the server's pings); its threads and open files; the load process's CPU; and the CPU the
-other processes of the machine used meanwhile (all cores busy minus this process, the router and the load
-process): on a shared machine, the noise in the other figures.
+the router process's RSS before, with all N connected (at the end of the hold), its peak (VmHWM, reset
+at the start) and per connection; heartbeat round trip p50/p99 with all N connected; errors; the router's
+CPU during the hold (connected, idle but for the heartbeats and the server's pings); its threads and open
+files; how long its per-connection threads took to end after the workers left (at most 60 s are waited)
+and its RSS then; how many sockets agreed to permessage-deflate; the load process's CPU; and the CPU the
+other processes of the machine used meanwhile (all cores busy minus this process, the router and the
+load process): on a shared machine, the noise in the other figures (the heartbeat p99 follows it).
 
 File descriptors: the threaded server holds two per websocket (the socket and simple-websocket's
 selector) and the load process one, so this script raises its soft ``RLIMIT_NOFILE`` to the hard limit
