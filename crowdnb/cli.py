@@ -11,6 +11,7 @@ from . import __version__
 from .errors import CrowdError
 from .forms_cli import form
 from .project import open_project
+from .serve import CONNECTIONS
 
 
 class _Group(click.Group):
@@ -105,11 +106,19 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port.")
 @click.option("--public-url", help="The address workers open, when a proxy or load balancer is in front.")
-def serve(project: str | None, run_id: int | None, host: str, port: int, public_url: str | None) -> None:
+@click.option(
+    "--connections",
+    default=CONNECTIONS,
+    show_default=True,
+    help="Open connections at most (a worker's page holds two).",
+)
+def serve(
+    project: str | None, run_id: int | None, host: str, port: int, public_url: str | None, connections: int
+) -> None:
     """Serve a run's router outside the notebook (gunicorn + gevent, one worker) until stopped."""
     from .serve import serve as run_server
 
-    run_server(project, run_id, host=host, port=port, public_url=public_url, say=click.echo)
+    run_server(project, run_id, host=host, port=port, public_url=public_url, connections=connections, say=click.echo)
 
 
 @cli.command()

@@ -46,6 +46,10 @@ class HostedArchitect:
         return {}
 
 
+# a worker's page holds two connections (the page's keep-alive one and its websocket); idle ones cost ~40 KB
+CONNECTIONS = 5000
+
+
 def _choose(store: Store, run_id: int | None) -> int:
     ids = store.run_ids()
     if not ids:
@@ -74,7 +78,7 @@ def hosted_app(project: ProjectLike, run_id: int | None, url: str) -> tuple[Flas
 
 
 def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port: int = 8000,
-          public_url: str | None = None, connections: int = 2000,
+          public_url: str | None = None, connections: int = CONNECTIONS,
           say: Callable[[str], None] = log.info) -> None:  # fmt: skip
     """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly).
 
