@@ -9,7 +9,7 @@ import click
 
 from . import __version__
 from .errors import CrowdError
-from .forms_cli import form
+from .form_cli import form
 from .project import open_project
 from .serve import CONNECTIONS
 
@@ -163,7 +163,7 @@ def mturk_cleanup(sandbox: bool, home: str | None, run_ids: tuple[int, ...]) -> 
         click.echo(f"left alone: run(s) {ids} still marked running; if their process died, pass --run ID")
 
 
-cli.add_command(form)  # crowdnb form verify|extrapolate|permutate (forms_cli.py)
+cli.add_command(form)  # crowdnb form verify|extrapolate|permutate (form_cli.py)
 
 
 def main() -> None:

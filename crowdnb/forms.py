@@ -4,7 +4,7 @@ A config is ``{"form": {...}}``: form → sections → fieldsets → rows → fi
 and returns the typed ``Form`` (or raises ``FormError`` listing every problem, each like
 ``form.sections[0].fieldsets[1].rows[0].fields[2].validators.minLength: expected a whole number ≥ 0,
 got "three"``). Validators: ``form_rules``; tokens and insertions: ``form_tokens``; files and folders:
-``form_source``; HTML: ``form_render``; the worker's page: ``form_page``; the CLI: ``forms_cli``.
+``form_source``; HTML: ``form_render``; the worker's page: ``form_page``; the CLI: ``form_cli``.
 """
 
 from __future__ import annotations
