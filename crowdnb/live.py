@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,14 @@ class LiveFrame:
     def refresh(self) -> pd.DataFrame:
         """Fold in what changed since the last refresh and return the frame."""
         with self._lock, collector_paused():
-            self._apply(self._changes(self._rev))
+            changes = self._changes(self._rev)
+            try:
+                self._apply(changes)
+            finally:
+                # a build that failed must not leave the read-ahead thread holding a read snapshot open
+                # (a kept traceback would keep the generator alive, and the WAL from being checkpointed)
+                if isinstance(changes, Generator):
+                    changes.close()
             return self._frame.copy(deep=False)
 
     def _stored_since(self, store: Store, scope: str, scope_id: int, kind: str, rev: int) -> Iterator[Batch]:

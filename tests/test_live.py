@@ -221,3 +221,17 @@ def test_reading_ahead_keeps_order_raises_the_readers_error_and_closes_the_sourc
         break  # the caller stops early: the reader stops and the statement ends
     assert closed == [True] * 4
     assert not [t for t in threading.enumerate() if t.name == "crowdnb-frame-read"]
+
+
+def test_a_build_that_fails_leaves_no_reader_holding_a_snapshot(make_run: Any) -> None:
+    run = make_run(data=[{"text": f"t{i}"} for i in range(6)])
+    cn.simulate(run, workers=2)
+    with run.store.write() as conn:  # a row the frame cannot read
+        conn.execute("UPDATE submissions SET answers = '{broken' WHERE id = (SELECT min(id) FROM submissions)")
+    with pytest.raises(json.JSONDecodeError) as failure:
+        LiveFrame(run.store, "run", run.id, batch_rows=2).refresh()
+    assert failure.value  # the traceback is kept, as a notebook keeps the last one
+    assert not [t for t in threading.enumerate() if t.name == "crowdnb-frame-read"]
+    with sqlite3.connect(run.store.path) as db:  # no read transaction left open: the WAL checkpoints whole
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0
