@@ -40,36 +40,47 @@ def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
         except ImportError as exc:
             raise ConfigError("Parquet export needs pyarrow: pip install 'crowdnb[parquet]'") from exc
     else:
-        frame.to_json(path, orient="records", lines=True, date_format="iso")
+        out = frame.copy(deep=False)
+        for column in out.columns:
+            if isinstance(out[column].dtype, pd.DatetimeTZDtype):
+                text = utc_text(out[column], json_style=True)
+                if text is not None:
+                    out[column] = text
+        out.to_json(path, orient="records", lines=True, date_format="iso")
     _copy_files(frame, path, project_root)
     return path
 
 
-def utc_text(times: pd.Series) -> pd.Series | None:
+def utc_text(times: pd.Series, json_style: bool = False) -> pd.Series | None:
     """UTC times as ``to_csv`` writes them ("2026-01-02 03:04:05.120+00:00", one precision for the whole
-    column, missing ones empty), made a column at a time: pandas formats each value through a Timestamp,
-    most of a CSV export's time. None when the times are not in UTC or not all of one width."""
+    column) or, ``json_style``, as ``to_json(date_format="iso")`` does ("2026-01-02T03:04:05.120Z", whole
+    milliseconds), missing ones NaN; made a column at a time: pandas formats each value on its own, most
+    of an export's time. None when the times are not in UTC or not all of one width."""
     if str(times.dt.tz) != "UTC":
         return None
     naive = times.dt.tz_convert(None).to_numpy()
     present = ~np.isnat(naive)
-    ticks = naive.view(np.int64)[present]
-    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[np.datetime_data(naive.dtype)[0]]
-    # the coarsest of s, ms, us, ns that shows every value exactly, as pandas chooses it
-    unit: Literal["s", "ms", "us", "ns"] = "s"
-    for unit, size in _UNITS:  # noqa: B007 (the unit found is the result)
-        if size >= per_second or not (ticks % (per_second // size)).any():
-            break
+    unit: Literal["s", "ms", "us", "ns"] = "ms"
+    if json_style:
+        naive = naive.astype("datetime64[ms]")  # to_json's milliseconds: floored, as numpy casts
+    else:
+        ticks = naive.view(np.int64)[present]
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[np.datetime_data(naive.dtype)[0]]
+        # the coarsest of s, ms, us, ns that shows every value exactly, as pandas chooses it
+        for unit, size in _UNITS:  # noqa: B007 (the unit found is the result)
+            if size >= per_second or not (ticks % (per_second // size)).any():
+                break
     text = np.datetime_as_string(naive, unit=unit)
     lengths = np.strings.str_len(text[present])
     if not lengths.size or (lengths != lengths[0]).any():
         return None  # no times, or a year outside 1000-9999: left to pandas
     width = int(lengths[0])
-    codes = np.empty((len(text), width + 6), dtype=np.uint32)  # UTF-32 code points, a row per value
+    between, zone = ("T", "Z") if json_style else (" ", "+00:00")
+    codes = np.empty((len(text), width + len(zone)), dtype=np.uint32)  # UTF-32 code points, a row per value
     codes[:, :width] = text.view(np.uint32).reshape(len(text), -1)[:, :width]
-    codes[:, 10] = ord(" ")  # "T" between date and time
-    codes[:, width:] = np.frombuffer("+00:00".encode("utf-32-le"), dtype=np.uint32)
-    cells = codes.view(f"<U{width + 6}").ravel().astype(object)
+    codes[:, 10] = ord(between)  # between date and time
+    codes[:, width:] = np.frombuffer(zone.encode("utf-32-le"), dtype=np.uint32)
+    cells = codes.view(f"<U{width + len(zone)}").ravel().astype(object)
     cells[~present] = np.nan
     return pd.Series(cells, index=times.index, dtype=object)
 

@@ -1,4 +1,4 @@
-"""CSV export writes times a column at a time, byte for byte as pandas' own to_csv writes them."""
+"""CSV and JSONL exports write times a column at a time, byte for byte as pandas' to_csv and to_json do."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ def test_times_are_written_as_pandas_writes_them(
     assert path.read_bytes() == frame.to_csv(index=False).encode()
 
 
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(CELLS, st.sampled_from(["us", "ns", "ms", "s"]), st.integers(-999, 999))
+def test_times_are_written_to_jsonl_as_pandas_writes_them(
+    tmp_path_factory, cells: list[int | None], unit: str, shift: int
+) -> None:
+    # shifted by up to a millisecond either way: to_json floors to milliseconds, before 1970 too
+    column = times([c + shift if c is not None else None for c in cells], unit)
+    frame = pd.DataFrame({"at": column, "why": ["x/y"] * len(cells), "tags": [["a"]] * len(cells)})
+    path = export_frame(frame, tmp_path_factory.mktemp("jsonl") / "out.jsonl", Path("/nonexistent"))
+    assert path.read_bytes() == frame.to_json(orient="records", lines=True, date_format="iso").encode()
+
+
 def test_times_not_in_utc_are_left_to_pandas(tmp_path: Path) -> None:
     column = times([0, 1_500_000, None], "us", tz="Europe/Paris")
     assert utc_text(column) is None
@@ -50,6 +62,7 @@ def test_times_not_in_utc_are_left_to_pandas(tmp_path: Path) -> None:
 def test_a_run_frame_exports_its_times_with_milliseconds(tmp_path: Path) -> None:
     column = times([1_764_000_000_123_000, 1_764_000_001_000_000], "us")
     assert list(utc_text(column)) == ["2025-11-24 16:00:00.123+00:00", "2025-11-24 16:00:01.000+00:00"]
+    assert list(utc_text(column, json_style=True)) == ["2025-11-24T16:00:00.123Z", "2025-11-24T16:00:01.000Z"]
 
 
 def test_years_before_1000_are_written_as_pandas_writes_them(tmp_path: Path) -> None:
