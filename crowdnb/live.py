@@ -7,8 +7,6 @@ are built in bulk (``bulk_frame``): a million submissions load column by column,
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
@@ -76,15 +74,14 @@ class LiveFrame:
             try:
                 self._apply(changes)
             finally:
-                # a build that failed must not leave the read-ahead thread holding a read snapshot open
-                # (a kept traceback would keep the generator alive, and the WAL from being checkpointed)
+                # a build that failed must not leave the statement open, holding a read snapshot (a kept
+                # traceback would keep the generator alive, and the WAL from being checkpointed)
                 if isinstance(changes, Generator):
                     changes.close()
             return self._frame.copy(deep=False)
 
     def _stored_since(self, store: Store, scope: str, scope_id: int, kind: str, rev: int) -> Iterator[Batch]:
-        batches = reports.submission_batches(store, scope, scope_id, rev, kind, self._batch_rows)
-        return _read_ahead(self._named(store, batches), self._batch_rows)
+        return self._named(store, reports.submission_batches(store, scope, scope_id, rev, kind, self._batch_rows))
 
     def _named(self, store: Store, batches: Iterator[dict[str, tuple[Any, ...]]]) -> Iterator[Batch]:
         for columns in batches:
@@ -143,57 +140,3 @@ class LiveFrame:
         slot = np.searchsorted(self._units, units[order])
         self._units = np.insert(self._units, slot, units[order])
         self._positions = np.insert(self._positions, slot, start + order)
-
-
-_DONE = object()
-
-
-def _read_ahead(batches: Iterator[Batch], size: int) -> Iterator[Batch]:
-    """The same batches, the next one read by a thread while the caller builds this one: SQLite steps
-    without the GIL, so on two cores reading and building overlap. A short first batch (a refresh) is the
-    only one: no thread."""
-    first = next(batches, None)
-    if first is None:
-        return
-    if len(first["rev"]) < size:
-        yield first
-        yield from batches  # ends the statement
-        return
-    ahead: queue.Queue[Any] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            for batch in batches:
-                ahead.put(batch)
-                if stop.is_set():
-                    break
-        except BaseException as exc:  # re-raised in the caller's thread
-            ahead.put(_Failed(exc))
-        finally:
-            ahead.put(_DONE)
-            close = getattr(batches, "close", None)
-            if close:
-                close()  # ends the statement and returns the connection here, where it was used
-
-    reader = threading.Thread(target=pump, name="crowdnb-frame-read", daemon=True)
-    reader.start()
-    try:
-        yield first
-        while (item := ahead.get()) is not _DONE:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        while reader.is_alive():  # unblock a pump waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                ahead.get(timeout=0.05)
-        reader.join()
-
-
-class _Failed:
-    """An exception raised while reading ahead."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error

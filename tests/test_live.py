@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,7 +16,7 @@ from hypothesis import strategies as st
 
 import crowdnb as cn
 from crowdnb.bulk_frame import FIELDS, FrameBuilder, build, columns_of, record
-from crowdnb.live import META_COLUMNS, LiveFrame, _read_ahead
+from crowdnb.live import META_COLUMNS, LiveFrame
 
 # --- the oracle: a DataFrame of one record dict per row, typed (the frame's definition) -------------------
 
@@ -201,29 +199,7 @@ def test_a_frame_read_a_few_rows_at_a_time_equals_one_read_at_once(make_run: Any
         assert cells(LiveFrame(run.store, "run", run.id, batch_rows=rows).refresh()) == cells(run.df), rows
 
 
-def test_reading_ahead_keeps_order_raises_the_readers_error_and_closes_the_source() -> None:
-    closed: list[bool] = []
-
-    def source(count: int, fail_at: int = -1) -> Iterator[dict[str, Any]]:
-        try:
-            for i in range(count):
-                if i == fail_at:
-                    raise sqlite3.OperationalError("disk I/O error")
-                yield {"rev": [i, i]}
-        finally:
-            closed.append(True)
-
-    assert [b["rev"][0] for b in _read_ahead(source(7), 2)] == list(range(7))
-    assert [b["rev"][0] for b in _read_ahead(source(1), 5)] == [0]  # short: read in the caller's thread
-    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
-        list(_read_ahead(source(9, fail_at=4), 2))
-    for _ in _read_ahead(source(50), 2):
-        break  # the caller stops early: the reader stops and the statement ends
-    assert closed == [True] * 4
-    assert not [t for t in threading.enumerate() if t.name == "crowdnb-frame-read"]
-
-
-def test_a_build_that_fails_leaves_no_reader_holding_a_snapshot(make_run: Any) -> None:
+def test_a_build_that_fails_leaves_no_statement_holding_a_snapshot(make_run: Any) -> None:
     run = make_run(data=[{"text": f"t{i}"} for i in range(6)])
     cn.simulate(run, workers=2)
     with run.store.write() as conn:  # a row the frame cannot read
@@ -231,7 +207,6 @@ def test_a_build_that_fails_leaves_no_reader_holding_a_snapshot(make_run: Any) -
     with pytest.raises(json.JSONDecodeError) as failure:
         LiveFrame(run.store, "run", run.id, batch_rows=2).refresh()
     assert failure.value  # the traceback is kept, as a notebook keeps the last one
-    assert not [t for t in threading.enumerate() if t.name == "crowdnb-frame-read"]
     with sqlite3.connect(run.store.path) as db:  # no read transaction left open: the WAL checkpoints whole
         busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     assert busy == 0
