@@ -171,7 +171,7 @@ class FrameBuilder:
             if name in _TIME_COLUMNS:
                 columns[name] = pd.concat([pd.Series(p) for p in pieces], ignore_index=True)
             elif name in ("worker", "status"):
-                columns[name] = pd.Series(pieces, dtype=object)
+                columns[name] = pd.Series(np.fromiter(pieces, dtype=object, count=self.count), dtype=object, copy=False)
             else:
                 columns[name] = np.concatenate(pieces)
         columns["duration_s"] = (columns["submitted_at"] - columns["started_at"]).dt.total_seconds()
@@ -298,13 +298,11 @@ def _place(columns: dict[str, Any], name: str, count: int, rows: list[int], valu
 def _inferred(values: list[Any]) -> pd.Series:
     """A column typed as a DataFrame of records types it, text as Python strings (``object``): pandas'
     Arrow strings would gain a chunk per incremental refresh."""
-    if pd.api.types.infer_dtype(values, skipna=True) != "string":
+    cells = np.fromiter(values, dtype=object, count=len(values))  # fromiter: a list stays one cell
+    if pd.api.types.infer_dtype(cells, skipna=True) != "string":
         return pd.Series(values)
-    cells = np.empty(len(values), dtype=object)
-    cells[:] = values  # only strings and missing values: no list for numpy to unpack
-    missing = pd.isna(cells)
-    if missing.any():  # what pandas' string inference then astype(object) leaves: None read as NaN
-        cells[missing] = np.nan
+    if list(map(type, values)).count(str) != len(values):  # what pandas' string inference then
+        cells[pd.isna(cells)] = np.nan  # astype(object) leaves: None read as NaN
     return pd.Series(_shared(cells), dtype=object, copy=False)
 
 
@@ -313,5 +311,5 @@ def _shared(cells: np.ndarray) -> np.ndarray:
     sample = cells[:1000].tolist()
     if len(set(sample)) > len(sample) // 2:  # mostly distinct (free text): nothing to share
         return cells
-    codes, uniques = pd.factorize(cells)  # missing values: code -1, the NaN appended last
-    return np.append(uniques, np.nan)[codes]
+    first: dict[Any, Any] = {}
+    return np.fromiter(map(first.setdefault, cells, cells), dtype=object, count=len(cells))
