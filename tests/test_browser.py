@@ -7,12 +7,12 @@ browser is launched once per module; the run fixtures come from conftest (``make
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, expect
+from playwright.sync_api import ConsoleMessage, Error, Page, expect
 
 import crowdnb as cn
 
@@ -26,28 +26,6 @@ XSS_ANSWER = "<script>window.pwned=1</script><b>x</b>"
 XSS_INPUT = '<img src=x onerror="window.pwned=1">'
 
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture
-def new_page(browser: Browser, make_run: Any) -> Iterator[Callable[..., Page]]:
-    """``new_page(url, **context_options)``: a page in a fresh browser context (one per simulated worker).
-
-    Depends on ``make_run`` so every context is closed before the runs are stopped.
-    """
-    contexts: list[BrowserContext] = []
-
-    def open_page(url: str | None = None, **context_options: Any) -> Page:
-        context = browser.new_context(**context_options)
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        if url is not None:
-            page.goto(url)
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def agents_of(run: cn.Run, worker: str) -> list[dict[str, Any]]:
