@@ -31,9 +31,8 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 from markupsafe import escape
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import mturk_ops
+from . import Listening, mturk_ops
 from .mturk_state import JSON, Profile, Requester, TurkError
 
 log = logging.getLogger(__name__)
@@ -62,27 +61,21 @@ class FakeMTurk:
         self.submits: list[dict[str, str]] = []  # every form posted to /mturk/externalSubmit
         self._faults: dict[str, deque[Fault]] = {}
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._listening: Listening | None = None
 
     # --- the server ----------------------------------------------------------------------------
     def start(self) -> FakeMTurk:
         """Serve on a free port (or ``port``) from a daemon thread; returns self."""
-        self._server = make_server(self.host, self.port, self._app(), threaded=True)
-        self.port = self._server.server_port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-mturk", daemon=True
-        )
-        self._thread.start()
+        self._listening = Listening(self._app(), self.host, self.port, "fake-mturk")
+        self.port = self._listening.port
         log.info("fake MTurk listening on %s", self.url)
         return self
 
     def stop(self) -> None:
         """Stop serving and free the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._listening is not None:
+            self._listening.close()
+            self._listening = None
 
     def __enter__(self) -> FakeMTurk:
         return self.start()

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import jsonify, request
-from werkzeug.serving import BaseWSGIServer, make_server
+
+from . import Listening
 
 API = "/api/v1/"
 CATEGORIES = {
@@ -85,7 +86,7 @@ class FakeProlific:
         self.completions: list[tuple[str, str]] = []  # (session id, completion code) seen at the redirect
         self.log: list[dict[str, Any]] = []
         self._faults: list[dict[str, Any]] = []
-        self._server: BaseWSGIServer | None = None
+        self._listening: Listening | None = None
         from .prolific_routes import build_app
 
         self.app = build_app(self)
@@ -93,17 +94,15 @@ class FakeProlific:
     # --- running ----------------------------------------------------------------------------
     def start(self) -> FakeProlific:
         """Listen (port 0 picks a free port) in a daemon thread."""
-        self._server = make_server(self.host, self.port, self.app, threaded=True)
-        self.port = self._server.server_port
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        self._listening = Listening(self.app, self.host, self.port, "fake-prolific")
+        self.port = self._listening.port
         return self
 
     def stop(self) -> None:
         """Stop listening and free the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._listening is not None:
+            self._listening.close()
+            self._listening = None
 
     def __enter__(self) -> FakeProlific:
         return self.start()
