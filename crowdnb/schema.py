@@ -1,8 +1,15 @@
-"""The SQLite schema, as an ordered list of forward migrations (run by ``store``)."""
+"""The SQLite schema: an ordered list of forward migrations, and ``migrate``, which applies them."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Sequence
 from typing import NamedTuple
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Migration(NamedTuple):
@@ -107,3 +114,36 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "assignment kinds", _V3),
     Migration(4, "provider objects", _V4),
 ]
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
+    """Apply the migrations newer than the file's ``user_version``, each in its own transaction.
+
+    Returns the resulting version. A file newer than this crowdnb raises ``ConfigError``.
+    """
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    latest = max(m.version for m in migrations)
+    if current > latest:
+        raise ConfigError(
+            f"this database has schema version {current} but this crowdnb knows up to {latest}; upgrade crowdnb"
+        )
+    for step in sorted(migrations):
+        if step.version <= current:
+            continue
+        log.info("migrating database to schema %d (%s)", step.version, step.name)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(step.sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(step.version)}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        current = step.version
+    return int(current)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration script on ';' (the schema has no semicolons inside statements)."""
+    return [s.strip() for s in sql.split(";") if s.strip()]

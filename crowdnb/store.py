@@ -25,8 +25,8 @@ from typing import Any
 import sqlite_utils
 
 from . import states as S
-from .errors import ConfigError, NotFound
-from .schema import MIGRATIONS, Migration
+from .errors import NotFound
+from .schema import MIGRATIONS, migrate
 from .writer import Writer
 
 log = logging.getLogger(__name__)
@@ -472,40 +472,6 @@ def _find_or_create(conn: sqlite3.Connection, table: str, provider: str, name: s
         f"INSERT INTO {table} (id, provider, name, created_at) VALUES (?, ?, ?, ?)", (new, provider, name, now())
     )
     return new
-
-
-# --- schema -----------------------------------------------------------------------------------------
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
-    """Apply the migrations newer than the file's ``user_version``, each in its own transaction.
-
-    Returns the resulting version. A file newer than this crowdnb raises ``ConfigError``.
-    """
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    latest = max(m.version for m in migrations)
-    if current > latest:
-        raise ConfigError(
-            f"this database has schema version {current} but this crowdnb knows up to {latest}; upgrade crowdnb"
-        )
-    for step in sorted(migrations):
-        if step.version <= current:
-            continue
-        log.info("migrating database to schema %d (%s)", step.version, step.name)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(step.sql):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {int(step.version)}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        current = step.version
-    return int(current)
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration script on ';' (the schema has no semicolons inside statements)."""
-    return [s.strip() for s in sql.split(";") if s.strip()]
 
 
 def project_root(path: str | os.PathLike[str] | None = None) -> Path:

@@ -14,6 +14,7 @@ import requests
 
 import crowdnb as cn
 
+from .prolifics import fake, launch  # noqa: F401  (fixtures of the Prolific tests: a fake Prolific)
 from .turkers import mturk, on_mturk  # noqa: F401  (fixtures of the MTurk tests: a fake MTurk endpoint)
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; `make chromium` installs it, Playwright downloads nothing
