@@ -1,4 +1,5 @@
-"""Printing the router-load figures: crowdnb in the kernel and under ``crowdnb serve`` beside the baseline."""
+"""Printing the router-load figures: crowdnb in the kernel and under ``crowdnb serve`` beside the baseline
+and the framework-free ceiling."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ METRICS: list[tuple[str, Getter, str]] = [
 ]
 
 
-KINDS = ("crowdnb", "serve", "baseline")  # the targets, in the table's order
-SHORT = {"crowdnb": "k", "serve": "s"}  # ratio columns: k÷b, s÷b
+KINDS = ("crowdnb", "serve", "baseline", "ceiling")  # the targets, in the table's order
+SHORT = {"crowdnb": "k", "serve": "s", "ceiling": "c"}  # ratio columns: k÷b, s÷b, c÷b
 VALUE_WIDTH, RATIO_WIDTH, LABEL_WIDTH = 8, 7, 23
 
 
@@ -56,7 +57,7 @@ def ratio(ours: float | None, theirs: float | None) -> str:
 def columns(group: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
     """The targets measured in a group, in table order, and those that get a ratio to the baseline."""
     kinds = [kind for kind in KINDS if kind in group]
-    ratios = [kind for kind in kinds if kind != "baseline"] if "baseline" in group else []
+    ratios = [kind for kind in kinds if kind in SHORT] if "baseline" in group else []
     return kinds, ratios
 
 
@@ -117,6 +118,8 @@ def report(groups: list[dict[str, dict[str, Any]]], settings: dict[str, Any]) ->
         "(gunicorn + gevent, 1 worker, own process)",
         "baseline = bare Flask + werkzeug threaded, one durable insert per POST; k÷b = crowdnb ÷ baseline, "
         "s÷b = serve ÷ baseline",
+        "ceiling = no framework: a raw ASGI app on uvicorn + uvloop + httptools in a thread, the same durable "
+        "insert (benchmarks/ceiling.py); c÷b = ceiling ÷ baseline",
         "router CPU/RSS: the benchmark process for crowdnb and baseline, the gunicorn worker for serve "
         "(whose run.df poller runs outside it)",
         "",

@@ -1,4 +1,5 @@
-"""Load benchmark of crowdnb's router, in the kernel and under ``crowdnb serve``, beside a bare Flask baseline.
+"""Load benchmark of crowdnb's router, in the kernel and under ``crowdnb serve``, beside a bare Flask baseline
+and the framework-free ceiling of Python on this machine.
 
 Run it from the repository root (a measurement, not a test: nothing fails on a slow machine)::
 
@@ -7,7 +8,7 @@ Run it from the repository root (a measurement, not a test: nothing fails on a s
     .venv/bin/python benchmarks/router_load.py --targets serve,baseline --workers 400
     .venv/bin/python benchmarks/router_load.py --workers 50,400 --units 5000 --no-heartbeats --poll-ms 200
 
-For each worker count N, up to three targets are served in turn (``--targets``; all three by default):
+For each worker count N, up to four targets are served in turn (``--targets``; all four by default):
 
 * baseline: a bare Flask app served from *this* process the way a notebook kernel serves a run (werkzeug
   ``make_server(threaded=True)`` in a background thread); GET / hands out a small JSON unit, POST /submit
@@ -16,7 +17,10 @@ For each worker count N, up to three targets are served in turn (``--targets``; 
 * crowdnb: a real run on the mock crowd in a fresh temporary project (``Task(...).launch()``), served by
   the local architect from this process, as in a kernel;
 * serve: the same task in another fresh project, launched here and stopped at once, then served by
-  ``python -m crowdnb serve PROJECT`` (gunicorn + gevent, one worker) in a process of its own.
+  ``python -m crowdnb serve PROJECT`` (gunicorn + gevent, one worker) in a process of its own;
+* ceiling: the baseline's three endpoints as a raw ASGI app (no framework) on uvicorn + uvloop +
+  httptools in a thread of this process (ceiling.py; needs the ``bench`` extra): no router written in
+  Python gets above it here, whatever its server.
 
 A separate, spawned load process runs N simulated workers with no think time. Each loops: GET the unit
 (JSON) → open that unit's websocket, send one heartbeat, wait for the status reply → POST the answers →
@@ -64,6 +68,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ceiling import CeilingTarget
 from loadgen import LoadConfig, load_process
 from machine import (
     Pid,
@@ -86,7 +91,7 @@ DEFAULT_UNITS, QUICK_UNITS = 1500, 300
 DEFAULT_POLL_MS = 20.0  # how often the kernel-side thread reads run.df
 LAG_GRACE_SECONDS = 5.0  # how long to wait for acknowledged units to show up in the frame
 SCENARIO_TIMEOUT = 600.0
-RUN_ORDER = ("baseline", "crowdnb", "serve")  # per worker count
+RUN_ORDER = ("baseline", "crowdnb", "serve", "ceiling")  # per worker count
 
 
 class FrameWatcher:
@@ -268,6 +273,8 @@ def make_target(scenario: Scenario, folder: Path) -> Target:
         return CrowdnbTarget(folder, scenario.units, scenario.workers)
     if scenario.kind == "serve":
         return ServeTarget(folder, scenario.units, scenario.workers)
+    if scenario.kind == "ceiling":
+        return CeilingTarget(folder, scenario.units)
     return BaselineTarget(folder, scenario.units)
 
 

@@ -111,6 +111,62 @@ class CrowdnbTarget:
         self.project.store.close()
 
 
+NO_WORK = {"status": "refused", "reason": "no_work", "message": "No work left."}
+
+
+def bare_unit(item: int) -> dict[str, Any]:
+    """What the bare targets (baseline, ceiling) answer a GET with: unit ``item`` and its fields."""
+    unit = {"item": item, "text": f"sentence number {item}"}
+    return {
+        "status": "assigned",
+        "token": str(item),
+        "submission_id": uuid.uuid4().hex,
+        "input": unit,
+        "fields": BARE_FIELDS,
+    }
+
+
+class DurableLog:
+    """The bare targets' storage: one durable SQLite insert per submission (WAL, synchronous=FULL, one
+    connection behind a lock), and the rows a poller has not seen yet (read on a connection of its own)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE submissions (id INTEGER PRIMARY KEY, client_id TEXT, item INTEGER, answers TEXT, at REAL)"
+        )
+        self._lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._last_id = 0
+
+    def insert(self, body: dict[str, Any]) -> None:
+        """Store a submission's JSON body durably (autocommit: one fsync per row)."""
+        row = (str(body["submission_id"]), int(body["token"]), json.dumps(body["answers"]), time.time())
+        with self._lock:
+            self._db.execute("INSERT INTO submissions (client_id, item, answers, at) VALUES (?, ?, ?, ?)", row)
+
+    def new_keys(self) -> list[int]:
+        """Items of the rows inserted since the last call."""
+        if self._reader is None:
+            self._reader = sqlite3.connect(self._path, check_same_thread=False)
+        rows = self._reader.execute(
+            "SELECT id, item FROM submissions WHERE id > ? ORDER BY id", (self._last_id,)
+        ).fetchall()
+        if rows:
+            self._last_id = rows[-1][0]
+        return [item for _, item in rows]
+
+    def close(self) -> None:
+        """Close both connections."""
+        if self._reader is not None:
+            self._reader.close()
+        self._db.close()
+
+
 class BaselineTarget:
     """A bare Flask app with the same server set-up: small JSON GET, one durable insert per POST."""
 
@@ -119,18 +175,9 @@ class BaselineTarget:
     def __init__(self, folder: Path, units: int) -> None:
         from werkzeug.serving import make_server
 
-        folder.mkdir(parents=True, exist_ok=True)
-        self._path = folder / "baseline.db"
-        self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE submissions (id INTEGER PRIMARY KEY, client_id TEXT, item INTEGER, answers TEXT, at REAL)"
-        )
-        self._db_lock, self._items_lock = threading.Lock(), threading.Lock()
+        self.log = DurableLog(folder / "baseline.db")
+        self._items_lock = threading.Lock()
         self._items: Iterator[int] = iter(range(units))
-        self._reader: sqlite3.Connection | None = None
-        self._last_id = 0
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = make_server("127.0.0.1", 0, self._app(), threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -150,25 +197,11 @@ class BaselineTarget:
         def enter() -> Any:
             with self._items_lock:
                 item = next(self._items, None)
-            if item is None:
-                return jsonify({"status": "refused", "reason": "no_work", "message": "No work left."}), 410
-            unit = {"item": item, "text": f"sentence number {item}"}
-            return jsonify(
-                {
-                    "status": "assigned",
-                    "token": str(item),
-                    "submission_id": uuid.uuid4().hex,
-                    "input": unit,
-                    "fields": BARE_FIELDS,
-                }
-            )
+            return (jsonify(NO_WORK), 410) if item is None else jsonify(bare_unit(item))
 
         @app.post("/submit")
         def submit() -> Any:
-            body = request.get_json()
-            row = (str(body["submission_id"]), int(body["token"]), json.dumps(body["answers"]), time.time())
-            with self._db_lock:
-                self._db.execute("INSERT INTO submissions (client_id, item, answers, at) VALUES (?, ?, ?, ?)", row)
+            self.log.insert(request.get_json())
             return jsonify({"status": "saved"})
 
         @sock.route("/ws")
@@ -179,21 +212,12 @@ class BaselineTarget:
         return app
 
     def new_keys(self) -> list[int]:
-        """Rows inserted since the last call, read on a connection of the polling thread."""
-        if self._reader is None:
-            self._reader = sqlite3.connect(self._path, check_same_thread=False)
-        rows = self._reader.execute(
-            "SELECT id, item FROM submissions WHERE id > ? ORDER BY id", (self._last_id,)
-        ).fetchall()
-        if rows:
-            self._last_id = rows[-1][0]
-        return [item for _, item in rows]
+        """Rows inserted since the last call."""
+        return self.log.new_keys()
 
     def stop(self) -> None:
         """Stop serving and close the database."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-        if self._reader is not None:
-            self._reader.close()
-        self._db.close()
+        self.log.close()

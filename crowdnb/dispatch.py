@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,25 @@ class Sockets:
                 log.debug("socket already closed")
 
 
+class VerifiedTokens:
+    """Tokens whose signature was checked, with when they were signed (the most recent ``size``)."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._known: OrderedDict[str, tuple[tuple[int, int], float]] = OrderedDict()
+
+    def get(self, token: str) -> tuple[tuple[int, int], float] | None:
+        with self._lock:
+            return self._known.get(token)
+
+    def put(self, token: str, ids: tuple[int, int], signed_at: float) -> None:
+        with self._lock:
+            self._known[token] = (ids, signed_at)
+            if len(self._known) > self.size:
+                self._known.popitem(last=False)
+
+
 class Dispatcher:
     """Worker sessions of one run: enter, heartbeat, submit."""
 
@@ -130,6 +150,7 @@ class Dispatcher:
         self.quota = quota
         self.duration = duration
         self._tokens = URLSafeTimedSerializer(secret, salt="crowdnb.agent")
+        self._verified_tokens = VerifiedTokens()
         self.sockets = Sockets()
         self.listeners: list[Listener] = []
         self._seen: set[int] = set()
@@ -183,16 +204,31 @@ class Dispatcher:
 
     def agent_for(self, token: str) -> Row:
         """The agent a token names; ``AuthError`` when it is forged, expired or for another run."""
-        try:
-            agent_id, worker_id = self._tokens.loads(token, max_age=self.duration * 2 + 600)
-        except SignatureExpired as exc:
-            raise AuthError("This task page has expired; reopen the task to continue.") from exc
-        except (BadSignature, ValueError, TypeError) as exc:
-            raise AuthError("This page's credentials are not valid for this task.") from exc
+        agent_id, worker_id = self._verified(token)
         agent = self.store.get_agent(int(agent_id))
         if agent["worker_id"] != worker_id or agent["task_run_id"] != self.run.id:
             raise AuthError("This page's credentials are not valid for this task.")
         return agent
+
+    def _verified(self, token: str) -> tuple[int, int]:
+        """``(agent_id, worker_id)`` of a genuine, unexpired token. A page presents its token on its socket
+        and on submit: its signature is checked once, then only its age (``VerifiedTokens``)."""
+        max_age = self.duration * 2 + 600
+        known = self._verified_tokens.get(token)
+        if known is not None:
+            ids, signed_at = known
+            if time.time() - signed_at > max_age:
+                raise AuthError("This task page has expired; reopen the task to continue.")
+            return ids
+        try:
+            (agent_id, worker_id), signed = self._tokens.loads(token, max_age=max_age, return_timestamp=True)
+            ids = (int(agent_id), int(worker_id))
+        except SignatureExpired as exc:
+            raise AuthError("This task page has expired; reopen the task to continue.") from exc
+        except (BadSignature, ValueError, TypeError) as exc:
+            raise AuthError("This page's credentials are not valid for this task.") from exc
+        self._verified_tokens.put(token, ids, signed.timestamp())
+        return ids
 
     # --- heartbeats ----------------------------------------------------------------------------
     def seen(self, agent_id: int) -> str:
@@ -216,12 +252,22 @@ class Dispatcher:
 
     # --- submitting ----------------------------------------------------------------------------
     def submit(
-        self, token: str, client_id: str, answers: dict[str, Any], uploads: list[Upload], meta: dict[str, Any]
+        self,
+        token: str,
+        client_id: str,
+        answers: dict[str, Any],
+        uploads: list[Upload],
+        meta: dict[str, Any],
+        agent: Row | None = None,
     ) -> tuple[Completion, bool]:
-        """Store a submission once; returns how the page should finish and whether it was a duplicate."""
+        """Store a submission once; returns how the page should finish and whether it was a duplicate.
+
+        ``agent``: what ``agent_for(token)`` returned moments ago in the same request, if the caller has it.
+        """
         if self.onboarder is not None and token.startswith(ONBOARDING_PREFIX):
             return self.onboarder.submit(token, answers), False
-        agent = self.agent_for(token)
+        if agent is None:
+            agent = self.agent_for(token)
         if not _CLIENT_ID.match(client_id or ""):
             raise WorkerRefused("bad_submission", "The submission id is missing or malformed; reload the page.")
         try:

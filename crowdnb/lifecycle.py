@@ -16,7 +16,7 @@ from typing import Any
 from . import states as S
 from .errors import NotFound, StateError, WorkerRefused
 from .providers import Report
-from .store import Row, Store, ago, new_id, now, table
+from .store import Row, Store, ago, insert, new_id, now, table
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def reserve(
             "started_at": now(),
             "last_seen_at": now(),
         }
-        table(conn, "agents").insert(agent)
+        insert(conn, "agents", agent)
         _set_units(conn, [unit["id"]], S.ASSIGNED, expect=(S.LAUNCHED,), worker_id=worker_id, agent_id=agent["id"])
         return agent, False
 
@@ -273,7 +273,9 @@ def submit(
         _check_and_set_agent(conn, agent_id, agent["status"], S.A_COMPLETED)
         _set_units(conn, [agent["unit_id"]], S.COMPLETED, expect=(S.ASSIGNED,))
         submission_id = new_id()
-        table(conn, "submissions").insert(
+        insert(
+            conn,
+            "submissions",
             {
                 "id": submission_id,
                 "client_id": client_id,
@@ -287,7 +289,7 @@ def submit(
                 "meta": json.dumps(meta),
                 "submitted_at": now(),
                 "rev": _next_rev(conn),
-            }
+            },
         )
         return submission_id, False
 
@@ -330,7 +332,9 @@ def review(store: Store, unit_id: int, decision: str, actor: str, note: str | No
         _check_and_set_agent(conn, unit["agent_id"], agent_status, S.REVIEW_TO_AGENT[decision])
         _set_units(conn, [unit_id], decision, expect=(unit["status"],))
         conn.execute("UPDATE submissions SET rev = ? WHERE unit_id = ?", (_next_rev(conn), unit_id))
-        table(conn, "reviews").insert(
+        insert(
+            conn,
+            "reviews",
             {
                 "id": new_id(),
                 "at": now(),
@@ -342,7 +346,7 @@ def review(store: Store, unit_id: int, decision: str, actor: str, note: str | No
                 "task_run_id": unit["task_run_id"],
                 "amount": unit["pay_amount"],
                 "note": note,
-            }
+            },
         )
         return True
 
@@ -356,7 +360,9 @@ def record_bonus(
     """
     with store.write() as conn:
         try:
-            table(conn, "reviews").insert(
+            insert(
+                conn,
+                "reviews",
                 {
                     "id": new_id(),
                     "at": now(),
@@ -369,7 +375,7 @@ def record_bonus(
                     "amount": amount,
                     "note": reason,
                     "key": key,
-                }
+                },
             )
         except sqlite3.IntegrityError:
             return False
@@ -388,7 +394,7 @@ def _special_unit(conn: sqlite3.Connection, run_id: int, task_id: int, pay: floa
         "created_at": stamp,
         "kind": special.kind,
     }
-    table(conn, "assignments").insert(assignment)
+    insert(conn, "assignments", assignment)
     unit = {
         "id": new_id(),
         "assignment_id": assignment["id"],
@@ -400,7 +406,7 @@ def _special_unit(conn: sqlite3.Connection, run_id: int, task_id: int, pay: floa
         "created_at": stamp,
         "updated_at": stamp,
     }
-    table(conn, "units").insert(unit)
+    insert(conn, "units", unit)
     return unit
 
 

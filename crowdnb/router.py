@@ -181,7 +181,7 @@ def create_app(
             if not isinstance(raw_meta, dict):
                 raise WorkerRefused("bad_submission", "The submission's 'meta' must be a JSON object.")
             answers, meta, uploads = body.get("answers", {}), _meta(raw_meta.get("feedback")), []
-            check(token, answers, {})
+            agent = check(token, answers, {})
         else:
             token = request.form.get("_crowd_token", "")
             client_id = request.form.get("_crowd_submission_id", "")
@@ -190,7 +190,7 @@ def create_app(
                 if "_crowd_answers" in request.form
                 else _form_answers(request.form, multiple)
             )
-            check(token, answers, _file_names(request.files))
+            agent = check(token, answers, _file_names(request.files))
             meta, uploads = _meta(request.form.get("_crowd_feedback")), receive(request.files)
         declared = {f.name for f in fields if f.kind == "js"}
         if declared and set(answers) - declared:  # a JS task's typo would otherwise be a column nobody reads
@@ -199,7 +199,7 @@ def create_app(
                 {k: f"not one of this task's answers ({', '.join(sorted(declared))})" for k in unknown}
             )
         try:
-            completion, duplicate = dispatcher.submit(token, client_id, answers, uploads, meta)
+            completion, duplicate = dispatcher.submit(token, client_id, answers, uploads, meta, agent)
         finally:
             discard(uploads)  # whatever was not kept under the project folder: nothing half-stored
         if wants_json():

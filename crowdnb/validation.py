@@ -33,6 +33,7 @@ from .form_rules import js_string, python_regex
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
     from .page import Field, TaskPage
+    from .store import Row
 
 log = logging.getLogger(__name__)
 
@@ -220,20 +221,28 @@ class SubmissionCheck:
         self._fields: OrderedDict[str, list[Field]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, token: str, answers: Mapping[str, Any], files: Mapping[str, Sequence[FileInfo]] | None) -> None:
-        """Raise ``InvalidAnswers`` (422) when an answer breaks its field's rules; the token is checked first."""
+    def __call__(
+        self, token: str, answers: Mapping[str, Any], files: Mapping[str, Sequence[FileInfo]] | None
+    ) -> Row | None:
+        """Raise ``InvalidAnswers`` (422) when an answer breaks its field's rules; the token is checked first.
+
+        Returns the agent the token names (None for an onboarding test), for the submit that follows.
+        """
         from .onboarding import PREFIX
 
         onboarder = self.dispatcher.onboarder
+        agent = None
         if onboarder is not None and token.startswith(PREFIX):
             fields = self._cached("onboarding", lambda: onboarder.page.fields(dict(onboarder.test.data)))
         else:
-            source = str(self.dispatcher.agent_for(token)["input"])  # AuthError for a bad token, as before
+            agent = self.dispatcher.agent_for(token)  # AuthError for a bad token, as before
+            source = str(agent["input"])
             fields = self._cached(source, lambda: self.page.fields(json.loads(source)))
         errors = answer_errors(fields, answers, files)
         if errors:
             log.debug("refused a submission: %d invalid field(s)", len(errors))
             raise InvalidAnswers(errors)
+        return agent
 
     def _cached(self, key: str, make: Callable[[], list[Field]]) -> list[Field]:
         """The fields of a row (most rows of a task have the same page: rendering it once is enough)."""
