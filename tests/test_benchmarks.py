@@ -1,0 +1,68 @@
+"""The benchmark scripts still run: each at its smallest size, every target, figures that add up.
+
+They measure nothing here (a shared 2-core machine; the figures live in the README); these runs only keep
+the scripts working as the code they drive changes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def bench(tmp_path: Path, script: str, *args: str, timeout: float = 240) -> dict[str, Any]:
+    """Run ``benchmarks/<script>`` with ``args``; its JSON output."""
+    output = tmp_path / f"{script}.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result: dict[str, Any] = json.loads(output.read_text())
+    return result
+
+
+@pytest.mark.timeout(300)
+def test_router_load_drives_every_target_to_the_end(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "router_load.py", "--workers", "3", "--units", "20")
+    scenarios = {s["target"]: s for s in figures["scenarios"]}
+    assert set(scenarios) == {"crowdnb", "serve", "baseline", "ceiling"}
+    for name, scenario in scenarios.items():
+        assert (scenario["submitted"], scenario["errors"], scenario["lag_missing"]) == (20, 0, 0), name
+        assert scenario["throughput"] > 0 and scenario["submit_ms"]["p99"] is not None, name
+
+
+@pytest.mark.timeout(120)
+def test_dispatch_scale_assigns_on_both_sides(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "dispatch_scale.py", "--units", "300", "--workers", "30")
+    assert figures["settings"]["launch"]["units"] == 300
+    for side in ("crowdnb", "baseline"):
+        assert figures[side] and all(level["calls"] > 0 for level in figures[side]), side
+    assert any(level["outcomes"].get("assigned") for level in figures["crowdnb"])
+
+
+@pytest.mark.timeout(120)
+def test_export_scale_exports_every_row(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "export_scale.py", "--rows", "2000", "--workers", "50", "--extra", "10")
+    ours = figures["crowdnb"]
+    assert (ours["rows"], ours["rows_after"]) == (2000, 2010)
+    assert ours["parquet_mb"] > 0 and ours["csv_mb"] > 0 and figures["baseline"]
+
+
+@pytest.mark.timeout(180)
+def test_connected_workers_holds_every_page(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "connected_workers.py", "--workers", "5", "--hold", "1", "--arriving", "5")
+    scenarios = figures["scenarios"]
+    assert {s["target"] for s in scenarios} == {"crowdnb", "serve", "floor-kernel", "floor-serve"}
+    for scenario in scenarios:
+        assert (scenario["connected"], scenario["errors"]) == (5, 0), scenario["target"]
