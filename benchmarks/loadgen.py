@@ -2,7 +2,8 @@
 
 Stdlib asyncio over raw sockets (HTTP/1.1 keep-alive and RFC 6455 websocket frames), so it stays far
 cheaper than the router it drives. Each simulated worker loops: GET a unit (JSON) → optionally open the
-unit's websocket and send one heartbeat → POST the answers, until refused with no work.
+unit's websocket and send one heartbeat → optionally think (its page open) → POST the answers, until
+refused with no work.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import time
 import uuid
 import zlib
@@ -30,6 +32,7 @@ STOP_REASONS = frozenset({"no_work", "finished"})
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 HEARTBEAT = b'{"type": "heartbeat"}'
+PAGE_HEARTBEAT_S = 5.0  # how often an open page sends one (crowd.js)
 # what Chromium and Firefox send on every `new WebSocket(url)`
 BROWSER_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 
@@ -45,6 +48,7 @@ class LoadConfig:
     url: str
     workers: int
     heartbeats: bool
+    think_s: float = 0.0  # mean seconds a worker spends on a unit before submitting (exponential); 0: none
 
 
 @dataclass
@@ -96,7 +100,12 @@ class HttpConnection:
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        """Send one request and return the status and body of its response."""
+        """Send one request and return the status and body of its response.
+
+        A kept-alive connection the server closed while it sat idle (its keep-alive timeout) fails before
+        any answer: the request is sent again once on a new connection, as browsers do.
+        """
+        reused = self._streams is not None
         if self._streams is None:
             self._streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._streams
@@ -106,6 +115,15 @@ class HttpConnection:
         writer.write(head.encode() + b"\r\n" + body)
         try:
             status, headers = await read_head(reader)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self.close()
+            if reused and not getattr(exc, "partial", b""):
+                return await self.request(method, path, body)
+            raise
+        except BaseException:
+            self.close()
+            raise
+        try:
             payload = await read_body(reader, headers)
         except BaseException:
             self.close()
@@ -234,6 +252,8 @@ class SimulatedWorker:
     async def run(self) -> None:
         """Work until refused with no work, or until too many failures in a row."""
         failures = 0
+        if self.config.think_s:  # arrive spread over one think time, not all in the first millisecond
+            await asyncio.sleep(random.uniform(0, self.config.think_s))
         try:
             while failures < MAX_FAILURES:
                 try:
@@ -262,6 +282,8 @@ class SimulatedWorker:
             raise LoadError(f"GET answered {status} {unit.get('reason')}")
         socket = await self.heartbeat(unit["token"]) if self.config.heartbeats else None
         try:
+            if self.config.think_s:
+                await self.think(socket)
             await self.submit(unit)
         finally:
             if socket is not None:
@@ -286,6 +308,25 @@ class SimulatedWorker:
             raise
         self.result.heartbeat_ms.append(elapsed_ms(started))
         return socket
+
+    async def think(self, socket: WebSocket | None) -> None:
+        """Spend a random while on the unit; an open page keeps heartbeating and answering pings as
+        crowd.js and the browser do (unanswered pings would get it disconnected and its unit re-offered)."""
+        loop = asyncio.get_running_loop()
+        mean = self.config.think_s  # exponential, capped at 3× the mean so a run's tail stays short
+        deadline = loop.time() + min(random.expovariate(1 / mean), 3 * mean)
+        if socket is None:
+            await asyncio.sleep(deadline - loop.time())
+            return
+        while (left := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(min(left, PAGE_HEARTBEAT_S)):
+                    while await socket.receive() is not None:  # status replies; pings are answered inside
+                        pass
+                    return  # the router closed the page's socket
+            except TimeoutError:
+                if deadline > loop.time():
+                    socket.send(OP_TEXT, HEARTBEAT)
 
     async def submit(self, unit: dict[str, Any]) -> None:
         """POST the answers; counts the submission when the router says it is saved."""

@@ -110,6 +110,10 @@ def report(groups: list[dict[str, dict[str, Any]]], settings: dict[str, Any]) ->
     """The whole printed report."""
     busiest = max(groups, key=lambda group: next(iter(group.values()))["workers"])
     heartbeats = "1 websocket + 1 heartbeat per unit" if settings["heartbeats"] else "no websockets/heartbeats"
+    if settings.get("think_s"):
+        heartbeats += f"; workers think {settings['think_s']:g} s per unit on average (exponential), page open"
+    else:
+        heartbeats += "; no think time"
     lines = [
         f"router load: {settings['units']} units per scenario; {heartbeats}; run.df polled every "
         f"{settings['poll_ms']:g} ms; {settings['cpus']} CPUs; one durable SQLite insert here takes "

@@ -7,6 +7,7 @@ Run it from the repository root (a measurement, not a test: nothing fails on a s
     .venv/bin/python benchmarks/router_load.py --quick         # smoke run: 300 units per scenario
     .venv/bin/python benchmarks/router_load.py --targets serve,baseline --workers 400
     .venv/bin/python benchmarks/router_load.py --workers 50,400 --units 5000 --no-heartbeats --poll-ms 200
+    .venv/bin/python benchmarks/router_load.py --workers 1000 --units 6000 --think 20    # a crowd at work
 
 For each worker count N, up to four targets are served in turn (``--targets``; all four by default):
 
@@ -22,11 +23,16 @@ For each worker count N, up to four targets are served in turn (``--targets``; a
   httptools in a thread of this process (ceiling.py; needs the ``bench`` extra): no router written in
   Python gets above it here, whatever its server.
 
-A separate, spawned load process runs N simulated workers with no think time. Each loops: GET the unit
-(JSON) → open that unit's websocket, send one heartbeat, wait for the status reply → POST the answers →
-close the websocket in the background (as a browser leaving the page would), until refused with no work.
-``--no-heartbeats`` drops the websocket. The load process is stdlib asyncio speaking HTTP/1.1 keep-alive
-and RFC 6455 frames over raw sockets, so it stays far cheaper than the router (its CPU is reported).
+A separate, spawned load process runs N simulated workers, by default with no think time (the targets are
+set for that). Each loops: GET the unit (JSON) → open that unit's websocket, send one heartbeat, wait for
+the status reply → POST the answers → close the websocket in the background (as a browser leaving the page
+would), until refused with no work. ``--no-heartbeats`` drops the websocket. ``--think S`` has each worker
+spend S seconds on average (exponential, at most 3 S) with the page open — heartbeating every 5 s and
+answering pings — before submitting, workers arriving spread over the first S seconds: a crowd at work,
+whose latencies are what a worker feels at that offered load (N ÷ S units/s). The load process is stdlib
+asyncio speaking HTTP/1.1 keep-alive (a request on a connection the server closed while idle is sent again
+once, as browsers do) and RFC 6455 frames over raw sockets, so it stays far cheaper than the router (its
+CPU is reported).
 
 Figures per scenario:
 
@@ -155,6 +161,7 @@ class Scenario:
     units: int
     heartbeats: bool
     poll_s: float
+    think_s: float = 0.0
 
 
 class RouterProbe:
@@ -182,7 +189,7 @@ def drive_from_another_process(target: Target, scenario: Scenario) -> dict[str, 
     """Spawn the load process against ``target`` and measure the router process while it runs."""
     ctx = mp.get_context("spawn")  # never fork a process that is serving from threads
     ours, theirs = ctx.Pipe()
-    config = LoadConfig(target.url, scenario.workers, scenario.heartbeats)
+    config = LoadConfig(target.url, scenario.workers, scenario.heartbeats, scenario.think_s)
     process = ctx.Process(target=load_process, args=(config, theirs), name="router-load-generator")
     process.start()
     watcher = FrameWatcher(target.new_keys, scenario.poll_s)
@@ -303,12 +310,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     parser.add_argument("--no-heartbeats", dest="heartbeats", action="store_false", help="skip the websocket per unit")
     parser.add_argument("--poll-ms", type=float, default=DEFAULT_POLL_MS, help="how often the kernel reads run.df")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds each worker spends on a unit, page open, before submitting (default 0: none)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args(argv)
     args.workers = [int(n) for n in str(args.workers).split(",") if n.strip()]
     args.units = args.units or (QUICK_UNITS if args.quick else DEFAULT_UNITS)
-    if not args.workers or min(args.workers) < 1 or args.units < 1 or args.poll_ms <= 0:
-        parser.error("--workers, --units and --poll-ms must be positive")
+    if not args.workers or min(args.workers) < 1 or args.units < 1 or args.poll_ms <= 0 or args.think < 0:
+        parser.error("--workers, --units and --poll-ms must be positive, --think not negative")
     chosen = {name.strip() for name in str(args.targets).split(",") if name.strip()}
     if not chosen or chosen - set(KINDS):
         parser.error(f"--targets takes a comma-separated subset of {', '.join(KINDS)}; got {args.targets!r}")
@@ -334,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
             "units": args.units,
             "heartbeats": args.heartbeats,
             "poll_ms": args.poll_ms,
+            "think_s": args.think,
             "targets": args.targets,
             "cpus": os.cpu_count(),
             "durable_insert_ms": durable_insert_ms(Path(tmp)),
@@ -342,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"… {workers} workers: {', then '.join(args.targets)}", file=sys.stderr, flush=True)
             results = {}
             for kind in args.targets:
-                scenario = Scenario(kind, workers, args.units, args.heartbeats, args.poll_ms / 1000)
+                scenario = Scenario(kind, workers, args.units, args.heartbeats, args.poll_ms / 1000, args.think)
                 results[kind] = run_scenario(scenario, Path(tmp) / f"{kind}-{workers}")
             groups.append(results)
     print(report(groups, settings), flush=True)

@@ -43,6 +43,16 @@ def test_router_load_drives_every_target_to_the_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_router_load_with_a_crowd_at_work(tmp_path: Path) -> None:
+    figures = bench(
+        tmp_path, "router_load.py", "--workers", "4", "--units", "12", "--think", "0.3", "--targets", "crowdnb,ceiling"
+    )
+    assert figures["settings"]["think_s"] == 0.3
+    for scenario in figures["scenarios"]:
+        assert (scenario["submitted"], scenario["errors"]) == (12, 0), scenario["target"]
+
+
+@pytest.mark.timeout(120)
 def test_dispatch_scale_assigns_on_both_sides(tmp_path: Path) -> None:
     figures = bench(tmp_path, "dispatch_scale.py", "--units", "300", "--workers", "30")
     assert figures["settings"]["launch"]["units"] == 300
