@@ -60,7 +60,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +74,7 @@ from machine import (
     status_kb,
     thread_count,
 )
-from report import spread
+from report import Getter, spread
 
 RESULTS = HERE / "results" / "connected_workers.json"
 DEFAULT_WORKERS = (100, 500, 1000, 2000)
@@ -258,7 +257,6 @@ def figures(
     }
 
 
-Getter = Callable[[dict[str, Any]], float | None]
 ROWS: list[tuple[str, Getter, str]] = [
     ("connected", lambda s: s["connected"], "{:.0f}"),
     ("connect all (s)", lambda s: s["connect_s"], "{:.1f}"),

@@ -16,6 +16,7 @@ from .uploads import FOLDER, paths_of
 
 FORMATS = (".csv", ".parquet", ".jsonl")
 _UNITS: tuple[tuple[Literal["s", "ms", "us", "ns"], int], ...] = (("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9))
+_PER_SECOND: dict[str, int] = dict(_UNITS)  # a numpy time unit -> its ticks per second
 
 
 def export_frame(frame: pd.DataFrame, path: Path, project_root: Path) -> Path:
@@ -80,7 +81,7 @@ def utc_text(times: pd.Series, json_style: bool = False) -> pd.Series | None:
         naive = naive.astype("datetime64[ms]")  # to_json's milliseconds: floored, as numpy casts
     else:
         ticks = naive.view(np.int64)[present]
-        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[np.datetime_data(naive.dtype)[0]]
+        per_second = _PER_SECOND[np.datetime_data(naive.dtype)[0]]
         # the coarsest of s, ms, us, ns that shows every value exactly, as pandas chooses it
         for unit, size in _UNITS:  # noqa: B007 (the unit found is the result)
             if size >= per_second or not (ticks % (per_second // size)).any():

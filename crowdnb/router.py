@@ -68,6 +68,7 @@ def create_app(
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
     multiple = {f.name for f in fields if f.multiple}
+    declared = {f.name for f in fields if f.kind == "js"}  # a JS task's answers, when it declares them
     check = SubmissionCheck(dispatcher, page)  # every answer against its field's rules, before anything is stored
 
     def wants_json() -> bool:
@@ -192,7 +193,6 @@ def create_app(
             )
             agent = check(token, answers, _file_names(request.files))
             meta, uploads = _meta(request.form.get("_crowd_feedback")), receive(request.files)
-        declared = {f.name for f in fields if f.kind == "js"}
         if declared and set(answers) - declared:  # a JS task's typo would otherwise be a column nobody reads
             unknown = sorted(set(answers) - declared)
             raise InvalidAnswers(
