@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lab lint check install-dev chromium clean
+.PHONY: demo test quick lab lint chromium clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,9 +29,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check crowdnb tests benchmarks
 	$(BIN)/ruff check crowdnb tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the wings' layers and contracts (pyproject.toml)
 
 test: $(VENV)/.installed-dev chromium lint  ## every check: format, lint, types, tests, notebooks
 	$(BIN)/python -m pytest -q tests notebooks --nbval-lax
+
+quick: $(VENV)/.installed-dev lint  ## the fast inner loop: every check but the browser, notebooks and benchmarks
+	$(BIN)/python -m pytest -q -m "not browser" --ignore tests/test_benchmarks.py tests
 
 lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook
 	$(BIN)/jupyter lab notebooks/quickstart.ipynb

@@ -121,7 +121,7 @@ class Crowdnb:
 
     def __init__(self, folder: Path, units: int, per_assignment: int, workers: int) -> None:
         import crowdnb as cn
-        from crowdnb import lifecycle
+        from crowdnb.store import lifecycle
 
         self.project = cn.open(folder)
         self.store = self.project.store
@@ -155,8 +155,8 @@ class Crowdnb:
 
     def reserve(self, worker_id: int, quota: Any) -> str:
         """One dispatch decision; its outcome ("assigned", "resumed" or the refusal reason)."""
-        from crowdnb import lifecycle
         from crowdnb.errors import WorkerRefused
+        from crowdnb.store import lifecycle
 
         try:
             _, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, quota, {})
@@ -166,7 +166,7 @@ class Crowdnb:
 
     def settle(self, target_done: int) -> None:
         """Complete the units held (as ``submit`` would), then assign and complete more up to ``target_done``."""
-        from crowdnb.store import new_id, now
+        from crowdnb.store.db import new_id, now
 
         run_id, stamp = self.run.id, now()
         with self.store.write() as conn:
@@ -274,7 +274,7 @@ class Baseline:
 
 def passes(ours: Crowdnb, floor: Baseline, units: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """At each fill level, every worker calls reserve once, each call followed by one baseline dispatch."""
-    from crowdnb.lifecycle import Quota
+    from crowdnb.store.lifecycle import Quota
 
     workers, writer = len(ours.workers), ours.store._writer  # its commits are timed from outside
     checked = Quota(allowed_concurrent=2, maximum_units_per_worker=2 * max(units // workers, 1))

@@ -158,7 +158,7 @@ def generate(folder: Path, rows: int, workers: int) -> tuple[Plan, dict[str, flo
     import sqlite_utils
 
     import crowdnb as cn
-    from crowdnb.store import new_id
+    from crowdnb.store.db import new_id
 
     times: dict[str, float] = {}
     started = time.perf_counter()
@@ -219,7 +219,7 @@ def child_crowdnb(folder: Path, plan: Plan, rows: int, extra: int) -> dict[str, 
     out: dict[str, Any] = {}
     started = time.perf_counter()
     import crowdnb as cn
-    from crowdnb.bulk_frame import FrameBuilder
+    from crowdnb.frame.bulk import FrameBuilder
 
     out["import_s"], out["rss_import_mb"] = since(started), rss_mb()
     started = time.perf_counter()

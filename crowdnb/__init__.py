@@ -23,21 +23,22 @@ from .errors import (
     StateError,
     WorkerRefused,
 )
-from .gold import Gold
-from .onboarding import Onboarding
-from .page import available_templates as templates
+from .notebook import views as _notebook_views
+from .pages.page import available_templates as templates
 from .project import Project
 from .project import open_project as open
-from .qualifications import block, grant, revoke, unblock
-from .qualifications import define as define_qualification
-from .qualifications import delete as delete_qualification
-from .qualifications import describe as describe_qualification
-from .requirements import Requirement, allow_list, block_list, requirement
+from .quality.gold import Gold
+from .quality.onboarding import Onboarding
+from .quality.requirements import Requirement, allow_list, block_list, requirement
+from .quality.screening import Screening
 from .run import Run
-from .screening import Screening
 from .simulate import Simulation, simulate
 from .task import Task
-from .workers import bonus, message
+from .views import install as _install_views
+from .workers import block, bonus, grant, message, revoke, unblock
+from .workers import define as define_qualification
+from .workers import delete as delete_qualification
+from .workers import describe as describe_qualification
 
 __version__ = "0.1.0"
 
@@ -81,8 +82,11 @@ __all__ = [
 ]
 
 
+_install_views(_notebook_views)  # Task.preview_widget, Run.live and Run.review return these widgets
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext crowdnb``: register the ``%crowd`` magics."""
-    from .magics import load_ipython_extension as load
+    from .notebook.magics import load_ipython_extension as load
 
     load(ipython)

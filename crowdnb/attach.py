@@ -22,11 +22,11 @@ import pandas as pd
 import requests
 
 from .errors import ArchitectError, ConfigError
-from .feed import MAX_LIMIT
-from .live import LiveFrame
-from .page import summary_table
+from .frame.live import LiveFrame
+from .pages.page import summary_table
 from .project import Project
-from .store import Row, project_root
+from .router.feed import MAX_LIMIT
+from .store.db import Row, project_root
 
 log = logging.getLogger(__name__)
 

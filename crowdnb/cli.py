@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from . import __version__
 from .errors import CrowdError
-from .form_cli import form
+from .forms.cli import form
 from .project import open_project
 from .serve import CONNECTIONS
 
@@ -51,12 +50,9 @@ def demo(home: str | None, workers: int, replicas: int, keep_open: bool) -> None
 @click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
 def export(target: str, path: str, home: str | None) -> None:
     """Export TARGET (a task name, or a run id) to PATH (.csv, .parquet or .jsonl)."""
-    from .export import export_frame
-
-    project = open_project(home)
-    frame = project.run(int(target)).df if target.isdigit() else project.task_frame(target)
-    written = export_frame(frame, Path(path), project.root)
-    click.echo(f"{len(frame)} rows written to {written}")
+    project, what = open_project(home), int(target) if target.isdigit() else target
+    written = project.export(what, path)
+    click.echo(f"{len(project.frame(what))} rows written to {written}")
 
 
 @cli.command()
@@ -81,7 +77,7 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
 
     from werkzeug.serving import make_server
 
-    from .review_app import create_review_app
+    from .review.app import create_review_app
 
     project = open_project(home)
     token = token or secrets.token_urlsafe(32)

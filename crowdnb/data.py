@@ -177,3 +177,10 @@ def _jsonable(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def rows_of(data: list[dict[str, Any]] | Rows) -> Rows:
+    """Wrap already-loaded rows so a run can consume lists and generators alike."""
+    if isinstance(data, Rows):
+        return data
+    return Rows(iter(data), "list", True)

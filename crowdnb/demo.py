@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .page import available_templates
+from .pages.page import available_templates
 from .project import open_project
 from .simulate import simulate
 from .task import Task

@@ -9,21 +9,16 @@ from typing import TYPE_CHECKING, Union
 
 import pandas as pd
 
-from . import reports
-from .live import LiveFrame
-from .store import Store, project_root
+from .frame.export import export_frame
+from .frame.live import LiveFrame
+from .store import reports
+from .store.db import Store, project_root
+from .worker import Worker
 
 if TYPE_CHECKING:
     from .run import Run
-    from .workers import Worker
 
 _open: dict[Path, Project] = {}
-
-
-def with_fees(money: dict[str, float], fee_rate: float) -> dict[str, float]:
-    """Add the provider's fees on paid rewards and bonuses, and the total so far."""
-    fees = (money["rewards"] + money["bonuses"]) * fee_rate
-    return {**money, "fees": fees, "total": money["rewards"] + money["bonuses"] + fees}
 
 
 _open_lock = threading.Lock()
@@ -93,8 +88,6 @@ class Project:
 
     def worker(self, name: str, provider: str = "mock") -> Worker:
         """A worker of this project (their units and qualifications)."""
-        from .workers import Worker  # workers imports project
-
         return Worker(self, name, provider)
 
     def run_table(self) -> pd.DataFrame:
@@ -126,6 +119,14 @@ class Project:
         task = self.store.get_task(name)
         frame = self._frames.setdefault(name, LiveFrame(self.store, "task", int(task["id"])))
         return frame.refresh()
+
+    def frame(self, what: str | int) -> pd.DataFrame:
+        """The submissions of a task (by name) or of a run (by id)."""
+        return self.run(what).df if isinstance(what, int) else self.task_frame(what)
+
+    def export(self, what: str | int, path: str | os.PathLike[str]) -> Path:
+        """Write a task's submissions (by name) or a run's (by id) to CSV, Parquet or JSONL, by suffix."""
+        return export_frame(self.frame(what), Path(path), self.root)
 
     def __repr__(self) -> str:
         return f"<crowdnb project {str(self.root)!r}: {len(self.store.run_ids())} runs>"

@@ -15,22 +15,24 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import architects, feed, lifecycle, providers, reports, uploads
-from . import states as S
-from .data import Rows, load
-from .dispatch import Dispatcher, Listener
+from . import architects, providers
+from .data import Rows, load, rows_of
 from .errors import ConfigError
-from .gold import GoldKeeper
-from .lifecycle import Quota
-from .live import LiveFrame
-from .onboarding import Onboarder, check_validate
-from .page import summary_table
-from .project import with_fees
+from .frame.live import LiveFrame
+from .pages.page import summary_table
 from .providers import RunInfo
-from .router import create_app
-from .screening import Screener
-from .store import now
-from .task import TaskSpec, rows_of
+from .quality.gold import GoldKeeper
+from .quality.onboarding import Onboarder, check_validate
+from .quality.screening import Screener
+from .router import feed, uploads
+from .router.app import create_app
+from .router.dispatch import Dispatcher, Listener
+from .spec import TaskSpec
+from .store import lifecycle, reports
+from .store import states as S
+from .store.db import now
+from .store.lifecycle import Quota
+from .views import views
 
 if TYPE_CHECKING:
     from .project import Project
@@ -256,7 +258,7 @@ class Run:
         """
         from urllib.parse import urlsplit
 
-        from .links import browser_base
+        from .architects.links import browser_base
 
         base = browser_base(self.url)
         if worker is None:
@@ -297,7 +299,7 @@ class Run:
     @property
     def spend(self) -> dict[str, float]:
         """Dollars so far: rewards paid, rewards pending review, bonuses, the provider's fees, total."""
-        return with_fees(reports.spend(self.store, "run", self.id), self.provider_client().fee_rate)
+        return reports.spend(self.store, "run", self.id, self.provider_client().fee_rate)
 
     def provider_client(self) -> providers.Provider:
         """The live provider, or a new client of the stored one (for review after a stop)."""
@@ -388,8 +390,8 @@ class Run:
 
         Returns how many units changed.
         """
-        from .review import bonus as pay_bonus
-        from .review import decide
+        from .providers.decisions import bonus as pay_bonus
+        from .providers.decisions import decide
 
         ids = _ids(unit_ids)
         changed = decide(self, ids, S.ACCEPTED, note)
@@ -399,39 +401,35 @@ class Run:
 
     def reject(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
         """Reject submitted units (not paid); the note is what the worker reads."""
-        from .review import decide
+        from .providers.decisions import decide
 
         return decide(self, _ids(unit_ids), S.REJECTED, note)
 
     def soft_reject(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
         """Pay for units but mark the work as unusable."""
-        from .review import decide
+        from .providers.decisions import decide
 
         return decide(self, _ids(unit_ids), S.SOFT_REJECTED, note)
 
     def bonus(self, unit_ids: int | Iterable[int], amount: float, reason: str, key: str | None = None) -> int:
         """Pay the workers of submitted units a bonus; the same bonus repeated is paid once (see ``key``)."""
-        from .review import bonus
+        from .providers.decisions import bonus
 
         return bonus(self, _ids(unit_ids), amount, reason, key)
 
     def export(self, path: str | Path) -> Path:
         """Write this run's submissions to CSV, Parquet or JSONL (by suffix), uploaded files alongside."""
-        from .export import export_frame
+        from .frame.export import export_frame
 
         return export_frame(self.df, Path(path), self.store.root)
 
     def live(self, interval: float = 1.0) -> Any:
         """A widget that follows the run: progress, rate, time left, cost, latest submissions, charts."""
-        from .widgets import LivePanel
-
-        return LivePanel(self, interval=interval)
+        return views().live(self, interval)
 
     def review(self, page_size: int = 20) -> Any:
         """A widget table to approve, reject, soft-reject and bonus submitted units."""
-        from .review_table import ReviewTable
-
-        return ReviewTable(self, page_size=page_size)
+        return views().review(self, page_size)
 
     def _repr_html_(self) -> str:
         counts = self.counts

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, NotFound
-from .feed import token
 from .project import Project, ProjectLike, as_project
-from .store import Store, project_root
+from .router.feed import token
+from .store.db import Store, project_root
 
 if TYPE_CHECKING:
     from flask import Flask

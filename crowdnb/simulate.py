@@ -123,7 +123,7 @@ def simulate(
 def _example_answers(run: Run) -> dict[str, Any]:
     """A gallery template's example answers: a bot cannot draw a box or mark a span, so the fields a
     template's script fills (hidden JSON) take the example's values; the others stay random."""
-    from .gallery import describe
+    from .pages.gallery import describe
 
     try:
         return describe(run.spec.source).example_answers

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .data import DataSource, Rows, load
+from .data import DataSource, load
 from .errors import ConfigError
-from .gold import Gold
-from .onboarding import Onboarding
-from .page import Field, Preview, TaskPage, find_template, summary_table
+from .pages.page import Field, Preview, find_template, summary_table
 from .project import Project, open_project
-from .qualifications import revoke
-from .requirements import BLOCKED, Requirement, block_list, parse
-from .screening import Screening
+from .quality.gold import Gold
+from .quality.onboarding import Onboarding
+from .quality.requirements import Requirement, parse
+from .quality.screening import Screening
+from .spec import TaskSpec
+from .views import views
+from .workers import revoke
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,83 +26,6 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DEFAULT_FEEDBACK = "Anything we should know about this task? (optional)"
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """Everything that defines a task, validated; stored with every run for resume and reproducibility."""
-
-    name: str
-    title: str
-    description: str
-    reward: float
-    tags: tuple[str, ...]
-    html: str
-    source: str  # where the page came from: "html=", a template name or a path
-    static_dir: str | None
-    units_per_assignment: int = 1
-    assignment_duration: int = 1800
-    max_num_concurrent_units: int = 0
-    allowed_concurrent: int = 0
-    maximum_units_per_worker: int = 0
-    disconnect_grace: float = 10.0
-    max_upload_mb: float = 20.0
-    qualifications: tuple[dict[str, Any], ...] = ()
-    budget: float | None = None  # dollars for the whole task (every run), fees included
-    onboarding: dict[str, Any] | None = None  # Onboarding.to_dict()
-    gold: dict[str, Any] | None = None  # Gold.to_dict()
-    screening: dict[str, Any] | None = None  # Screening.to_dict()
-    kind: str = "jinja"  # how ``html`` is read: "jinja", "dollar" (${var}, MTurk/Turkle/Mephisto) or "js"
-    js_dir: str | None = None  # a JS task's bundle folder (index.html and/or main.js)
-    answers: tuple[str, ...] = ()  # a JS task's declared answer names (optional; others are then refused)
-    feedback: str = ""  # the worker-feedback box's prompt; "" = no box
-    form: dict[str, Any] | None = None  # a form task's versions and insertions (form_source.FormSource.to_dict)
-
-    def requirements(self) -> tuple[Requirement, ...]:
-        """The task's qualification requirements, the block list every task has, and failed onboarding."""
-        extra = [block_list(f"{self.onboarding['qualification']}-failed")] if self.onboarding else []
-        if self.gold:
-            extra.append(block_list(f"{self.gold['qualification']}-disqualified"))
-        if self.screening:
-            extra.append(block_list(f"{self.screening['qualification']}-failed"))
-        return (*parse(self.qualifications), block_list(BLOCKED), *extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        out = dataclasses.asdict(self)
-        out["tags"] = list(self.tags)
-        out["qualifications"] = list(self.qualifications)
-        return out
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> TaskSpec:
-        """The spec stored by ``to_dict``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in raw.items() if k in known}
-        values["tags"] = tuple(values.get("tags", ()))
-        values["qualifications"] = tuple(values.get("qualifications", ()))
-        values["answers"] = tuple(values.get("answers", ()))
-        return cls(**values)
-
-    def page(self) -> TaskPage:
-        """The compiled page: a Jinja template, a ``${var}`` template or a JS bundle."""
-        feedback, limit = self.feedback, self.max_upload_mb
-        if self.kind == "js":
-            from .bundle import BundlePage
-
-            folder = Path(self.js_dir or ".")
-            return BundlePage(folder, self.source, answers=self.answers, feedback=feedback, max_upload_mb=limit)
-        if self.kind == "dollar":
-            from .dollar import DollarPage
-
-            return DollarPage(self.html, self.source, feedback=feedback, max_upload_mb=limit)
-        if self.kind == "form":
-            from .form_page import FormPage
-
-            return FormPage(
-                self.form or {}, self.source, static_dir=self.static_dir, feedback=feedback, max_upload_mb=limit
-            )
-        return TaskPage(self.html, self.source, feedback=feedback, max_upload_mb=limit)
 
 
 class Task:
@@ -176,12 +99,12 @@ class Task:
             )
         static_dir, js_dir, kind, stored_form = None, None, "jinja", None
         if form is not None:
-            from .form_page import form_task
+            from .forms.page import form_task
 
             stored_form, form_rows, static_dir, source = form_task(form, data_given=data is not None)
             html, kind, data = "", "form", data if data is not None else form_rows
         elif js is not None:
-            from .bundle import find_bundle
+            from .pages.bundle import find_bundle
 
             folder = find_bundle(js)
             html, source, kind, js_dir = "", str(js), "js", str(folder)
@@ -193,7 +116,7 @@ class Task:
             html, source = path.read_text(encoding="utf-8"), str(template)
             static_dir = str(path.parent / "static") if (path.parent / "static").is_dir() else None
         if kind not in ("js", "form"):
-            from .dollar import detect_syntax
+            from .pages.dollar import detect_syntax
 
             kind = detect_syntax(html, syntax)
         if answers and kind != "js":
@@ -249,7 +172,7 @@ class Task:
         if self._loaded is not None and not self._loaded:
             raise ConfigError(f"data from {self._rows.source} has no rows; a task needs at least one unit of work")
         if kind == "form" and self._loaded is not None:
-            from .form_page import check_rows
+            from .forms.page import check_rows
 
             check_rows(self.page, self._loaded, self._rows.source)
         self._project = project
@@ -290,9 +213,7 @@ class Task:
 
     def preview_widget(self) -> Any:
         """A widget: the page for any row, at phone or desktop width."""
-        from .widgets import preview_widget
-
-        return preview_widget(self)
+        return views().preview(self)
 
     def launch(
         self,
@@ -353,10 +274,3 @@ class Task:
     def __repr__(self) -> str:
         size = len(self._loaded) if self._loaded is not None else "a generator of"
         return f"<Task {self.name!r}: {self.spec.title!r}, {size} rows × {self.spec.units_per_assignment}, ${self.spec.reward:.2f}>"
-
-
-def rows_of(data: list[dict[str, Any]] | Rows) -> Rows:
-    """Wrap already-loaded rows so a run can consume lists and generators alike."""
-    if isinstance(data, Rows):
-        return data
-    return Rows(iter(data), "list", True)

@@ -1,25 +1,65 @@
-"""A crowd worker as the requester sees them: their units across the project and their qualifications."""
+"""What a requester does to workers, by name: grant, revoke, block, message and pay them; qualifications.
+
+Each is a thin skin over :class:`crowdnb.worker.Worker` of the project (default: the current folder), so
+the notebook, the command line and the review app record and send decisions the same way.
+"""
 
 from __future__ import annotations
 
-from . import lifecycle, providers, reports
-from .errors import ConfigError
-from .page import summary_table
-from .project import Project, ProjectLike, as_project
-from .qualifications import grant, revoke
-from .review import check_bonus
+import pandas as pd
+
+from . import providers
+from .errors import NotFound
+from .project import ProjectLike, as_project
+from .quality.qualifications import check_grantable
+from .quality.requirements import check_name
+from .store import reports
+from .worker import Worker
+
+__all__ = ["Worker", "block", "bonus", "define", "delete", "describe", "grant", "message", "revoke", "unblock"]
+
+
+def _worker(worker: str, provider: str, project: ProjectLike, actor: str) -> Worker:
+    return Worker(as_project(project), worker, provider, actor)
+
+
+def grant(
+    worker: str,
+    name: str,
+    value: int = 1,
+    *,
+    provider: str = "mock",
+    project: ProjectLike = None,
+    actor: str = "requester",
+) -> int:
+    """Give ``worker`` the qualification ``name`` with ``value`` (granting again updates it); returns the value."""
+    return _worker(worker, provider, project, actor).grant(name, value)
+
+
+def revoke(
+    worker: str, name: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester"
+) -> bool:
+    """Take the qualification ``name`` away from ``worker``; False if they did not have it."""
+    return _worker(worker, provider, project, actor).revoke(name)
+
+
+def block(
+    worker: str, reason: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester"
+) -> bool:
+    """Stop ``worker`` from getting units of any task (and block them on the provider); False if already blocked."""
+    return _worker(worker, provider, project, actor).block(reason)
+
+
+def unblock(worker: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester") -> bool:
+    """Lift a block; False if the worker was not blocked."""
+    return _worker(worker, provider, project, actor).unblock()
 
 
 def message(
     worker: str, text: str, *, provider: str = "mock", project: ProjectLike = None, actor: str = "requester"
 ) -> None:
     """Send ``worker`` a message through their provider (kept in the audit log)."""
-    if not text or not text.strip():
-        raise ConfigError("the message is empty")
-    where = as_project(project)
-    platform = providers.create(provider, where.store)
-    where.store.log_action(provider, worker, "message", actor, note=text)
-    platform.message(worker, text)
+    _worker(worker, provider, project, actor).message(text)
 
 
 def bonus(
@@ -36,54 +76,29 @@ def bonus(
 
     ``key`` defaults to the worker, amount and reason: the same bonus repeated is paid once.
     """
-    check_bonus(amount, reason)
+    return _worker(worker, provider, project, actor).bonus(amount, reason, key)
+
+
+def define(name: str, description: str = "", *, project: ProjectLike = None, actor: str = "requester") -> bool:
+    """Create the qualification ``name`` (or change its description); False if it already read so."""
+    check_grantable(name)
+    return as_project(project).store.define_qualification(name, description, actor)
+
+
+def describe(name: str, *, project: ProjectLike = None) -> pd.DataFrame:
+    """The qualification ``name``: its description and every worker holding it with their value."""
+    check_name(name)
+    rows = reports.qualification_holders(as_project(project).store, name)
+    if not rows:
+        raise NotFound(f"no qualification {name!r}; create it with cn.define_qualification({name!r}, description)")
+    return pd.DataFrame(rows)
+
+
+def delete(name: str, *, project: ProjectLike = None, actor: str = "requester") -> int:
+    """Delete the qualification ``name`` and every grant of it (revoked on the providers too); returns how many held it."""
+    check_grantable(name)
     where = as_project(project)
-    platform = providers.create(provider, where.store)
-    worker_id = where.store.worker(provider, worker)
-    token = f"worker-bonus:{provider}:{worker}:{key if key is not None else f'{amount:.2f}:{reason}'}"
-    if not lifecycle.record_bonus(where.store, worker_id, float(amount), reason, token, actor):
-        return False
-    platform.bonus(worker, float(amount), reason, token)
-    return True
-
-
-class Worker:
-    """One worker of one provider, read from the project's store."""
-
-    def __init__(self, project: Project, name: str, provider: str = "mock") -> None:
-        self.project, self.name, self.provider = project, name, provider
-
-    @property
-    def units(self) -> dict[str, int]:
-        """Their units by status, across every task and run."""
-        return reports.worker_stats(self.project.store, [self.name], self.provider)[self.name]
-
-    @property
-    def qualifications(self) -> dict[str, int]:
-        """Qualification name → value."""
-        return reports.worker_qualifications(self.project.store, self.provider, self.name)
-
-    def grant(self, qualification: str, value: int = 1) -> int:
-        """Grant a qualification (see ``cn.grant``)."""
-        return grant(self.name, qualification, value, provider=self.provider, project=self.project)
-
-    def message(self, text: str) -> None:
-        """Send this worker a message (see ``cn.message``)."""
-        message(self.name, text, provider=self.provider, project=self.project)
-
-    def bonus(self, amount: float, reason: str, key: str | None = None) -> bool:
-        """Pay this worker a bonus outside any unit (see ``cn.bonus``)."""
-        return bonus(self.name, amount, reason, key=key, provider=self.provider, project=self.project)
-
-    def revoke(self, qualification: str) -> bool:
-        """Revoke a qualification (see ``cn.revoke``)."""
-        return revoke(self.name, qualification, provider=self.provider, project=self.project)
-
-    def _repr_html_(self) -> str:
-        rows: dict[str, object] = {"provider": self.provider}
-        rows.update({status.replace("_", "-"): n for status, n in sorted(self.units.items())})
-        rows["qualifications"] = ", ".join(f"{k}={v}" for k, v in self.qualifications.items()) or "none"
-        return summary_table(f"Worker {self.name}", rows)
-
-    def __repr__(self) -> str:
-        return f"<Worker {self.name!r} on {self.provider}: {self.units}>"
+    holders = where.store.delete_qualification(name, actor)
+    for provider, worker in holders:
+        providers.create(provider, where.store).revoke_qualification(worker, name)
+    return len(holders)

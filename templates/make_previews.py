@@ -14,7 +14,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 import crowdnb as cn
-from crowdnb import gallery
+from crowdnb.pages import gallery
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (`make chromium`); Playwright downloads no browser
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 import crowdnb as cn
-from crowdnb.fakes.prolific import FakeProlific
+from crowdnb.testing.prolific import FakeProlific
 
 TOKEN = "tok-" + uuid.uuid4().hex  # distinctive, so a leak into the project folder is found
 PLACEHOLDERS = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"

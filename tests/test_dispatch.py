@@ -8,8 +8,8 @@ import time
 from collections import Counter
 
 import crowdnb as cn
-from crowdnb import lifecycle
-from crowdnb.lifecycle import Quota
+from crowdnb.store import lifecycle
+from crowdnb.store.lifecycle import Quota
 
 from .conftest import wait_until
 

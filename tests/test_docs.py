@@ -33,7 +33,7 @@ def test_every_command_is_documented() -> None:
 
 
 def test_every_magic_is_documented() -> None:
-    from crowdnb.magics import _parsers
+    from crowdnb.notebook.magics import _parsers
 
     for name in _parsers():
         assert f"%crowd {name}" in README or f"%%crowd {name}" in README, f"%crowd {name} is missing from the README"

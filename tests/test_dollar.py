@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 import crowdnb as cn
 from crowdnb import ConfigError, DataError
-from crowdnb.dollar import DollarPage, detect_syntax
+from crowdnb.pages.dollar import DollarPage, detect_syntax
 
 MTURK = Path(__file__).parent / "fixtures" / "mturk"
 TWEET = {"author": "ann", "tweet": 'I "love" <b>this</b> & ${not_a_column}'}

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 import crowdnb as cn
-from crowdnb.live import META_COLUMNS
+from crowdnb.frame.live import META_COLUMNS
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crowdnb.export import export_frame, utc_text
+from crowdnb.frame.export import export_frame, utc_text
 
 # microseconds since the epoch, from 1681 to 2261 AD (what nanoseconds can hold), rounded to whole seconds, milliseconds or not at all
 MOMENTS = st.tuples(

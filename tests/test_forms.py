@@ -20,10 +20,10 @@ from IPython.core.interactiveshell import InteractiveShell
 import crowdnb as cn
 from crowdnb.cli import cli
 from crowdnb.errors import FormError
-from crowdnb.form_page import FormPage
-from crowdnb.form_source import load_form
-from crowdnb.form_tokens import extrapolate, permutate
-from crowdnb.forms import check_form
+from crowdnb.forms.model import check_form
+from crowdnb.forms.page import FormPage
+from crowdnb.forms.source import load_form
+from crowdnb.forms.tokens import extrapolate, permutate
 
 FORMS = Path(__file__).parent / "forms"
 

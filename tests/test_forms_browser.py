@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import crowdnb as cn
-from crowdnb import validation
+from crowdnb.forms import validators
 
 from .a11y import axe_violations, describe
 from .conftest import wait_until
@@ -23,9 +23,9 @@ TIMEOUT_MS = 10_000
 expect.set_options(timeout=TIMEOUT_MS)
 
 # the server's twins of insertions/custom_validators.js (the page runs the JS ones)
-validation.register("inRange", lambda field, value, low, high: None if low <= float(value) <= high else f"Enter a whole age from {low} to {high}.")  # fmt: skip
-validation.register("noForbiddenWords", lambda field, value, check: "Please keep it polite." if check and "stupid" in value.lower() else None)  # fmt: skip
-validation.register("serverOnlyCode", lambda field, value: None if value == "OPEN" else "That code is not valid today.")
+validators.register("inRange", lambda field, value, low, high: None if low <= float(value) <= high else f"Enter a whole age from {low} to {high}.")  # fmt: skip
+validators.register("noForbiddenWords", lambda field, value, check: "Please keep it polite." if check and "stupid" in value.lower() else None)  # fmt: skip
+validators.register("serverOnlyCode", lambda field, value: None if value == "OPEN" else "That code is not valid today.")
 
 
 @pytest.fixture

@@ -255,7 +255,7 @@ def test_onboarding_page_is_flagged_and_leads_into_the_bundle(
 
 
 def test_review_and_export_take_whatever_a_js_task_submits(make_run: Any, tmp_path: Path) -> None:
-    from crowdnb.review_app import create_review_app
+    from crowdnb.review.app import create_review_app
 
     from .test_review_app import BEARER, TOKEN, serving
 

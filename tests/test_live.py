@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crowdnb as cn
-from crowdnb.bulk_frame import FIELDS, FrameBuilder, build, columns_of, record
-from crowdnb.live import META_COLUMNS, LiveFrame
+from crowdnb.frame.bulk import FIELDS, FrameBuilder, build, columns_of, record
+from crowdnb.frame.live import META_COLUMNS, LiveFrame
 
 # --- the oracle: a DataFrame of one record dict per row, typed (the frame's definition) -------------------
 
@@ -180,7 +180,7 @@ def test_a_mirror_fed_by_rows_equals_the_store_frame(make_run: Any) -> None:
     run = make_run(data=[{"text": f"t{i}"} for i in range(5)])
     cn.simulate(run, workers=2, answer=lambda row: {"label": "pos" if row["text"] != "t3" else "neg"})
     run.approve([int(u) for u in run.df["unit_id"][:2]])
-    from crowdnb import reports
+    from crowdnb.store import reports
 
     mirrored = LiveFrame(None, fetch=lambda rev: reports.submissions_since(run.store, "run", run.id, rev))
     assert cells(mirrored.refresh()) == cells(run.df)

@@ -1,4 +1,4 @@
-"""MACE and GLAD (crowdnb.models): spammers found, truth recovered, and crowd-kit's small examples reproduced."""
+"""MACE and GLAD (crowdnb.quality.models): spammers found, truth recovered, and crowd-kit's small examples reproduced."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import crowdnb as cn
-from crowdnb import models, quality
+from crowdnb import quality
+from crowdnb.quality import models
 
 RELIABLE = ["good0", "good1", "good2"]
 SPAMMERS = ["always_a0", "always_a1", "random"]

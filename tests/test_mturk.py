@@ -14,9 +14,9 @@ import requests
 
 import crowdnb as cn
 from crowdnb.errors import ConfigError, ProviderError
-from crowdnb.fakes.mturk import FakeMTurk
-from crowdnb.fakes.mturk_state import TurkError
 from crowdnb.providers import objects
+from crowdnb.testing.mturk import FakeMTurk
+from crowdnb.testing.mturk_state import TurkError
 
 from .conftest import FORM, wait_until
 from .turkers import FAST, ROWS, Turker, unit_of

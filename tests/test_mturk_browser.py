@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 import crowdnb as cn
-from crowdnb.fakes.mturk import FakeMTurk
-from crowdnb.fakes.mturk_state import TurkError
+from crowdnb.testing.mturk import FakeMTurk
+from crowdnb.testing.mturk_state import TurkError
 
 from .conftest import wait_until
 from .turkers import ROWS, unit_of

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 import crowdnb as cn
 from crowdnb.cli import cli
 from crowdnb.errors import ProviderError
-from crowdnb.fakes.mturk import FakeMTurk
 from crowdnb.providers import objects
+from crowdnb.testing.mturk import FakeMTurk
 
 from .conftest import wait_until
 from .turkers import FAST, Turker, unit_of

@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 import crowdnb as cn
-from crowdnb.page import ASSETS
+from crowdnb.pages.page import ASSETS
 
 from .conftest import FORM, SENTENCES
 

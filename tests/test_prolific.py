@@ -1,4 +1,4 @@
-"""The Prolific provider against a real local fake of Prolific's REST API (crowdnb.fakes.prolific).
+"""The Prolific provider against a real local fake of Prolific's REST API (crowdnb.testing.prolific).
 
 Participants are real HTTP clients: they take a place on the fake, open the study link (the fake fills in
 the placeholders and sets its "logged in" cookie), work on the router, and follow the completion redirect
@@ -15,10 +15,10 @@ import requests
 
 import crowdnb as cn
 from crowdnb.errors import ConfigError, ProviderError
-from crowdnb.fakes.prolific import FakeProlific, Refused
 from crowdnb.providers import Provider, create, objects
 from crowdnb.providers.prolific import REJECTION, ProlificProvider, minor, rejection_message
 from crowdnb.providers.prolific_api import ProlificAPI, Unreached
+from crowdnb.testing.prolific import FakeProlific, Refused
 
 from .conftest import SENTENCES, wait_until
 from .prolifics import PLACEHOLDERS, TOKEN, Someone, study_of, unit_of

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 import crowdnb as cn
-from crowdnb.fakes.prolific import FakeProlific
+from crowdnb.testing.prolific import FakeProlific
 
 from .conftest import FORM, SENTENCES, wait_until
 

@@ -15,8 +15,8 @@ import pytest
 
 import crowdnb as cn
 from crowdnb.errors import ProviderError
-from crowdnb.fakes.prolific import FakeProlific
 from crowdnb.providers import objects
+from crowdnb.testing.prolific import FakeProlific
 
 from .conftest import SENTENCES, wait_until
 from .prolifics import Someone, study_of, unit_of

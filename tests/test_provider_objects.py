@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crowdnb.providers import objects
-from crowdnb.store import Store
+from crowdnb.store.db import Store
 
 
 def test_objects_are_remembered_by_key_and_survive_a_reopen(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 import crowdnb as cn
 from crowdnb import ConfigError
-from crowdnb.requirements import COMPARATORS, parse
+from crowdnb.quality.requirements import COMPARATORS, parse
 
 from .conftest import FORM, SENTENCES, Worker
 

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 import crowdnb as cn
 from crowdnb import quality
-from crowdnb.review_app import create_review_app
+from crowdnb.review.app import create_review_app
 
 TOKEN = "review-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

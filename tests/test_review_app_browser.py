@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, expect
 
 import crowdnb as cn
-from crowdnb.requirements import BLOCKED
-from crowdnb.review_app import create_review_app
+from crowdnb.quality.requirements import BLOCKED
+from crowdnb.review.app import create_review_app
 
 from .test_review_app import TOKEN, serving, submit
 

@@ -14,7 +14,7 @@ import requests
 
 import crowdnb as cn
 from crowdnb import StateError
-from crowdnb.live import LiveFrame
+from crowdnb.frame.live import LiveFrame
 
 from .conftest import wait_until
 

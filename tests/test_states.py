@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crowdnb import StateError
-from crowdnb import states as S
+from crowdnb.store import states as S
 
 LEGAL_UNIT = [
     ("created", "launched"), ("launched", "assigned"), ("assigned", "completed"), ("assigned", "launched"),

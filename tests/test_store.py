@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from crowdnb.errors import ConfigError
-from crowdnb.schema import MIGRATIONS, Migration, migrate
-from crowdnb.store import Store, new_id
+from crowdnb.store.db import Store, new_id
+from crowdnb.store.schema import MIGRATIONS, Migration, migrate
 
 
 def test_ids_are_unique_time_ordered_and_fit_63_bits() -> None:

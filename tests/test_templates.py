@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 import crowdnb as cn
-from crowdnb import gallery
 from crowdnb.errors import ConfigError
-from crowdnb.review_app import create_review_app
-from crowdnb.review_pages import task_view
-from crowdnb.review_table import ReviewTable
+from crowdnb.notebook.review_table import ReviewTable
+from crowdnb.pages import gallery
+from crowdnb.review.app import create_review_app
+from crowdnb.review.pages import task_view
 
 from .conftest import Worker, wait_until
 

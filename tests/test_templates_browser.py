@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import crowdnb as cn
-from crowdnb import gallery
+from crowdnb.pages import gallery
 
 from .a11y import axe_violations, describe
 from .conftest import wait_until
@@ -360,7 +360,7 @@ def test_review_app_shows_drawn_boxes_over_the_picture_under_its_csp(
     project: cn.Project, make_run: Any, new_page: Callable[..., Page]
 ) -> None:
     """The review app forbids outside images and scripts: the renderer's inlined picture must still load."""
-    from crowdnb.review_app import create_review_app
+    from crowdnb.review.app import create_review_app
 
     from .conftest import Worker
     from .test_review_app import serving

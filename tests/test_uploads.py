@@ -16,8 +16,8 @@ import requests
 from playwright.sync_api import Page, expect
 
 import crowdnb as cn
-from crowdnb.review_app import create_review_app
-from crowdnb.review_table import ReviewTable
+from crowdnb.notebook.review_table import ReviewTable
+from crowdnb.review.app import create_review_app
 
 from .test_review_app import TOKEN, serving
 

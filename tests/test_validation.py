@@ -11,10 +11,10 @@ import pytest
 import requests
 
 import crowdnb as cn
-from crowdnb import validation
 from crowdnb.errors import FormError
-from crowdnb.page import Field, parse_fields
-from crowdnb.validation import answer_errors
+from crowdnb.forms import validators
+from crowdnb.pages.page import Field, parse_fields
+from crowdnb.router.validation import answer_errors
 
 FORMS = Path(__file__).parent / "forms"
 
@@ -32,8 +32,8 @@ HTML_PAGE = """
 GOOD_HTML = {"label": "negative", "code": "ABC", "stars": "4", "mail": "a@b.org", "why": "clear enough", "sure": "no"}
 
 # the volunteer form's Python twins of its JS validators (insertions/custom_validators.js)
-validation.register("inRange", lambda field, value, low, high: None if low <= float(value) <= high else f"Enter a whole age from {low} to {high}.")  # fmt: skip
-validation.register("noForbiddenWords", lambda field, value, check: "Please keep it polite." if check and "stupid" in value.lower() else None)  # fmt: skip
+validators.register("inRange", lambda field, value, low, high: None if low <= float(value) <= high else f"Enter a whole age from {low} to {high}.")  # fmt: skip
+validators.register("noForbiddenWords", lambda field, value, check: "Please keep it polite." if check and "stupid" in value.lower() else None)  # fmt: skip
 
 GOOD_FORM: dict[str, Any] = {
     "full_name": "Ada Lovelace",
@@ -209,13 +209,13 @@ def test_a_failing_custom_validator_accepts_the_value(project: cn.Project, caplo
     def explode(field: Field, value: Any, *args: Any) -> str | None:
         raise RuntimeError("validator bug")
 
-    validation.register("explodes", explode)
+    validators.register("explodes", explode)
     config = {"form": {"title": "T", "sections": [{"title": "S", "fieldsets": [{"rows": [{"fields": [
         {"type": "input", "name": "q", "label": "Q", "validators": {"explodes": True}}]}]}]}]}}  # fmt: skip
     run = cn.Task("explodes", title="T", reward=0.1, form=config, project=project).launch()
     try:
         unit = enter(run, "alice")
-        with caplog.at_level(logging.ERROR, logger="crowdnb.validation"):
+        with caplog.at_level(logging.ERROR, logger="crowdnb.router.validation"):
             reply = post_form(run, unit, {"q": "anything"})
         assert reply.status_code == 200 and stored(run) == 1
         assert "custom validator explodes failed" in caplog.text

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import crowdnb as cn
-from crowdnb.review_table import ReviewTable
-from crowdnb.widgets import LivePanel, preview_widget
+from crowdnb.notebook.review_table import ReviewTable
+from crowdnb.notebook.widgets import LivePanel, preview_widget
 
 from .conftest import FORM, SENTENCES, wait_until
 
@@ -136,7 +136,7 @@ def test_review_and_live_widgets_show_quality(make_run) -> None:
 def test_review_table_marks_the_odd_one_out(make_run) -> None:
     import pandas as pd
 
-    from crowdnb.review_table import _agrees
+    from crowdnb.notebook.review_table import _agrees
 
     frame = pd.DataFrame({"assignment_id": [1, 1, 1, 2], "label": ["pos", "pos", "neg", "pos"]})
     assert _agrees(frame, frame, "label") == [True, True, False, None]

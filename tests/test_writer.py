@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crowdnb.writer import Writer
+from crowdnb.store.writer import Writer
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -90,7 +90,7 @@ monkey.patch_all()
 import gevent
 from gevent import get_hub
 
-from crowdnb.store import Store
+from crowdnb.store.db import Store
 
 native = monkey.get_original("threading", "get_native_id")
 loop_thread = native()

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 import crowdnb as cn
-from crowdnb.fakes.mturk import FakeMTurk
+from crowdnb.testing.mturk import FakeMTurk
 
 FAST = {"allow_http": True, "poll_seconds": 0.2, "retry_delay": 0.01, "timeout": 2}
 ROWS = [{"text": f"sentence {i}"} for i in range(3)]

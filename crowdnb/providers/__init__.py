@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..requirements import Requirement
-
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..quality.requirements import Requirement
+    from ..store.db import Store
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from . import Completion, Identity, Report, RunInfo, UnitRef
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 
 class MockProvider:

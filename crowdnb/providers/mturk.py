@@ -9,7 +9,7 @@ page posts ``assignmentId`` to ``turkSubmitTo/mturk/externalSubmit`` (``Completi
 
 Options (``provider_options``; stored with the run, so keys never go here — see ``mturk_api``):
 
-- ``endpoint_url``, ``region``: another endpoint (a local fake: ``crowdnb.fakes.mturk``), us-east-1.
+- ``endpoint_url``, ``region``: another endpoint (a local fake: ``crowdnb.testing.mturk``), us-east-1.
 - ``allow_http``: accept an ``http://`` router URL — for a local fake endpoint only: MTurk
   itself shows HTTPS pages only (serve the router behind HTTPS: ``architect_options={"public_url": …}``).
 - ``confirm_spend``: live MTurk only. Setting up a live run is refused until this many dollars cover its
@@ -44,7 +44,7 @@ from .mturk_review import Review
 
 if TYPE_CHECKING:
     from ..project import Project
-    from ..store import Store
+    from ..store.db import Store
 
 log = logging.getLogger(__name__)
 

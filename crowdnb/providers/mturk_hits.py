@@ -24,12 +24,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
-from ..providers import Report, RunInfo
-from . import objects
+from . import Report, RunInfo, objects
 from .mturk_api import MTurkAPI, external_question, request_token, short, turk_code
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 log = logging.getLogger(__name__)
 

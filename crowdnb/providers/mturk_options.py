@@ -14,7 +14,7 @@ from . import RunInfo
 from .mturk_requirements import GUARDS
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 DAY = 24 * 3600
 DEFAULTS: dict[str, Any] = {

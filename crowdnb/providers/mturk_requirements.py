@@ -7,7 +7,7 @@ Two kinds of requirement reach MTurk:
   ``cn.revoke`` push workers' values to them. The block list every task has (``crowdnb-blocked``) is
   not pushed: ``cn.block`` blocks the worker on MTurk itself.
 - MTurk's system qualifications, which MTurk keeps about every worker and crowdnb cannot see, are
-  declared with the ``mturk:`` prefix and enforced by MTurk alone (see ``crowdnb.requirements``):
+  declared with the ``mturk:`` prefix and enforced by MTurk alone (see ``crowdnb.quality.requirements``):
 
   =====================  ===========================================  ==========================================
   name                   MTurk qualification type                     comparators and values
@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ConfigError
-from ..requirements import BLOCKED, NUMERIC, Requirement
+from ..quality.requirements import BLOCKED, NUMERIC, Requirement
 
 LOCALE = "00000000000000000071"
 SYSTEM = {

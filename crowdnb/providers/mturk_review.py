@@ -27,7 +27,7 @@ from .mturk_api import MTurkAPI, request_token, short, turk_code
 from .retry import retried
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 log = logging.getLogger(__name__)
 

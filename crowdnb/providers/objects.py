@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..store import now
+from ..store.db import now
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 
 @dataclass(frozen=True)

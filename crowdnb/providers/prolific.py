@@ -4,7 +4,7 @@ Prolific's REST API. Its parts: ``prolific_api`` (the HTTP client), ``prolific_s
 
 Credentials: the API token comes from ``PROLIFIC_API_TOKEN`` or ``crowdnb register prolific`` (never from
 options: those are stored with the run). The base URL is the ``base_url`` option, ``PROLIFIC_BASE_URL``,
-the registered ``base_url``, or https://api.prolific.com/api/v1/ (``crowdnb.fakes.prolific`` for dry runs).
+the registered ``base_url``, or https://api.prolific.com/api/v1/ (``crowdnb.testing.prolific`` for dry runs).
 
 What a run does on Prolific:
 
@@ -54,7 +54,7 @@ from .prolific_study import Studies
 from .retry import retried
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from .prolific_api import PLATFORM, ProlificAPI, Unreached
 from .retry import retried
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 log = logging.getLogger(__name__)
 

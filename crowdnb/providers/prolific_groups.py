@@ -21,13 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..requirements import BLOCKED, Requirement, parse
+from ..quality.requirements import BLOCKED, Requirement, parse
 from . import RunInfo, objects
 from .prolific_api import ProlificAPI
 from .retry import retried
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 NAME = "prolific"
 LIVE = ("creating", "draft", "published")

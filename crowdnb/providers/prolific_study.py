@@ -21,7 +21,7 @@ from .prolific_groups import Groups, merge
 from .retry import retried
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.db import Store
 
 log = logging.getLogger(__name__)
 

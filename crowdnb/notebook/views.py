@@ -1,0 +1,33 @@
+"""The widgets the facade returns (see :mod:`crowdnb.views`): a module that is a ``Views``.
+
+ipywidgets is imported on first use, so a process that only serves workers (``crowdnb serve``) never loads it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..run import Run
+    from ..task import Task
+
+
+def preview(task: Task) -> Any:
+    """The worker's page for any input row, at phone or desktop width."""
+    from .widgets import preview_widget
+
+    return preview_widget(task)
+
+
+def live(run: Run, interval: float) -> Any:
+    """A panel that follows a run: progress, rate, time left, cost, latest submissions, charts."""
+    from .widgets import LivePanel
+
+    return LivePanel(run, interval=interval)
+
+
+def review(run: Run, page_size: int) -> Any:
+    """A widget table to approve, reject, soft-reject and bonus submitted units."""
+    from .review_table import ReviewTable
+
+    return ReviewTable(run, page_size=page_size)

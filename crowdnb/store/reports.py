@@ -1,0 +1,190 @@
+"""Read-only summaries of a project for people: tables, widgets and the review app.
+
+SQL lives in ``store`` (rows and plain queries), ``lifecycle`` (transitions) and here (reports).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .db import Row, Store
+
+# the columns of a submission that are not answers, as frames and exports name them
+META_COLUMNS = [
+    "run_id",
+    "unit_id",
+    "assignment_id",
+    "unit_index",
+    "row_index",
+    "worker",
+    "status",
+    "started_at",
+    "submitted_at",
+    "duration_s",
+    "reward",
+]
+FEEDBACK_COLUMN = "_feedback"
+
+
+def task_summary(store: Store) -> list[Row]:
+    """One row per task: name, number of runs, number of submissions, creation time."""
+    return store.query(
+        "SELECT t.name, count(DISTINCT r.id) AS runs, "
+        "(SELECT count(*) FROM submissions s WHERE s.task_id = t.id) AS submissions, t.created_at "
+        "FROM tasks t LEFT JOIN task_runs r ON r.task_id = t.id GROUP BY t.id ORDER BY t.name"
+    )
+
+
+def spend(store: Store, scope: str, scope_id: int, fee_rate: float = 0.0) -> dict[str, float]:
+    """Dollars of a run (``scope="run"``) or task: rewards paid, rewards awaiting review, bonuses, the provider's
+    ``fee_rate`` on rewards and bonuses paid, and the total so far. The one place spend is computed."""
+    column = {"run": "task_run_id", "task": "task_id"}[scope]
+    row = store.query_one(
+        "SELECT coalesce(sum(CASE WHEN status IN ('accepted', 'soft_rejected') THEN pay_amount END), 0) AS paid, "
+        "coalesce(sum(CASE WHEN status = 'completed' THEN pay_amount END), 0) AS pending "
+        f"FROM units WHERE {column} = ?",
+        (scope_id,),
+    )
+    bonuses = store.scalar(
+        f"SELECT coalesce(sum(amount), 0) FROM reviews WHERE {column} = ? AND action = 'bonus'", (scope_id,)
+    )
+    paid, pending = (float(row["paid"]), float(row["pending"])) if row else (0.0, 0.0)
+    fees = (paid + float(bonuses)) * fee_rate
+    return {
+        "rewards": paid,
+        "pending": pending,
+        "bonuses": float(bonuses),
+        "fees": fees,
+        "total": paid + bonuses + fees,
+    }
+
+
+def worker_stats(store: Store, names: list[str], provider: str) -> dict[str, dict[str, int]]:
+    """Per worker name: their units by status across the whole project (for review decisions)."""
+    if not names:
+        return {}
+    marks = ",".join("?" * len(names))
+    stats: dict[str, dict[str, int]] = {name: {} for name in names}
+    for row in store.query(
+        f"SELECT w.name, u.status, count(*) AS n FROM units u JOIN workers w ON w.id = u.worker_id "
+        f"WHERE w.provider = ? AND w.name IN ({marks}) GROUP BY w.name, u.status",
+        (provider, *names),
+    ):
+        stats[row["name"]][row["status"]] = row["n"]
+    return stats
+
+
+def runs_overview(store: Store) -> list[Row]:
+    """Every run with its task, state, address and units by outcome."""
+    return store.query(
+        "SELECT r.id AS run_id, t.name AS task, r.status AS state, r.provider, r.url, r.created_at, "
+        "count(u.id) AS units, sum(u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
+        "sum(u.status = 'accepted') AS accepted FROM task_runs r JOIN tasks t ON t.id = r.task_id "
+        "LEFT JOIN units u ON u.task_run_id = r.id GROUP BY r.id ORDER BY r.id"
+    )
+
+
+def workers_overview(store: Store) -> list[Row]:
+    """Every worker with their units by status and their qualifications."""
+    return store.query(
+        "SELECT w.provider, w.name AS worker, "
+        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
+        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'accepted') AS accepted, "
+        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'rejected') AS rejected, "
+        "(SELECT group_concat(q.name || '=' || g.value, ', ') FROM granted_qualifications g "
+        " JOIN qualifications q ON q.id = g.qualification_id WHERE g.worker_id = w.id) AS qualifications "
+        "FROM workers w ORDER BY w.provider, w.name"
+    )
+
+
+def worker_qualifications(store: Store, provider: str, worker: str) -> dict[str, int]:
+    """A worker's qualifications: name → value."""
+    rows = store.query(
+        "SELECT q.name, g.value FROM granted_qualifications g JOIN qualifications q ON q.id = g.qualification_id "
+        "JOIN workers w ON w.id = g.worker_id WHERE w.provider = ? AND w.name = ? ORDER BY q.name",
+        (provider, worker),
+    )
+    return {r["name"]: r["value"] for r in rows}
+
+
+def qualification_holders(store: Store, name: str | None = None) -> list[Row]:
+    """Every qualification (or the one ``name``d) with each worker holding it, by name then worker.
+
+    Rows: qualification, description, provider, worker, value, updated_at; a qualification nobody
+    holds has one row whose worker is None.
+    """
+    return store.query(
+        "SELECT q.name AS qualification, q.description, w.provider, w.name AS worker, g.value, g.updated_at "
+        "FROM qualifications q LEFT JOIN granted_qualifications g ON g.qualification_id = q.id "
+        "LEFT JOIN workers w ON w.id = g.worker_id WHERE ?1 IS NULL OR q.name = ?1 "
+        "ORDER BY q.name, w.provider, w.name",
+        (name,),
+    )
+
+
+def worker_reviews(store: Store, provider: str, worker: str, limit: int = 100) -> list[Row]:
+    """The latest review actions on a worker (decisions, bonuses, grants, blocks, messages), newest first."""
+    return store.query(
+        "SELECT r.at, r.actor, r.action, r.unit_id, t.name AS task, r.amount, r.note, r.details "
+        "FROM reviews r JOIN workers w ON w.id = r.worker_id LEFT JOIN tasks t ON t.id = r.task_id "
+        "WHERE w.provider = ? AND w.name = ? ORDER BY r.at DESC, r.id DESC LIMIT ?",
+        (provider, worker, limit),
+    )
+
+
+def live_agents(store: Store, run_id: int) -> list[int]:
+    """Agents of a run holding a unit right now (accepted or in the task)."""
+    rows = store.query("SELECT id FROM agents WHERE task_run_id = ? AND status IN ('accepted', 'in_task')", (run_id,))
+    return [int(r["id"]) for r in rows]
+
+
+def submissions_since(
+    store: Store, scope: str, scope_id: int, rev: int, kind: str = "data", limit: int = -1
+) -> list[Row]:
+    """Submissions of a run (scope "run") or task (scope "task") changed after ``rev``, oldest first.
+
+    ``kind`` is "data" (the study's own units) or "gold"; ``limit`` caps the rows (-1: all).
+    """
+    column = {"run": "s.task_run_id", "task": "s.task_id"}[scope]
+    return store.query(
+        "SELECT s.rev, s.id AS submission_id, s.unit_id, s.agent_id, s.task_run_id AS run_id, "
+        "u.assignment_id, u.unit_index, w.name AS worker, u.status, u.pay_amount AS reward, "
+        "a.started_at, s.submitted_at, asg.row_index, asg.data AS input, s.answers, s.files, s.meta "
+        "FROM submissions s JOIN units u ON u.id = s.unit_id JOIN agents a ON a.id = s.agent_id "
+        "JOIN workers w ON w.id = s.worker_id JOIN assignments asg ON asg.id = u.assignment_id "
+        f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev LIMIT ?",
+        (scope_id, rev, kind, limit),
+    )
+
+
+BATCH_ROWS = 50_000  # rows of a bulk read held at once: a few tens of MB of Python objects
+
+
+def submission_batches(
+    store: Store, scope: str, scope_id: int, rev: int, kind: str = "data", size: int = BATCH_ROWS
+) -> Iterator[dict[str, tuple[Any, ...]]]:
+    """``submissions_since`` by column, a batch at a time, for building a frame in bulk: the worker as
+    ``worker_id`` (names are few: ``worker_names``), ``files`` and ``meta`` None when empty; revision order."""
+    column = {"run": "s.task_run_id", "task": "s.task_id"}[scope]
+    return store.column_batches(
+        "SELECT s.rev, s.id AS submission_id, s.unit_id, s.task_run_id AS run_id, u.assignment_id, u.unit_index, "
+        "asg.row_index, s.worker_id, u.status, u.pay_amount AS reward, a.started_at, s.submitted_at, "
+        "asg.data AS input, s.answers, NULLIF(s.files, '{}') AS files, NULLIF(s.meta, '{}') AS meta "
+        "FROM submissions s JOIN units u ON u.id = s.unit_id JOIN agents a ON a.id = s.agent_id "
+        "JOIN assignments asg ON asg.id = u.assignment_id "
+        f"WHERE {column} = ? AND s.rev > ? AND asg.kind = ? ORDER BY s.rev",
+        (scope_id, rev, kind),
+        size,
+    )
+
+
+def worker_names(store: Store, worker_ids: Iterable[int]) -> dict[int, str]:
+    """The names of these workers (ids not found are left out)."""
+    ids = json.dumps(sorted({int(w) for w in worker_ids}))
+    rows = store.query("SELECT w.id, w.name FROM json_each(?) j JOIN workers w ON w.id = j.value", (ids,))
+    return {int(r["id"]): str(r["name"]) for r in rows}
+
+
+# --- review app ------------------------------------------------------------------------------
