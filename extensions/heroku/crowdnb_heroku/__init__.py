@@ -5,6 +5,7 @@ It registers under the ``crowdnb.architects`` entry point; crowdnb itself never 
 
 from __future__ import annotations
 
+from .architect import HerokuArchitect
 from .platform import HerokuError, Platform
 
-__all__ = ["HerokuError", "Platform"]
+__all__ = ["HerokuArchitect", "HerokuError", "Platform"]
