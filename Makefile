@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: demo test quick lab lint chromium clean
+EXTENSIONS := extensions/heroku
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -13,8 +14,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[parquet]"
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[dev]"
+$(VENV)/.installed-dev: pyproject.toml $(EXTENSIONS:%=%/pyproject.toml) | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[dev]" $(EXTENSIONS:%=-e %)
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed  ## run a demo study end to end (local router, mock crowd, SQLite)
@@ -26,16 +27,17 @@ chromium:  ## Debian's Chromium for the browser tests (Playwright drives it; no 
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; fi; }
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff format --check crowdnb tests benchmarks
-	$(BIN)/ruff check crowdnb tests benchmarks
+	$(BIN)/ruff format --check crowdnb tests benchmarks extensions
+	$(BIN)/ruff check crowdnb tests benchmarks extensions
 	$(BIN)/mypy
+	$(BIN)/mypy $(EXTENSIONS:%=%/crowdnb_*)
 	$(BIN)/lint-imports --no-cache  # the wings' layers and contracts (pyproject.toml)
 
 test: $(VENV)/.installed-dev chromium lint  ## every check: format, lint, types, tests, notebooks
-	$(BIN)/python -m pytest -q tests notebooks --nbval-lax
+	$(BIN)/python -m pytest -q tests $(EXTENSIONS:%=%/tests) notebooks --nbval-lax
 
 quick: $(VENV)/.installed-dev lint  ## the fast inner loop: every check but the browser, notebooks and benchmarks
-	$(BIN)/python -m pytest -q -m "not browser" --ignore tests/test_benchmarks.py tests
+	$(BIN)/python -m pytest -q -m "not browser" --ignore tests/test_benchmarks.py tests $(EXTENSIONS:%=%/tests)
 
 lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook
 	$(BIN)/jupyter lab notebooks/quickstart.ipynb
