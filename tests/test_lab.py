@@ -317,8 +317,9 @@ def test_worker_link_through_jupyter_server_proxy(lab: Lab, context: BrowserCont
     page = run_notebook(lab, context, "proxy_check.ipynb")
     state = wait_finished(page, lab)
     printed = "".join(o["text"] for o in state["cells"][-1]["outputs"] if o["name"] == "stdout").strip()
-    match = re.fullmatch(r"/proxy/(\d+)/\?worker_id=carol", printed)
-    assert match, f"run.link('carol') is not a jupyter-server-proxy link: {printed!r}"
+    # absolute, so the printed link is clickable: the server's address from its runtime file, then the proxy path
+    match = re.fullmatch(re.escape(lab.url) + r"/proxy/(\d+)/\?worker_id=carol", printed)
+    assert match, f"run.link('carol') is not an absolute jupyter-server-proxy link: {printed!r}"
     router = f"/proxy/{match[1]}/"
 
     problems: list[str] = []
@@ -337,7 +338,7 @@ def test_worker_link_through_jupyter_server_proxy(lab: Lab, context: BrowserCont
     worker.on("console", on_console)
     worker.on("pageerror", lambda error: problems.append(f"uncaught exception: {error}"))
     worker.on("websocket", lambda ws: sockets.append(ws.url))
-    worker.goto(lab.url + printed)
+    worker.goto(printed)
     expect(worker.locator("fieldset.crowd-task p")).to_have_text("hello")
     stylesheet = worker.evaluate("() => document.styleSheets.length && document.styleSheets[0].href")
     assert stylesheet == f"{lab.url}{router}_crowd/crowd.css", stylesheet

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -228,14 +231,49 @@ def test_project_folder_comes_from_crowdnb_home(tmp_path) -> None:
     assert (tmp_path / "home" / "crowdnb.db").is_file()
 
 
-def test_links_for_a_remote_notebook(run: cn.Run, monkeypatch) -> None:
+def test_links_for_a_remote_notebook(run: cn.Run, monkeypatch, caplog) -> None:
     port = int(run.url.rsplit(":", 1)[1].strip("/"))
     assert run.link() == run.url  # a plain Python process: the router's own address
+    for name in ("JUPYTERHUB_PUBLIC_URL", "JUPYTERHUB_HOST", "CROWDNB_PUBLIC_URL", "JPY_PARENT_PID"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("JPY_SESSION_NAME", "nb.ipynb")
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
-    assert run.link("alice") == f"/user/ada/proxy/{port}/?worker_id=alice"  # jupyter-server-proxy is installed
+    with caplog.at_level(logging.WARNING, logger="crowdnb.links"):
+        # jupyter-server-proxy is installed, but nothing tells the Hub's public address: a path and a hint
+        assert run.link("alice") == f"/user/ada/proxy/{port}/?worker_id=alice"
+    assert "set CROWDNB_PUBLIC_URL" in caplog.text and "/user/ada/proxy/{port}/" in caplog.text
+    monkeypatch.setenv("JUPYTERHUB_PUBLIC_URL", "https://hub.example.org/")  # c.JupyterHub.public_url
+    assert run.link("alice") == f"https://hub.example.org/user/ada/proxy/{port}/?worker_id=alice"
+    monkeypatch.setenv("JUPYTERHUB_HOST", "https://ada.hub.example.org")  # a Hub with user subdomains
+    assert run.link() == f"https://ada.hub.example.org/user/ada/proxy/{port}/"
     monkeypatch.setenv("CROWDNB_PUBLIC_URL", "https://hub.example.org/user/ada/proxy/{port}")
     assert run.link() == f"https://hub.example.org/user/ada/proxy/{port}/"
+
+
+@pytest.mark.parametrize(
+    ("ip", "url", "expected"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8890/lab-base/", "http://127.0.0.1:8890/lab-base/proxy/{port}/"),
+        ("localhost", "https://localhost:8890/", "https://localhost:8890/proxy/{port}/"),
+        ("0.0.0.0", "http://3f2a9c1e7b4d:8890/", "/proxy/{port}/"),  # a container's name: not the browser's
+    ],
+)
+def test_links_through_the_jupyter_server_that_started_the_kernel(
+    run: cn.Run, monkeypatch, caplog, tmp_path, ip: str, url: str, expected: str
+) -> None:
+    """A kernel finds its server's runtime file by ``$JPY_PARENT_PID`` (the fields jupyter_server writes)."""
+    port = int(run.url.rsplit(":", 1)[1].strip("/"))
+    for name in ("JUPYTERHUB_SERVICE_PREFIX", "CROWDNB_PUBLIC_URL", "JPY_SESSION_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    info = {"url": url, "hostname": ip, "port": 8890, "sock": "", "secure": url.startswith("https"), "pid": 4242}
+    (tmp_path / "jpserver-4242.json").write_text(json.dumps({**info, "base_url": urlsplit(url).path}))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("JPY_PARENT_PID", "4242")
+    with caplog.at_level(logging.WARNING, logger="crowdnb.links"):
+        assert run.link("bo") == expected.format(port=port) + "?worker_id=bo"
+    assert ("CROWDNB_PUBLIC_URL" in caplog.text) == expected.startswith("/")
+    monkeypatch.setenv("JPY_PARENT_PID", "4243")  # another server's kernel: its file is not there
+    assert run.link() == f"/proxy/{port}/"
 
 
 def test_a_batch_with_one_bad_unit_changes_nothing(run: cn.Run) -> None:
