@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test quick lab lint chromium clean
+.PHONY: demo test quick lab notebooks lint chromium clean
 EXTENSIONS := extensions/heroku
 
 $(BIN)/python:
@@ -40,7 +40,10 @@ quick: $(VENV)/.installed-dev lint  ## the fast inner loop: every check but the 
 	$(BIN)/python -m pytest -q -m "not browser" --ignore tests/test_benchmarks.py tests $(EXTENSIONS:%=%/tests)
 
 lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook
-	$(BIN)/jupyter lab notebooks/quickstart.ipynb
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/quickstart.ipynb
+
+notebooks: $(VENV)/.installed-dev  ## clear the shipped notebooks' outputs and widget state before committing them
+	$(BIN)/python notebooks/clean.py
 
 clean:
 	rm -rf $(VENV) crowdnb_data .pytest_cache .mypy_cache .ruff_cache test-artifacts
