@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test quick lab notebooks lint chromium clean
+.PHONY: demo test quick lab notebooks media lint chromium clean
 EXTENSIONS := extensions/heroku
 
 $(BIN)/python:
@@ -41,6 +41,12 @@ quick: $(VENV)/.installed-dev lint  ## the fast inner loop: every check but the 
 
 lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook
 	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/quickstart.ipynb
+
+media: $(VENV)/.installed  ## remake the gallery's example media (the video clips need Debian's ffmpeg)
+	@command -v ffmpeg >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; fi; }
+	$(BIN)/python templates/make_media.py
 
 notebooks: $(VENV)/.installed-dev  ## clear the shipped notebooks' outputs and widget state before committing them
 	$(BIN)/python notebooks/clean.py

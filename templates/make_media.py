@@ -1,14 +1,19 @@
-"""Make the gallery's example media: SVG street scenes and short WAV clips, with the standard library only.
+"""Make the gallery's example media: SVG street scenes, short WAV clips and short WebM videos.
 
-Run from the checkout: ``python templates/make_media.py``. The output is deterministic (a fixed seed),
-so re-running it changes no committed file unless this script changed.
+Run from the checkout: ``python templates/make_media.py``. Pictures and sounds need the standard library
+only and are deterministic (a fixed seed), so re-running it changes no committed file unless this script
+changed. The videos are drawn here frame by frame and encoded to VP8 WebM (which Chromium, Firefox and
+Safari play) by Debian's ``ffmpeg`` (``make media`` installs it); their bytes can differ with another
+libvpx, their pictures and timings cannot.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import shutil
 import struct
+import subprocess
 import wave
 from pathlib import Path
 
@@ -106,6 +111,112 @@ def _write_wav(path: Path, samples: list[float]) -> None:
         out.writeframes(b"".join(struct.pack("<h", round(max(-1.0, min(1.0, s)) * 32000)) for s in samples))
 
 
+# --- clips for video_annotation -----------------------------------------------------------------------
+WIDTH, HEIGHT, FPS, CLIP_SECONDS = 320, 180, 10, 6.0
+RGB = tuple[int, int, int]
+
+
+def _hex(color: str) -> RGB:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+class _Frame:
+    """One RGB picture, drawn with rectangles and discs (clipped at the edges)."""
+
+    def __init__(self, background: bytes) -> None:
+        self.pixels = bytearray(background)
+
+    def rect(self, x: float, y: float, w: float, h: float, color: str) -> None:
+        left, right = max(0, round(x)), min(WIDTH, round(x + w))
+        if left >= right:
+            return
+        row = bytes(_hex(color)) * (right - left)
+        for line in range(max(0, round(y)), min(HEIGHT, round(y + h))):
+            at = (line * WIDTH + left) * 3
+            self.pixels[at : at + len(row)] = row
+
+    def disc(self, cx: float, cy: float, r: float, color: str) -> None:
+        for dy in range(-round(r), round(r) + 1):
+            half = math.sqrt(max(0.0, r * r - dy * dy))
+            self.rect(cx - half, cy + dy, 2 * half, 1, color)
+
+
+def _street() -> bytes:
+    frame = _Frame(bytes(_hex("#bfe3ff")) * (WIDTH * HEIGHT))
+    frame.rect(10, 40, 70, 90, "#c9a27e")
+    frame.rect(240, 25, 70, 105, "#9fb3c8")
+    frame.rect(0, 130, WIDTH, 50, "#6b6f76")
+    frame.rect(0, 152, WIDTH, 3, "#e8e8e8")
+    return bytes(frame.pixels)
+
+
+def _film_car(f: _Frame, x: float, t: float, color: str) -> None:
+    f.rect(x, 132, 80, 20, color)
+    f.rect(x + 16, 118, 46, 15, color)
+    f.rect(x + 22, 121, 14, 9, "#cfe6f5")
+    f.rect(x + 42, 121, 14, 9, "#cfe6f5")
+    f.disc(x + 18, 152, 7, "#222222")
+    f.disc(x + 62, 152, 7, "#222222")
+
+
+def _film_person(f: _Frame, x: float, t: float, color: str) -> None:
+    stride = 4 if int(t * 4) % 2 else -4  # legs apart, then together: walking
+    f.disc(x + 8, 104, 6, "#e0b48a")
+    f.rect(x + 1, 111, 14, 22, color)
+    f.rect(x + 2 + stride / 2, 133, 5, 22, "#333344")
+    f.rect(x + 9 - stride / 2, 133, 5, 22, "#333344")
+
+
+def _film_bicycle(f: _Frame, x: float, t: float, color: str) -> None:
+    for cx in (x + 10, x + 50):
+        f.disc(cx, 150, 10, "#222222")
+        f.disc(cx, 150, 7, "#6b6f76")
+    f.rect(x + 10, 138, 40, 4, color)
+    f.rect(x + 28, 126, 4, 14, color)
+    f.disc(x + 30, 102, 6, "#e0b48a")
+    f.rect(x + 24, 109, 12, 18, color)
+
+
+_DRAW = {"car": (_film_car, 80), "person": (_film_person, 16), "bicycle": (_film_bicycle, 60)}  # how, and how wide
+
+# (label, color, first and last second in view, direction): what each clip shows, and so the true segments
+CLIPS: dict[str, list[tuple[str, str, float, float, int]]] = {
+    "street.webm": [("car", "#c0392b", 0.5, 3.0, 1), ("person", "#2e86c1", 2.0, 5.5, -1)],
+    "crossing.webm": [("person", "#8e44ad", 0.5, 4.5, 1), ("bicycle", "#27ae60", 1.5, 4.0, -1)],
+    "parking.webm": [("bicycle", "#d35400", 0.5, 2.5, 1), ("car", "#2471a3", 3.0, 5.5, -1)],
+}
+
+
+def _frames(things: list[tuple[str, str, float, float, int]]) -> list[bytes]:
+    """Each thing enters at one edge at its first second and has left by the other at its last."""
+    street = _street()
+    out = []
+    for index in range(int(CLIP_SECONDS * FPS)):
+        t = index / FPS
+        frame = _Frame(street)
+        for label, color, start, end, direction in things:
+            if not start <= t < end:
+                continue
+            draw, width = _DRAW[label]
+            travelled = (t - start) / (end - start) * (WIDTH + width)
+            draw(frame, travelled - width if direction > 0 else WIDTH - travelled, t, color)
+        out.append(bytes(frame.pixels))
+    return out
+
+
+def _write_webm(path: Path, frames: list[bytes]) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SystemExit("the video clips need ffmpeg: `make media` (or apt-get install ffmpeg)")
+    command = [
+        ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}",
+        "-r", str(FPS), "-i", "-", "-an", "-c:v", "libvpx", "-pix_fmt", "yuv420p", "-b:v", "120k",
+        "-deadline", "good", "-cpu-used", "0", "-g", str(FPS), "-threads", "1",
+        "-fflags", "+bitexact", "-flags:v", "+bitexact", "-metadata", "title=" + path.stem, str(path),
+    ]  # fmt: skip
+    subprocess.run(command, input=b"".join(frames), check=True)
+
+
 def main() -> None:
     """Write every picture and clip into the templates' static folders."""
     pictures = HERE / "bounding_boxes" / "static"
@@ -116,6 +227,10 @@ def main() -> None:
     clips.mkdir(parents=True, exist_ok=True)
     for kind in ("clean", "noisy", "hum", "clipped", "dropouts"):
         _write_wav(clips / f"{kind}.wav", _clip(kind, random.Random(7)))
+    videos = HERE / "video_annotation" / "static"
+    videos.mkdir(parents=True, exist_ok=True)
+    for name, things in CLIPS.items():
+        _write_webm(videos / name, _frames(things))
 
 
 if __name__ == "__main__":

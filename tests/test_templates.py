@@ -38,6 +38,12 @@ SHOWN = {
     ],
     "ner_spans": [">Angela Merkel<sup", "> person</sup>", ">Berlin<sup", "> place</sup>", "2 spans"],
     "audio_rating": ["<b>2</b> <small>poor</small>", ">noise</b>", "listened: 1.5 s"],
+    "video_annotation": [  # car 0.5–3 s and person 2–5.5 s of a 6 s clip, each in its label's row
+        '>car</span>\n      <div title="car 0.5–3 s" style="position:absolute;top:2px;bottom:2px;left:8.33%;width:41.67%',
+        '>person</span>\n      <div title="person 2–5.5 s" style="position:absolute;top:2px;bottom:2px;left:33.33%;width:58.33%',
+        "<li>car: 0.5–3 s</li><li>person: 2–5.5 s</li>",
+        "· 6.0 s",
+    ],
 }
 
 
@@ -50,7 +56,7 @@ def example_rows(name: str) -> list[dict[str, Any]]:
 def test_the_gallery_has_the_promised_templates() -> None:
     promised = {
         "text_classification", "multi_label", "free_text", "likert_survey", "pairwise_comparison",
-        "bounding_boxes", "ner_spans", "audio_rating",
+        "bounding_boxes", "ner_spans", "audio_rating", "video_annotation",
     }  # fmt: skip
     assert promised <= set(NAMES)
     assert set(gallery.templates()) == set(NAMES)
@@ -297,7 +303,7 @@ def test_simulated_workers_can_complete_every_template(name: str, project: cn.Pr
         run.stop()
 
 
-@pytest.mark.parametrize("name", ["bounding_boxes", "ner_spans", "audio_rating"])
+@pytest.mark.parametrize("name", ["bounding_boxes", "ner_spans", "audio_rating", "video_annotation"])
 def test_what_a_script_writes_is_checked_by_the_server(name: str, project: cn.Project) -> None:
     """A hidden answer a template's script fills carries a pattern; a POST that skips the script is held to it."""
     described = gallery.describe(name)
@@ -312,3 +318,64 @@ def test_what_a_script_writes_is_checked_by_the_server(name: str, project: cn.Pr
         assert worker.submit(described.example_answers).status_code == 200
     finally:
         run.stop()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_media_are_small(name: str) -> None:
+    """Media ship inside the wheel and inline into review pages: a few seconds of video, not minutes."""
+    static = gallery.describe(name).folder / "static"
+    for path in static.iterdir() if static.is_dir() else []:
+        assert path.stat().st_size < 200_000, f"{path} is {path.stat().st_size:,} bytes"
+
+
+def test_video_clips_are_webm_that_browsers_play() -> None:
+    """VP8 in WebM (an EBML header, the webm doc type, a V_VP8 track): Chromium, Firefox and Safari play it."""
+    for row in example_rows("video_annotation"):
+        data = (gallery.describe("video_annotation").folder / row["video"]).read_bytes()
+        assert data[:4] == b"\x1a\x45\xdf\xa3" and b"webm" in data[:64] and b"V_VP8" in data[:4096], row
+
+
+SEGMENTS = [
+    ('[{"label":"car","start":0.5,"end":3}]', 200),
+    ('[{"label":"car","start":0,"end":1.25},{"label":"person","start":2,"end":5.5}]', 200),
+    ("[]", 422),  # nothing marked
+    ('[{"label":"car","start":"0.5","end":3}]', 422),  # a time as text
+    ('[{"label":"car","start":-1,"end":3}]', 422),  # before the clip
+    ('[{"label":"car","start":0.5}]', 422),  # no end
+    ('[{"label":"car","start":0.5,"end":3,"note":"x"}]', 422),  # a key the page never writes
+    ('[{"label":"c\\"ar","start":0.5,"end":3}]', 422),  # a quote the page's labels cannot hold
+]
+
+
+@pytest.mark.parametrize(("segments", "status"), SEGMENTS)
+def test_video_segments_are_held_to_their_shape_by_the_server(segments: str, status: int, project: cn.Project) -> None:
+    task = cn.Task(
+        "video", title="t", reward=0.1, template="video_annotation", data=[{"video": "static/street.webm"}],
+        project=project,
+    )  # fmt: skip
+    run = task.launch()
+    try:
+        worker = Worker(run, "mallory")
+        assert worker.enter().status_code == 200
+        reply = worker.submit({"segments": segments, "duration": "6"})
+        assert reply.status_code == status, reply.text
+        if status == 422:
+            assert list(reply.json()["errors"]) == ["segments"]
+    finally:
+        run.stop()
+
+
+def test_video_review_stretches_its_timeline_over_forged_segments() -> None:
+    segments = json.dumps(
+        [
+            {"label": "car", "start": -2, "end": 1.5},  # starts before the clip: drawn from 0
+            {"label": "drone", "start": 3, "end": 60},  # a label the page does not offer, past the clip's end
+            {"label": "person", "start": 4, "end": 2},  # ends before it starts: listed, not drawn
+        ]
+    )
+    html = gallery.render_review(
+        "video_annotation", {"video": "static/street.webm"}, {"segments": segments, "duration": "6"}
+    )
+    assert "left:0.00%;width:2.50%" in html  # 1.5 s of the 60 s the segments reach
+    assert ">drone</span>" in html and 'title="drone 3–60 s"' in html and "left:5.00%;width:95.00%" in html
+    assert 'title="person' not in html and "<li>person: 4–2 s</li>" in html

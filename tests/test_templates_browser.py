@@ -266,6 +266,85 @@ def audio_rating_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
     return {"quality": "4"}
 
 
+# --- video annotation -----------------------------------------------------------------------------------
+def clip_loaded(page: Page) -> None:
+    """The clip's metadata is in: the page knows its length (6 s) and has drawn its timeline."""
+    expect(page.locator("#va-duration")).to_have_value("6")
+    expect(page.locator("#va-ticks span")).to_have_count(7)
+
+
+def timeline_x(page: Page, label: str, seconds: float) -> tuple[float, float]:
+    """Where on screen ``seconds`` of the clip is, in the timeline row of ``label``."""
+    lane = page.locator(f".va-lane[data-label='{label}']")
+    lane.scroll_into_view_if_needed()
+    box = lane.bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] * seconds / 6, box["y"] + box["height"] / 2
+
+
+def video_annotation_mouse(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    refused_in_page(page, "#va-error", "Mark at least one segment")
+    clip_loaded(page)
+    page.mouse.move(*timeline_x(page, "bicycle", 2))
+    page.mouse.down()
+    page.mouse.move(*timeline_x(page, "bicycle", 3), steps=4)
+    page.mouse.move(*timeline_x(page, "bicycle", 4), steps=4)
+    page.mouse.up()
+    expect(page.locator("#va-count")).to_have_text("1 segment.")
+    expect(page.locator("#va-status")).to_have_text(re.compile(r"Segment 1 added: bicycle, [12]\.\d+ to [34]\.\d+ s\."))
+    expect(page.locator(".va-choice[data-label=bicycle]")).to_have_attribute("aria-pressed", "true")
+    page.mouse.click(*timeline_x(page, "car", 5))  # a click is not a segment: it moves the clip there
+    expect(page.locator("#va-time")).to_have_text("5.0 / 6.0 s")
+    expect(page.locator("#va-list > li")).to_have_count(1)
+    page.get_by_role("button", name="Play segment 1").click()  # plays 2–4 s, then stops by itself
+    expect(page.locator("#va-status")).to_have_text("Playing.")
+    expect(page.locator("#va-status")).to_have_text(re.compile(r"Paused at [45]\.\d+ s\."))  # not at 6 s, the end
+    decoded = page.evaluate(
+        "() => { const v = document.getElementById('va-video'); return [v.error, v.getVideoPlaybackQuality().totalVideoFrames]; }"
+    )
+    assert decoded[0] is None and decoded[1] > 0, f"Chromium did not decode the clip: {decoded}"
+    return {"segments": [{"label": "bicycle", "start": 2, "end": 4}], "duration": "6"}
+
+
+def video_annotation_keys(page: Page, row: dict[str, Any]) -> dict[str, Any]:
+    """Two segments with the shortcut keys alone, a third marked and deleted, play and pause."""
+    clip_loaded(page)
+    page.locator("#va-play").focus()
+    status = page.locator("#va-status")
+    press(page, "e")
+    expect(status).to_have_text("Mark the start first (S), then the end (E).")
+    press(page, "l", "s")  # 1 s
+    expect(status).to_have_text("Start marked at 1.0 s for car. Press E at its end.")
+    press(page, "l", "l", "e")  # 3 s
+    expect(status).to_have_text("Segment 1 added: car, 1.0 to 3.0 s.")
+    press(page, "2")
+    expect(status).to_have_text("Label: person.")
+    press(page, "l", "s", "l", ".", ".", "e")  # 4 s to 5.2 s
+    expect(status).to_have_text("Segment 2 added: person, 4.0 to 5.2 s.")
+    press(page, "3", "j", "s", ",", ",", ",", "e")  # bicycle, 4.2 s back to 3.9 s
+    expect(status).to_have_text("Segment 3 added: bicycle, 3.9 to 4.2 s.")
+    press(page, "Delete")
+    expect(status).to_have_text("Segment 3 deleted: bicycle, 3.9 to 4.2 s. 2 segments.")
+    expect(page.get_by_role("button", name="Delete segment 2")).to_be_focused()
+    press(page, "j", "j", "j", "k")
+    expect(status).to_have_text("Playing.")
+    press(page, "k")
+    expect(status).to_contain_text("Paused at ")
+    return {
+        "segments": [{"label": "car", "start": 1, "end": 3}, {"label": "person", "start": 4, "end": 5.2}],
+        "duration": "6",
+    }
+
+
+def segments_match(got: Any, want: list[dict[str, Any]]) -> bool:
+    """Marked segments equal ``want``: by the keys exactly, by the mouse within 0.05 s (a whole pixel)."""
+    segments = json.loads(got)
+    return len(segments) == len(want) and all(
+        s["label"] == w["label"] and all(abs(s[k] - w[k]) <= 0.05 for k in ("start", "end"))
+        for s, w in zip(segments, want, strict=True)
+    )
+
+
 FILLERS: dict[str, tuple[Filler, Filler]] = {
     "text_classification": (text_classification_mouse, text_classification_keys),
     "multi_label": (multi_label_mouse, multi_label_keys),
@@ -275,6 +354,7 @@ FILLERS: dict[str, tuple[Filler, Filler]] = {
     "bounding_boxes": (bounding_boxes_mouse, bounding_boxes_keys),
     "ner_spans": (ner_spans_mouse, ner_spans_keys),
     "audio_rating": (audio_rating_mouse, audio_rating_keys),
+    "video_annotation": (video_annotation_mouse, video_annotation_keys),
 }
 ROW = {"ner_spans": 2}  # the row with an emoji before the names: offsets in code points, not UTF-16
 
@@ -299,6 +379,8 @@ def expect_answers(got: dict[str, Any], want: dict[str, Any]) -> None:
             assert boxes_match(got[key], value), (got[key], value)
         elif key == "spans":
             assert json.loads(got[key]) == value
+        elif key == "segments":
+            assert segments_match(got[key], value), (got[key], value)
         else:
             assert got[key] == value, (key, got[key], value)
 
@@ -384,5 +466,44 @@ def test_review_app_shows_drawn_boxes_over_the_picture_under_its_csp(
             expect(rendered.get_by_text("1 car")).to_be_visible()
             expect(rendered.get_by_text("2 person")).to_be_visible()
             assert page.errors == [], page.errors  # type: ignore[attr-defined]  # no CSP refusal
+    finally:
+        run.stop()
+
+
+def test_review_app_shows_marked_segments_on_the_clips_timeline(
+    project: cn.Project, make_run: Any, new_page: Callable[..., Page]
+) -> None:
+    """Each segment a worker marked is a bar in its label's row, as long as it lasted within the clip."""
+    from crowdnb.review_app import create_review_app
+
+    from .conftest import Worker
+    from .test_review_app import serving
+
+    described = gallery.describe("video_annotation")
+    task = cn.Task(
+        "clips", title="Clips", reward=0.1, template="video_annotation", data=described.example, project=project
+    )
+    run = task.launch(provider="mock", architect="local")
+    try:
+        worker = Worker(run, "alice")
+        assert worker.enter().status_code == 200
+        assert worker.submit(described.example_answers).status_code == 200  # car 0.5–3 s, person 2–5.5 s of 6 s
+        wait_until(lambda: len(run.df) == 1, "the submission in run.df")
+        token = "v" * 24
+        with serving(create_review_app(project, token)) as url:
+            page = new_page(f"{url}/?token={token}")
+            page.goto(f"{url}/tasks/clips")
+            rendered = page.locator(".rv-rendered")
+            expect(rendered.get_by_text("car: 0.5–3 s")).to_be_visible()
+            bars = {}
+            for label in ("car", "person"):
+                bar = rendered.locator(f"div[title^='{label} ']")
+                expect(bar).to_be_visible()
+                box, lane = bar.bounding_box(), bar.locator("xpath=..").bounding_box()
+                assert box is not None and lane is not None
+                bars[label] = ((box["x"] - lane["x"]) / lane["width"] * 6, box["width"] / lane["width"] * 6)
+            assert bars["car"] == pytest.approx((0.5, 2.5), abs=0.05), bars
+            assert bars["person"] == pytest.approx((2, 3.5), abs=0.05), bars
+            assert page.errors == [], page.errors  # type: ignore[attr-defined]
     finally:
         run.stop()
