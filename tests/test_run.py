@@ -238,7 +238,7 @@ def test_links_for_a_remote_notebook(run: cn.Run, monkeypatch, caplog) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("JPY_SESSION_NAME", "nb.ipynb")
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
-    with caplog.at_level(logging.WARNING, logger="crowdnb.links"):
+    with caplog.at_level(logging.WARNING, logger="crowdnb.architects.links"):
         # jupyter-server-proxy is installed, but nothing tells the Hub's public address: a path and a hint
         assert run.link("alice") == f"/user/ada/proxy/{port}/?worker_id=alice"
     assert "set CROWDNB_PUBLIC_URL" in caplog.text and "/user/ada/proxy/{port}/" in caplog.text
@@ -269,7 +269,7 @@ def test_links_through_the_jupyter_server_that_started_the_kernel(
     (tmp_path / "jpserver-4242.json").write_text(json.dumps({**info, "base_url": urlsplit(url).path}))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
     monkeypatch.setenv("JPY_PARENT_PID", "4242")
-    with caplog.at_level(logging.WARNING, logger="crowdnb.links"):
+    with caplog.at_level(logging.WARNING, logger="crowdnb.architects.links"):
         assert run.link("bo") == expected.format(port=port) + "?worker_id=bo"
     assert ("CROWDNB_PUBLIC_URL" in caplog.text) == expected.startswith("/")
     monkeypatch.setenv("JPY_PARENT_PID", "4243")  # another server's kernel: its file is not there
