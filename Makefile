@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test quick lab notebooks media lint chromium clean
+.PHONY: demo test quick lab notebooks media lint chromium shellcheck clean
 EXTENSIONS := extensions/heroku
 
 $(BIN)/python:
@@ -33,10 +33,15 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy $(EXTENSIONS:%=%/crowdnb_*)
 	$(BIN)/lint-imports --no-cache  # the wings' layers and contracts (pyproject.toml)
 
-test: $(VENV)/.installed-dev chromium lint  ## every check: format, lint, types, tests, notebooks
+shellcheck:  ## Debian's shellcheck for the EC2 user-data script's test
+	@command -v shellcheck >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; fi; }
+
+test: $(VENV)/.installed-dev chromium shellcheck lint  ## every check: format, lint, types, tests, notebooks
 	$(BIN)/python -m pytest -q tests $(EXTENSIONS:%=%/tests) notebooks --nbval-lax
 
-quick: $(VENV)/.installed-dev lint  ## the fast inner loop: every check but the browser, notebooks and benchmarks
+quick: $(VENV)/.installed-dev shellcheck lint  ## the fast inner loop: every check but the browser, notebooks and benchmarks
 	$(BIN)/python -m pytest -q -m "not browser" --ignore tests/test_benchmarks.py tests $(EXTENSIONS:%=%/tests)
 
 lab: $(VENV)/.installed-dev  ## JupyterLab on the quickstart notebook

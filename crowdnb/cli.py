@@ -7,6 +7,7 @@ import sys
 import click
 
 from . import __version__
+from .architects.ec2_cli import ec2
 from .errors import CrowdError
 from .forms.cli import form
 from .project import open_project
@@ -160,6 +161,7 @@ def mturk_cleanup(sandbox: bool, home: str | None, run_ids: tuple[int, ...]) -> 
 
 
 cli.add_command(form)  # crowdnb form verify|extrapolate|permutate (form_cli.py)
+cli.add_command(ec2)  # crowdnb ec2 setup|list|teardown|cleanup (architects/ec2_cli.py)
 
 
 def main() -> None:

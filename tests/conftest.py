@@ -14,6 +14,7 @@ import requests
 
 import crowdnb as cn
 
+from .clouds import cloud, moto_server  # noqa: F401  (fixtures of the EC2 tests: moto in server mode)
 from .prolifics import fake, launch  # noqa: F401  (fixtures of the Prolific tests: a fake Prolific)
 from .turkers import mturk, on_mturk  # noqa: F401  (fixtures of the MTurk tests: a fake MTurk endpoint)
 
