@@ -18,8 +18,10 @@ from click.testing import CliRunner
 
 from crowdnb.architects.aws import Cloud
 from crowdnb.architects.ec2_inventory import list_resources
+from crowdnb.architects.ec2_removal import remove_setup
 from crowdnb.architects.ec2_run import Ec2Run, cleanup, provision, teardown
 from crowdnb.architects.ec2_setup import Ec2Setup, find_setup, setup
+from crowdnb.architects.ec2_snapshot import snapshot
 from crowdnb.cli import cli
 from crowdnb.errors import ArchitectError, ConfigError
 
@@ -227,6 +229,73 @@ def test_list_says_what_each_resource_costs(cloud: Cloud, made: Ec2Setup, bundle
     assert [r.run_id for r in list_resources(cloud, RUN)] == [RUN] * 6
 
 
+def setup_left(cloud: Cloud) -> list[str]:
+    """What setup makes, read through boto3."""
+    ec2, iam = cloud.client("ec2"), cloud.client("iam")
+    left = [
+        f"load balancer {b['LoadBalancerName']}"
+        for b in cloud.client("elbv2").describe_load_balancers()["LoadBalancers"]
+    ]
+    left += [
+        f"group {g['GroupName']}"
+        for g in ec2.describe_security_groups()["SecurityGroups"]
+        if g["GroupName"] != "default"
+    ]
+    left += [f"bucket {b['Name']}" for b in cloud.client("s3").list_buckets()["Buckets"]]
+    left += [f"role {r['RoleName']}" for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("crowdnb-")]
+    left += [f"profile {p['InstanceProfileName']}" for p in iam.list_instance_profiles()["InstanceProfiles"]]
+    left += [
+        f"certificate {c['DomainName']}" for c in cloud.client("acm").list_certificates()["CertificateSummaryList"]
+    ]
+    for zone in cloud.client("route53").list_hosted_zones()["HostedZones"]:
+        records = cloud.client("route53").list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+        left += [f"zone {zone['Name']}"] + [f"record {r['Type']}" for r in records if r["Type"] not in ("NS", "SOA")]
+    return left
+
+
+def test_remove_setup_waits_for_runs_then_deletes_everything_but_the_zone(
+    cloud: Cloud, made: Ec2Setup, bundle: Path
+) -> None:
+    launched(cloud, made, bundle)
+    with pytest.raises(ArchitectError, match=f"run\\(s\\) {RUN} of {DOMAIN} still have resources"):
+        remove_setup(cloud, DOMAIN)
+    teardown(cloud, RUN)
+    removed = remove_setup(cloud, DOMAIN)
+    assert "load balancer crowdnb-df7734de" in removed and f"bucket {made.bucket}" in removed
+    assert setup_left(cloud) == [f"zone {DOMAIN}."]  # the validation CNAME went with its certificate
+    assert remove_setup(cloud, DOMAIN, keep_zone=False) == [f"hosted zone {DOMAIN}"]
+    assert setup_left(cloud) == []
+
+
+def test_a_zone_crowdnb_did_not_make_is_kept(cloud: Cloud) -> None:
+    cloud.client("route53").create_hosted_zone(Name=DOMAIN, CallerReference="the lab's own")
+    setup(cloud, DOMAIN)
+    remove_setup(cloud, DOMAIN, keep_zone=False)
+    assert setup_left(cloud) == [f"zone {DOMAIN}."]
+
+
+def test_snapshot_uploads_each_file_once_and_a_fresh_database(cloud: Cloud, made: Ec2Setup, tmp_path: Path) -> None:
+    import sqlite3
+
+    project = tmp_path / "project"
+    (project / "files" / "1" / "2").mkdir(parents=True)
+    (project / "files" / "1" / "2" / "photo.jpg").write_bytes(b"jpeg")
+    with sqlite3.connect(project / "crowdnb.db") as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE t (x)")
+        db.execute("INSERT INTO t VALUES (1)")
+    s3, uri = cloud.client("s3"), f"s3://{made.bucket}/runs/{RUN}/snapshot/"
+    assert snapshot(project, uri, s3) == 2
+    with sqlite3.connect(project / "crowdnb.db") as db:
+        db.execute("INSERT INTO t VALUES (2)")
+    assert snapshot(project, uri, s3) == 1  # the file is there already
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=made.bucket)["Contents"]]
+    assert sorted(keys) == [f"runs/{RUN}/snapshot/crowdnb.db", f"runs/{RUN}/snapshot/files/1/2/photo.jpg"]
+    s3.download_file(made.bucket, f"runs/{RUN}/snapshot/crowdnb.db", str(tmp_path / "copy.db"))
+    with sqlite3.connect(tmp_path / "copy.db") as db:
+        assert db.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
+
+
 def invoke(moto: Any, *args: str) -> Any:
     env = {"CROWDNB_AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"], "AWS_PROFILE": None}  # fmt: skip
@@ -242,8 +311,9 @@ def test_cli_setup_list_teardown_cleanup(cloud: Cloud, moto_server: Any, bundle:
     assert f"[run {RUN}]" in listed and "load-balancer" in listed and "/month" in listed
     assert invoke(moto_server, "cleanup", "--dry-run", "--keep", str(RUN)).output.count("would delete") == 6
     assert f"run {RUN}: 6 resource(s) deleted" in invoke(moto_server, "teardown", str(RUN)).output
-    assert "6 resource(s) deleted" in invoke(moto_server, "cleanup").output
-    assert billable(cloud) == []
+    done = invoke(moto_server, "cleanup", "--setup", DOMAIN, "--zone")
+    assert "6 resource(s) deleted" in done.output and f"the setup of {DOMAIN} is removed" in done.output
+    assert billable(cloud) == [] and setup_left(cloud) == []
 
 
 def test_cli_error_is_one_line(tmp_path: Path, moto_server: Any) -> None:

@@ -78,10 +78,15 @@ def teardown_command(run_id: int, **options: Any) -> None:
 @ec2.command("cleanup")
 @click.option("--keep", type=int, multiple=True, help="A run that is still on: leave it alone (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@click.option(
+    "--setup", "domain", help="Then remove DOMAIN's setup too (the load balancer costs money while it exists)."
+)
+@click.option("--zone", is_flag=True, help="With --setup: delete the hosted zone too, if crowdnb made it.")
 @_aws_options
-def cleanup_command(keep: tuple[int, ...], dry_run: bool, **options: Any) -> None:
+def cleanup_command(keep: tuple[int, ...], dry_run: bool, domain: str | None, zone: bool, **options: Any) -> None:
     """Tear down every run that left resources in the region (a crash, a closed laptop), except --keep."""
     from .ec2_inventory import list_resources
+    from .ec2_removal import remove_setup
     from .ec2_run import cleanup
 
     cloud = _cloud(options)
@@ -89,9 +94,15 @@ def cleanup_command(keep: tuple[int, ...], dry_run: bool, **options: Any) -> Non
         doomed = [r for r in list_resources(cloud) if r.run_id is not None and r.run_id not in keep]
         for resource in doomed:
             click.echo(f"would delete {resource}")
-        click.echo(f"{len(doomed)} resource(s) would be deleted")
+        click.echo(f"{len(doomed)} resource(s) would be deleted" + (f", then the setup of {domain}" if domain else ""))
         return
     gone = cleanup(cloud, keep=keep)
     for resource in gone:
         click.echo(f"deleted {resource}")
     click.echo(f"{len(gone)} resource(s) deleted")
+    if domain:
+        for what in remove_setup(cloud, domain, keep_zone=not zone):
+            click.echo(f"deleted {what}")
+        click.echo(
+            f"the setup of {domain} is removed" + ("" if zone else " (its hosted zone is kept; --zone deletes it)")
+        )

@@ -13,8 +13,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
-
 from ..errors import ArchitectError
 from .aws import RUN_PREFIX, TAG_RUN, TAG_SETUP, Cloud, elb_tags, pages, tag_map
 from .ec2_setup import zone_of
@@ -81,6 +79,8 @@ def run_ids(resources: Iterable[Resource]) -> list[int]:
 
 def delete(cloud: Cloud, resources: Iterable[Resource]) -> list[Resource]:
     """Delete per-run resources in dependency order; carries on past failures and names them at the end."""
+    from botocore.exceptions import ClientError
+
     done: list[Resource] = []
     failed: list[str] = []
     todo = sorted((r for r in resources if r.run_id is not None), key=lambda r: RUN_KINDS.index(r.kind))
@@ -176,6 +176,8 @@ def _tagged_balancers(cloud: Cloud) -> list[tuple[str, str]]:
 
 def _tagged_buckets(cloud: Cloud) -> list[tuple[str, str]]:
     """(name, domain) of this region's crowdnb buckets."""
+    from botocore.exceptions import ClientError
+
     s3, found = cloud.client("s3"), []
     for bucket in s3.list_buckets().get("Buckets", []):
         if bucket["Name"].startswith("crowdnb-") and f"-{cloud.region}-" in bucket["Name"]:
