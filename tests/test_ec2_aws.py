@@ -179,6 +179,14 @@ def test_a_taken_subdomain_is_refused_before_anything_is_made(cloud: Cloud, made
     assert billable(cloud) == before
 
 
+def test_a_second_provision_of_a_run_is_refused_and_keeps_the_first(cloud: Cloud, made: Ec2Setup, bundle: Path) -> None:
+    first = launched(cloud, made, bundle, RUN, "first")
+    before = billable(cloud)
+    with pytest.raises(ConfigError, match=f"run {RUN} already has 6 resource"):
+        launched(cloud, made, bundle, RUN, "again")
+    assert billable(cloud) == before and f"instance {first.instance_id} running" in before
+
+
 def test_an_unknown_instance_type_names_it_and_makes_nothing(cloud: Cloud, made: Ec2Setup, bundle: Path) -> None:
     with pytest.raises(ConfigError, match=r"'t9.enormous'.*pick one such as"):
         provision(cloud, made, RUN, bundle, "sentiment", instance_type="t9.enormous", check=up)

@@ -13,9 +13,12 @@ import contextlib
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..errors import ArchitectError, ConfigError
+
+if TYPE_CHECKING:
+    from boto3 import Session
 
 TAG_SETUP = "crowdnb:setup"
 TAG_RUN = "crowdnb:run"
@@ -33,7 +36,7 @@ class Cloud:
         profile_name: str | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        session: Any = None,
+        session: Session | None = None,
     ) -> None:
         try:
             import boto3

@@ -98,6 +98,12 @@ def provision(
     host = f"{check_subdomain(subdomain)}.{setup.domain}"
     ami = _image(cloud, instance_type)
     _check_free(cloud, setup, host)
+    # a failed provision deletes everything tagged with the run: never let it reach an earlier deployment
+    if earlier := list_resources(cloud, run_id):
+        raise ConfigError(
+            f"run {run_id} already has {len(earlier)} resource(s) on AWS ({earlier[0].kind} {earlier[0].id} …); "
+            f"`crowdnb ec2 teardown {run_id}` first"
+        )
     try:
         made = _provision(cloud, setup, run_id, bundle, host, instance_type, ami, snapshot_seconds)
         wait_healthy(made.url, check, health_timeout)
