@@ -10,6 +10,7 @@
     ├── NotFound                 no such task, run, unit or worker
     ├── ProviderError            a crowd platform refused or failed a call
     ├── ArchitectError           the router could not be deployed or stopped
+    ├── ProcedureError           a live procedure could not answer a page; the message is for the worker
     └── WorkerRefused            a worker cannot get (or submit) a unit; carries a reason code
         ├── AuthError            a forged, expired or foreign worker token
         └── InvalidAnswers       answers that break the page's field rules; carries one message per field
@@ -93,6 +94,21 @@ class ProviderError(CrowdError):
 
 class ArchitectError(CrowdError):
     """The router could not be deployed or stopped."""
+
+
+class ProcedureError(CrowdError):
+    """A live procedure could not answer a worker's page; the message is what the worker reads.
+
+    Raise it in a procedure to tell the worker what to do ("The model is not available; try again in a
+    minute."). ``detail`` (a traceback, say) goes to the requester's log and ``run.calls_df``, never to the
+    worker; ``timed_out`` marks a call that ran out of time.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.timed_out = timed_out
 
 
 class WorkerRefused(CrowdError):

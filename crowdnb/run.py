@@ -18,8 +18,10 @@ import pandas as pd
 from . import architects, providers
 from .data import Rows, load, rows_of
 from .errors import ConfigError
+from .frame.events import calls_frame
 from .frame.live import LiveFrame
 from .pages.page import summary_table
+from .procedures import Executor, Procedure, check_registered, procedure
 from .providers import RunInfo
 from .quality.gold import GoldKeeper
 from .quality.onboarding import Onboarder, check_validate
@@ -28,7 +30,7 @@ from .router import feed, uploads
 from .router.app import create_app
 from .router.dispatch import Dispatcher, Listener
 from .spec import TaskSpec
-from .store import lifecycle, reports
+from .store import calls, lifecycle, reports
 from .store import states as S
 from .store.db import now
 from .store.lifecycle import Quota
@@ -52,6 +54,7 @@ class _Service:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=f"crowdnb-monitor-{run.id}", daemon=True)
         self.dispatcher: Dispatcher | None = None
+        self.executor = Executor(run.procedures)  # runs the notebook's procedures for the router
         self.info: RunInfo | None = None
         self.next_sync = 0.0
 
@@ -98,6 +101,7 @@ class _Service:
             static_dir=Path(spec.static_dir) if spec.static_dir else None,
             max_upload_mb=spec.max_upload_mb,
             counts=lambda: run.store.unit_counts(run.id),
+            procedures=self.executor,
         )
         app.register_blueprint(
             feed.blueprint(run.store, run.id, stored["secret"], lambda: {"state": run.state, "counts": run.counts})
@@ -178,6 +182,7 @@ class _Service:
         if expired:
             self.provider.expire(self.info, expired)
         self.dispatcher.sockets.close_all(json.dumps({"type": "status", "status": S.A_EXPIRED}))
+        self.executor.close()
         self.architect.shutdown()
         self.provider.cleanup_run(self.info)
 
@@ -195,7 +200,8 @@ class Run:
         self.task_name: str = row["task_name"]
         self.task_id: int = row["task_id"]
         self.errors: list[str] = []
-        self.hooks: dict[str, Any] = {}  # Python functions of the task (not storable): onboarding_validate
+        # Python functions of the task (not storable): onboarding_validate, screening_validate, procedures
+        self.hooks: dict[str, Any] = {"procedures": {}}
         self._listeners: list[Listener] = []
         self._frame = LiveFrame(self.store, "run", run_id)
         self._service: _Service | None = None
@@ -226,6 +232,7 @@ class Run:
         run_id = project.store.create_run(task_id, requester, prov.name, arch.name, config, secrets.token_urlsafe(32))
         run = cls(project, run_id)
         run.hooks.update(hooks or {})
+        run.hooks.setdefault("procedures", {})
         run._start(prov, arch, rows_of(rows))
         return run
 
@@ -309,8 +316,29 @@ class Run:
 
     @property
     def df(self) -> pd.DataFrame:
-        """One row per submitted unit so far: ids, worker, status, timing, inputs, answers."""
-        return self._frame.refresh()
+        """One row per submitted unit so far: ids, worker, status, timing, inputs, answers (and ``calls``,
+        how many calls its worker's page made, when the task has procedures)."""
+        frame = self._frame.refresh()
+        if self.spec.procedures or self.procedures:
+            made = calls.per_unit(self.store, self.id)
+            frame = frame.assign(calls=frame["unit_id"].map(made).fillna(0).astype("int64"))
+        return frame
+
+    @property
+    def procedures(self) -> dict[str, Procedure]:
+        """The procedures pages of this run can call, by name (register more with ``procedure``)."""
+        registry: dict[str, Procedure] = self.hooks["procedures"]
+        return registry
+
+    def procedure(self, name: str, fn: Any, *, timeout: float = 10.0, concurrency: int = 4) -> None:
+        """Register ``fn(args, worker) -> dict`` as procedure ``name`` (live at once; see ``Task.procedure``)."""
+        found = procedure(name, fn, timeout, concurrency)
+        self.procedures[found.name] = found
+
+    @property
+    def calls_df(self) -> pd.DataFrame:
+        """Every call workers' pages made to procedures: who, which unit, args, result or error, timing."""
+        return calls_frame(calls.of_run(self.store, self.id))
 
     def on_submit(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(event)`` from the router thread after each new submission is stored."""
@@ -365,6 +393,7 @@ class Run:
             self.hooks["onboarding_validate"] = onboarding_validate
         if self.spec.onboarding:  # before anything is written
             check_validate(self.spec.onboarding, self.hooks.get("onboarding_validate"))
+        check_registered([p["name"] for p in self.spec.procedures], self.procedures)
         if self._service is not None:
             raise ConfigError(f"run {self.id} is already live at {self.url}")
         self.config = json.loads(self.store.get_run(self.id)["config"])

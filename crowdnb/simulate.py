@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from .bot import Bot
 from .errors import ConfigError, CrowdError
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
+Play = Callable[[Bot], dict[str, Any]]
 PATIENCE = 3.0  # seconds a bot keeps asking while units wait to be launched
 _STOP_REASONS = {"no_work", "finished", "max_reached", "not_qualified"}
 
@@ -89,15 +91,20 @@ def simulate(
     prefix: str = "bot",
     seed: int | None = None,
     onboarding_answer: Answer | None = None,
+    play: Play | None = None,
 ) -> Simulation:
     """Start ``workers`` bots on ``run``; each takes units until none are left (or ``units`` each).
 
     ``answer(input_row) -> dict`` decides what a bot submits (default: random valid values).
     ``think=(lo, hi)`` seconds are spent on each unit. With ``wait=False`` this returns at once.
     ``onboarding_answer(data) -> dict`` answers the task's onboarding test, if it has one.
+    ``play(bot) -> dict`` works a unit of a live task instead of ``answer``: ``bot.input`` is the row,
+    ``bot.call(name, args)`` calls a procedure over the page's socket; it returns the answers.
     """
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers={workers!r} must be a whole number ≥ 1")
+    if play is not None and answer is not None:
+        raise ConfigError("give answer= (answers from the input row) or play= (a bot working the page), not both")
     if not run.serving:
         raise ConfigError(f"run {run.id} is not being served; resume() it first")
     sim = Simulation(run.url, workers)
@@ -107,7 +114,16 @@ def simulate(
         rng = random.Random(None if seed is None else seed + number)
         bot = threading.Thread(
             target=_work,
-            args=(sim, run, f"{prefix}-{number + 1}", (answer, onboarding_answer, example), units, think, rng, bar),
+            args=(
+                sim,
+                run,
+                f"{prefix}-{number + 1}",
+                (answer, onboarding_answer, example, play),
+                units,
+                think,
+                rng,
+                bar,
+            ),
             name=f"crowdnb-bot-{number + 1}",
             daemon=True,
         )
@@ -131,6 +147,14 @@ def _example_answers(run: Run) -> dict[str, Any]:
         return {}
 
 
+def _played(play: Play, bot: Bot) -> dict[str, Any]:
+    """The answers a bot's play gives; its socket is closed whatever happens."""
+    try:
+        return play(bot)
+    finally:
+        bot.close()
+
+
 def _progress_bar(run: Run) -> Any:
     from tqdm.auto import tqdm
 
@@ -143,13 +167,13 @@ def _work(
     sim: Simulation,
     run: Run,
     name: str,
-    answers_by: tuple[Answer | None, Answer | None, dict[str, Any]],
+    answers_by: tuple[Answer | None, Answer | None, dict[str, Any], Play | None],
     units: int | None,
     think: tuple[float, float],
     rng: random.Random,
     bar: Any,
 ) -> None:
-    answer, onboarding_answer, example = answers_by
+    answer, onboarding_answer, example, play = answers_by
     session = requests.Session()
     session.headers["Accept"] = "application/json"
     url, submit_url = run.worker_url(name), run.url + "submit"
@@ -172,7 +196,12 @@ def _work(
                 time.sleep(rng.uniform(*think))
             onboarding = body["status"] == "onboarding"
             respond = onboarding_answer if onboarding else answer
-            answers = respond(body["input"]) if respond else {**example, **random_answer(body["fields"], rng)}
+            if play is not None and not onboarding:
+                answers = _played(play, Bot(name, run.url, body))
+            elif respond is not None:
+                answers = respond(body["input"])
+            else:
+                answers = {**example, **random_answer(body["fields"], rng)}
             payload = {"token": body["token"], "submission_id": uuid.uuid4().hex, "answers": answers}
             saved = session.post(submit_url, json=payload, timeout=30)
             if onboarding:  # passed: back for a unit; failed: refused, like a person who failed the test
@@ -183,7 +212,7 @@ def _work(
                 with sim._lock:
                     sim.errors.append(f"{name}: submit answered {saved.status_code}: {saved.text[:200]}")
                 return
-        except (requests.RequestException, ValueError) as exc:
+        except (requests.RequestException, ValueError, CrowdError) as exc:
             with sim._lock:
                 sim.errors.append(f"{name}: {exc}")
             return

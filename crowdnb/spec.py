@@ -43,6 +43,7 @@ class TaskSpec:
     answers: tuple[str, ...] = ()  # a JS task's declared answer names (optional; others are then refused)
     feedback: str = ""  # the worker-feedback box's prompt; "" = no box
     form: dict[str, Any] | None = None  # a form task's versions and insertions (form_source.FormSource.to_dict)
+    procedures: tuple[dict[str, Any], ...] = ()  # live procedures pages call: name, timeout, concurrency
 
     def requirements(self) -> tuple[Requirement, ...]:
         """The task's qualification requirements, the block list every task has, and failed onboarding."""
@@ -58,6 +59,7 @@ class TaskSpec:
         out = dataclasses.asdict(self)
         out["tags"] = list(self.tags)
         out["qualifications"] = list(self.qualifications)
+        out["procedures"] = list(self.procedures)
         return out
 
     @classmethod
@@ -68,6 +70,7 @@ class TaskSpec:
         values["tags"] = tuple(values.get("tags", ()))
         values["qualifications"] = tuple(values.get("qualifications", ()))
         values["answers"] = tuple(values.get("answers", ()))
+        values["procedures"] = tuple(values.get("procedures", ()))
         return cls(**values)
 
     def page(self) -> TaskPage:

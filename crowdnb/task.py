@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .data import DataSource, load
 from .errors import ConfigError
 from .pages.page import Field, Preview, find_template, summary_table
+from .procedures import Procedure, procedure
 from .project import Project, open_project
 from .quality.gold import Gold
 from .quality.onboarding import Onboarding
@@ -176,6 +178,24 @@ class Task:
 
             check_rows(self.page, self._loaded, self._rows.source)
         self._project = project
+        self.procedures: dict[str, Procedure] = {}
+
+    def procedure(self, fn: Any = None, *, name: str | None = None, timeout: float = 10.0, concurrency: int = 4) -> Any:
+        """Register ``fn(args, worker) -> dict`` as a procedure the task's pages call: ``crowd.call(name, args)``.
+
+        A decorator, bare or with options: ``@task.procedure`` or ``@task.procedure(timeout=5)``. The name is
+        the function's unless given; a call longer than ``timeout`` seconds is answered with an apology; at
+        most ``concurrency`` calls of it run at once. ``worker`` says who calls (name, unit, input row, role).
+        """
+
+        def register(function: Any) -> Any:
+            found = procedure(name, function, timeout, concurrency)
+            self.procedures[found.name] = found
+            stored = tuple(p.to_dict() for p in self.procedures.values())
+            self.spec = dataclasses.replace(self.spec, procedures=stored)
+            return function
+
+        return register(fn) if fn is not None else register
 
     @property
     def name(self) -> str:
@@ -227,7 +247,11 @@ class Task:
         from .run import Run
 
         rows = self._loaded if self._loaded is not None else self._rows
-        hooks = {"onboarding_validate": self.onboarding_validate, "screening_validate": self.screening_validate}
+        hooks = {
+            "onboarding_validate": self.onboarding_validate,
+            "screening_validate": self.screening_validate,
+            "procedures": dict(self.procedures),
+        }
         return Run.launch(
             self.project, self.spec, rows, provider, architect, provider_options or {}, architect_options or {}, hooks
         )

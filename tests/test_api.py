@@ -8,7 +8,8 @@ from crowdnb import plugins
 
 def test_public_names_are_pinned() -> None:
     assert sorted(cn.__all__) == [
-        "ArchitectError", "AuthError", "ConfigError", "CrowdError", "DataError", "Gold", "NotFound", "Onboarding", "Project",
+        "ArchitectError", "AuthError", "ConfigError", "CrowdError", "DataError", "Gold", "NotFound", "Onboarding",
+        "ProcedureError", "Project",
         "ProviderError", "Requirement", "Run", "Screening", "Simulation", "StateError", "Task", "WorkerRefused",
         "__version__", "allow_list", "attach", "block", "block_list", "bonus", "define_qualification",
         "delete_qualification", "describe_qualification", "grant", "load_ipython_extension", "message", "open", "register",
@@ -25,6 +26,7 @@ def test_errors_share_one_root() -> None:
         "ConfigError",
         "DataError",
         "NotFound",
+        "ProcedureError",
         "ProviderError",
         "StateError",
         "WorkerRefused",

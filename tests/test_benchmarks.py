@@ -76,3 +76,13 @@ def test_connected_workers_holds_every_page(tmp_path: Path) -> None:
     assert {s["target"] for s in scenarios} == {"crowdnb", "serve", "floor-kernel", "floor-serve"}
     for scenario in scenarios:
         assert (scenario["connected"], scenario["errors"]) == (5, 0), scenario["target"]
+
+
+@pytest.mark.timeout(120)
+def test_procedures_benchmark_calls_both_targets(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "procedures.py", "--pages", "3", "--rate", "30", "--seconds", "1")
+    scenarios = {s["target"]: s for s in figures["scenarios"]}
+    assert set(scenarios) == {"crowdnb", "floor"}
+    for name, scenario in scenarios.items():
+        assert scenario["calls"] > 0 and scenario["errors"] == 0, name
+    assert scenarios["crowdnb"]["stored"]["ok"] == scenarios["crowdnb"]["calls"]

@@ -7,7 +7,14 @@
 //   crowd.data       the unit's input row          crowd.mode     "task" | "preview" | "onboarding"
 //   crowd.refusal    null, or {reason, message} when the worker cannot get a unit (mode is then "preview")
 //   crowd.submit(answers, files?) → Promise of the server's reply; files: {field: File | File[] | FileList}
+//   crowd.call(name, args)         → Promise of what the task's procedure `name` returned (an object); it
+//                                    rejects with an Error whose message the worker can read
 //   crowd.onReady(callback)        runs callback(crowd) once the page is parsed
+//
+// Declarative calls: <button type="button" data-crowd-call="guess" data-crowd-args="#sentence"
+//   data-crowd-result="#guess"> calls `guess` with the named inputs inside #sentence (or the element
+//   itself; several selectors separated by commas; or a JSON object) and writes the result into #guess
+//   (its `text`, its only value, or the JSON). The button fires "crowd:result" / "crowd:error" events.
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("crowd-config").textContent);
@@ -276,6 +283,118 @@
     };
   }
 
+  // --- calls to the task's procedures ---------------------------------------------------------
+  // One call in flight at a time, in the order the page made them; each keeps its id across retries
+  // (a dropped socket, then the same id again on a new socket or by POST), so it is answered once.
+  var socket = null;
+  var queue = [];
+  var inflight = null;
+
+  function call(name, args) {
+    if (args === undefined) args = {};
+    if (typeof name !== "string" || !name) return Promise.reject(refused("bad_call", "crowd.call takes a procedure name"));
+    if (args === null || typeof args !== "object" || Array.isArray(args)) {
+      return Promise.reject(refused("bad_call", "crowd.call takes an object of args"));
+    }
+    if (config.mode !== "task" || !config.token) {
+      return Promise.reject(refused("preview", "This is a preview: accept the task to use it."));
+    }
+    return new Promise(function (resolve, reject) {
+      queue.push({ id: newId(), name: name, args: args, resolve: resolve, reject: reject, attempt: 0, via: null });
+      pump();
+    });
+  }
+
+  function pump() {
+    if (inflight || !queue.length) return;
+    inflight = queue.shift();
+    sendCall(inflight);
+  }
+
+  function sendCall(c) {
+    if (socket && socket.readyState === 1) {
+      c.via = socket;
+      socket.send(JSON.stringify({ type: "call", id: c.id, name: c.name, args: c.args }));
+      return;
+    }
+    c.via = "post";
+    fetch(new URL("call", root).toString(), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify({ token: config.token, id: c.id, name: c.name, args: c.args })
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (reply) {
+        if (response.status >= 500) throw new Error("server error " + response.status);
+        if (!response.ok) reply = { id: c.id, ok: false, message: reply.message || ("The task could not answer (" + response.status + ").") };
+        if (inflight === c) answered(reply);
+      });
+    }).catch(function () { if (inflight === c) retryCall(c); });
+  }
+
+  function retryCall(c) {
+    c.attempt += 1;
+    c.via = null;
+    if (c.attempt > 6) { answered({ id: c.id, ok: false, message: "Could not reach the server; please try again." }); return; }
+    setTimeout(function () { if (inflight === c) sendCall(c); }, Math.min(250 * Math.pow(2, c.attempt), 8000));
+  }
+
+  function answered(reply) {
+    var c = inflight;
+    if (!c || reply.id !== c.id) return; // an answer to a call already answered
+    inflight = null;
+    if (reply.ok) c.resolve(reply.result || {});
+    else c.reject(refused("call_failed", reply.message || "The task could not answer; please try again."));
+    pump();
+  }
+
+  function callArgs(spec) {
+    spec = (spec || "").trim();
+    if (!spec) return {};
+    if (spec.charAt(0) === "{") return JSON.parse(spec);
+    var args = {};
+    spec.split(",").forEach(function (selector) {
+      var found = document.querySelector(selector.trim());
+      if (!found) return;
+      var inputs = found.matches("input, textarea, select") ? [found] : found.querySelectorAll("input, textarea, select");
+      Array.prototype.forEach.call(inputs, function (input) {
+        var key = input.name || input.id;
+        if (!key || ((input.type === "radio" || input.type === "checkbox") && !input.checked)) return;
+        args[key] = input.value;
+      });
+    });
+    return args;
+  }
+
+  function resultText(result) {
+    if (typeof result.text === "string") return result.text;
+    var keys = Object.keys(result);
+    return keys.length === 1 ? String(result[keys[0]]) : JSON.stringify(result);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target && event.target.closest ? event.target.closest("[data-crowd-call]") : null;
+    if (!button) return;
+    event.preventDefault();
+    var name = button.getAttribute("data-crowd-call");
+    var selector = button.getAttribute("data-crowd-result");
+    var target = selector ? document.querySelector(selector) : null;
+    var args;
+    try { args = callArgs(button.getAttribute("data-crowd-args")); } catch (e) { args = null; }
+    if (target) { target.textContent = "…"; target.classList.remove("crowd-call-error"); target.setAttribute("aria-busy", "true"); }
+    button.disabled = true;
+    var done = args === null ? Promise.reject(refused("bad_call", "data-crowd-args is not valid JSON")) : call(name, args);
+    done.then(function (result) {
+      if (target) target.textContent = resultText(result);
+      button.dispatchEvent(new CustomEvent("crowd:result", { bubbles: true, detail: { name: name, args: args, result: result } }));
+    }, function (error) {
+      if (target) { target.textContent = error.message; target.classList.add("crowd-call-error"); }
+      button.dispatchEvent(new CustomEvent("crowd:error", { bubbles: true, detail: { name: name, args: args, message: error.message } }));
+    }).then(function () {
+      button.disabled = false;
+      if (target) target.removeAttribute("aria-busy");
+    });
+  });
+
   // --- heartbeat: lets the requester see who is working and re-offer abandoned units -----------
   var messages = {
     expired: "This task has ended; your unit was withdrawn.",
@@ -292,15 +411,21 @@
     var timer = null;
     ws.onopen = function () {
       delay = 1000;
+      socket = ws;
+      if (inflight && !inflight.via) sendCall(inflight);
       ws.send(JSON.stringify({ type: "heartbeat" }));
       timer = setInterval(function () { ws.send(JSON.stringify({ type: "heartbeat" })); }, 5000);
     };
     ws.onmessage = function (event) {
       var msg = JSON.parse(event.data);
       if (msg.type === "status" && messages[msg.status] && !saved) status(messages[msg.status]);
+      else if (msg.type === "result") answered(msg);
     };
     ws.onclose = function () {
       clearInterval(timer);
+      if (socket === ws) socket = null;
+      // a call sent on this socket may never be answered on it: send it again (same id: answered once)
+      if (inflight && inflight.via === ws) retryCall(inflight);
       if (!saved) setTimeout(function () { connect(Math.min(delay * 2, 15000)); }, delay);
     };
   }
@@ -311,6 +436,7 @@
     refusal: config.refusal || null,
     submissionId: submissionId,
     submit: submit,
+    call: call,
     onReady: function (callback) {
       if (ready === null) callback(window.crowd); else ready.push(callback);
     }

@@ -4,7 +4,8 @@ Routes::
 
     GET  /              the task page (a preview without a worker identity); JSON with Accept: application/json
     POST /submit        answers (JSON, urlencoded or multipart with files); idempotent by submission id
-    WS   /ws?token=…    status pushes and heartbeats (disconnect detection)
+    WS   /ws?token=…    status pushes and heartbeats (disconnect detection); calls to procedures
+    POST /call          a call to a procedure without a socket; answered once per call id (router.calls)
     GET  /static/<p>    files of the task's folder; /_crowd/<p> crowdnb's own page assets
     GET  /<p>           a JS task's bundle files (relative links of a React or Vite build)
     GET  /healthz       liveness and unit counts; /openapi.json describes all of this
@@ -28,6 +29,7 @@ from ..errors import CrowdError, InvalidAnswers, NotFound, WorkerRefused, http_s
 from ..pages.bundle import serve_asset
 from ..pages.page import ASSETS, Field, TaskPage, message_page
 from ..providers import Completion
+from .calls import Calls, Procedures
 from .dispatch import Dispatcher
 from .uploads import discard, receive
 from .validation import SubmissionCheck
@@ -61,8 +63,9 @@ def create_app(
     static_dir: Path | None = None,
     max_upload_mb: float = 20,
     counts: Callable[[], dict[str, int]] | None = None,
+    procedures: Procedures | None = None,
 ) -> Flask:
-    """The WSGI app of one run."""
+    """The WSGI app of one run; ``procedures`` answers pages' calls (``crowd.call``), if the task has any."""
     app = Flask("crowdnb.router.app", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
@@ -70,6 +73,7 @@ def create_app(
     multiple = {f.name for f in fields if f.multiple}
     declared = {f.name for f in fields if f.kind == "js"}  # a JS task's answers, when it declares them
     check = SubmissionCheck(dispatcher, page)  # every answer against its field's rules, before anything is stored
+    calls = Calls(dispatcher.store, procedures)
 
     def wants_json() -> bool:
         return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
@@ -206,6 +210,14 @@ def create_app(
             return jsonify({"status": "saved", "duplicate": duplicate, "completion": completion.__dict__})
         return _finish_page(completion, request.form.get("_crowd_return", ""))
 
+    @app.post("/call")
+    def call() -> Any:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise WorkerRefused("bad_submission", "A call must be a JSON object with a token, an id, a name and args.")
+        agent = dispatcher.agent_for(str(body.get("token", "")))
+        return jsonify(calls.answer(agent, body))
+
     @app.before_request
     def plain_websocket() -> None:
         # browsers offer permessage-deflate on every socket; accepted, it keeps a zlib compressor and
@@ -227,6 +239,10 @@ def create_app(
                 raw = ws.receive()
                 if raw is None:
                     break
+                body = _message(raw)
+                if body.get("type") == "call":  # answered here, in order: one call at a time per page
+                    ws.send(json.dumps(_call_reply(calls, agent, body)))
+                    continue
                 status = dispatcher.seen(agent_id)
                 ws.send(json.dumps({"type": "status", "status": status}))
         except Exception:  # the browser went away; that is what disconnect detection is for
@@ -260,6 +276,23 @@ def create_app(
         return jsonify({"ok": True, "run": str(dispatcher.run.id), "units": counts() if counts else {}})
 
     return app
+
+
+def _message(raw: str | bytes) -> dict[str, Any]:
+    """A page's socket message as a dict (a heartbeat may be anything)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _call_reply(calls: Calls, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a call made over a socket; a malformed call is answered too (never stored)."""
+    try:
+        return calls.answer(agent, body)
+    except WorkerRefused as exc:
+        return {"type": "result", "id": body.get("id"), "ok": False, "message": exc.message}
 
 
 def _form_answers(form: Any, multiple: set[str]) -> dict[str, Any]:

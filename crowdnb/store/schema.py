@@ -108,11 +108,25 @@ CREATE INDEX provider_objects_run ON provider_objects (provider, task_run_id, ki
 CREATE INDEX provider_objects_remote ON provider_objects (provider, remote_id);
 """
 
+# live tasks: every call a worker's page made to a procedure of the notebook, with its result, once per
+# client-made id (a retry after a dropped socket is answered from here, the function not called again)
+_V5 = """
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, agent_id INTEGER NOT NULL REFERENCES agents(id),
+    unit_id INTEGER NOT NULL, assignment_id INTEGER NOT NULL, worker_id INTEGER NOT NULL,
+    task_run_id INTEGER NOT NULL, task_id INTEGER NOT NULL, name TEXT NOT NULL, args TEXT NOT NULL,
+    status TEXT NOT NULL, result TEXT, message TEXT, traceback TEXT,
+    started_at TEXT NOT NULL, ended_at TEXT, duration_ms REAL,
+    UNIQUE (agent_id, call_id));
+CREATE INDEX calls_run ON calls (task_run_id, id);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1),
     Migration(2, "review keys", _V2),
     Migration(3, "assignment kinds", _V3),
     Migration(4, "provider objects", _V4),
+    Migration(5, "procedure calls", _V5),
 ]
 
 
