@@ -232,3 +232,22 @@ def test_expired_worker_token_is_refused(run: cn.Run, worker) -> None:
     reply = alice.submit({"label": "pos"}, token=stale)
     assert reply.status_code == 403 and "expired" in reply.json()["message"]
     assert alice.submit({"label": "pos"}).status_code == 200  # the fresh token still works
+
+
+def test_a_unit_comes_with_the_fields_of_its_own_row(project: cn.Project, worker) -> None:
+    """Rows of a form may show different versions: a JSON client is told the fields of its unit's page."""
+    versions = [
+        {"form": {"title": "T", "sections": [{"title": "S", "fieldsets": [{"title": "F", "rows": [{"fields": [
+            {"type": "input", "name": name, "label": name, "validators": {"required": True}}]}]}]}]}}
+        for name in ("first", "second")
+    ]  # fmt: skip
+    run = cn.Task("versions", title="V", reward=0.1, form=versions, data=[{"form_version": 0}, {"form_version": 1}],
+                  project=project).launch()  # fmt: skip
+    try:
+        names = []
+        for who in ("alice", "bob"):
+            unit = worker(who, run).enter().json()
+            names.append((unit["input"]["form_version"], [f["name"] for f in unit["fields"]]))
+        assert sorted(names) == [(0, ["first"]), (1, ["second"])]
+    finally:
+        run.stop()

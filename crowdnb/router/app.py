@@ -136,7 +136,7 @@ def create_app(
                     "submission_id": entry.submission_id,
                     "input": entry.input,
                     "resumed": entry.resumed,
-                    "fields": [f.__dict__ for f in fields],
+                    "fields": [f.__dict__ for f in check.fields_for(entry.input)],  # this row's page
                 }
             )
         notice = "Welcome back: this is the unit you were working on." if entry.resumed else ""

@@ -218,6 +218,11 @@ class SubmissionCheck:
             raise InvalidAnswers(errors)
         return agent
 
+    def fields_for(self, row: Mapping[str, Any]) -> list[Field]:
+        """The fields of the page ``row`` shows: what a JSON client is sent with its unit (rows of a form
+        may show different versions). Keyed like the submit's check, so that one finds them cached."""
+        return self._cached(json.dumps(row), lambda: self.page.fields(dict(row)))
+
     def _cached(self, key: str, make: Callable[[], list[Field]]) -> list[Field]:
         """The fields of a row (most rows of a task have the same page: rendering it once is enough)."""
         with self._lock:
