@@ -477,6 +477,6 @@ def test_bots_fill_a_mephisto_survey_within_its_rules(project: cn.Project) -> No
             set(frame["mode"]) <= {"walk", "bike", "transit", "car"}
             and frame["minutes"].astype(int).between(1, 10).all()
         )
-        assert "postcode" not in frame or frame["postcode"].isna().all()  # optional, with a pattern: left empty
+        assert frame["postcode"].str.fullmatch(r"[0-9]{5}").all()  # optional, with a pattern: filled to match it
     finally:
         run.stop()
