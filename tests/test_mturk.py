@@ -79,13 +79,29 @@ def test_preview_then_a_worker_completes_a_unit_posted_back_to_mturk(on_mturk: A
     completion = alice.submit({"label": "pos"})
     assert completion["kind"] == "form_post"
     assert completion["url"] == f"{mturk.url}/mturk/externalSubmit"
-    assert completion["fields"] == {"assignmentId": alice.assignment}
+    assert completion["fields"]["assignmentId"] == alice.assignment
     assert alice.post_back(completion).status_code == 200
     assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Submitted"
     frame = run.df
     assert list(frame["worker"]) == ["A1ALICE"] and list(frame["label"]) == ["pos"]
     agent = json.loads(run.store.scalar("SELECT external FROM agents"))
     assert agent == {"assignmentId": alice.assignment, "hitId": agent["hitId"], "turkSubmitTo": mturk.url}
+
+
+def test_the_post_back_names_the_submission_so_mturk_takes_it(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    alice = Turker(mturk, "A1ALICE")
+    alice.accept()
+    alice.open()
+    # what MTurk does with a form of assignmentId alone: refused, the assignment stays Accepted (never paid)
+    alone = requests.post(f"{mturk.url}/mturk/externalSubmit", data={"assignmentId": alice.assignment}, timeout=10)
+    assert alone.status_code == 400 and mturk.assignment(alice.assignment)["AssignmentStatus"] == "Accepted"
+    assert alice.post_back(alice.submit({"label": "pos"})).status_code == 200
+    posted = {"assignmentId": alice.assignment, "crowdnb_submission_id": f"sub-{alice.assignment}"}
+    assert mturk.submits[-1] == posted  # what MTurk received: crowdnb's submission id beside the assignment
+    assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Submitted"
+    run.approve([unit_of(run, "A1ALICE")])
+    assert mturk.assignment(alice.assignment)["AssignmentStatus"] == "Approved"
 
 
 def test_a_page_without_mturk_ids_is_refused(on_mturk: Any, mturk: FakeMTurk) -> None:
@@ -256,7 +272,7 @@ def test_a_worker_who_took_another_hit_is_paid_on_the_one_they_hold(on_mturk: An
     second = alice.accept()  # MTurk hands out another HIT of the group
     assert alice.open().json()["resumed"] is True  # the same unit back …
     completion = alice.submit({"label": "neg"})
-    assert completion["fields"] == {"assignmentId": second}  # … posted back on the assignment held now
+    assert completion["fields"]["assignmentId"] == second  # … posted back on the assignment held now
     alice.post_back(completion)
     run.approve([unit_of(run, "A1ALICE")])
     assert mturk.assignment(second)["AssignmentStatus"] == "Approved"
@@ -267,7 +283,7 @@ def test_a_submit_straight_to_mturk_without_answers_reoffers_the_unit(on_mturk: 
     mallory = Turker(mturk, "A6MALLORY")
     mallory.accept()
     mallory.open()
-    mturk.submit(mallory.assignment)  # posted to externalSubmit by hand: crowdnb has nothing
+    mturk.submit(mallory.assignment, {"anything": "x"})  # posted to externalSubmit by hand: crowdnb has nothing
     wait_until(lambda: run.counts["launched"] == 1, "the unit offered again")
     wait_until(lambda: any(h["HITStatus"] == "Assignable" for h in mturk.hits()), "a replacement HIT")
     Turker(mturk, "A2BOB").work()

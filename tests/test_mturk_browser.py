@@ -39,7 +39,8 @@ def test_a_worker_previews_completes_and_is_posted_back_to_mturk(
         task.locator("input[name=why]").fill("clearly happy")
         task.locator("#crowd-submit").click()
         expect(task.locator("#mturk-submitted")).to_have_text("HIT submitted")  # the frame went to externalSubmit
-        assert mturk.submits == [{"assignmentId": assignment}]
+        client_id = run.store.scalar("SELECT client_id FROM submissions")  # the page's own submission id
+        assert mturk.submits == [{"assignmentId": assignment, "crowdnb_submission_id": client_id}]
         assert mturk.assignment(assignment)["AssignmentStatus"] == "Submitted"
     finally:
         context.close()

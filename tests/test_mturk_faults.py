@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ SLOW = 3.0  # seconds the fake holds a "timeout" answer: longer than the provide
 
 def states(run: cn.Run, kind: str) -> list[str]:
     return sorted(o.state for o in objects.listed(run.store, "mturk_sandbox", kind, task_run_id=run.id))
+
+
+def bonuses(run: cn.Run) -> list[str]:
+    """The states of the project's MTurk bonus intents (a bonus belongs to a worker, not a run)."""
+    return sorted(o.state for o in objects.listed(run.store, "mturk_sandbox", "bonus"))
 
 
 @pytest.mark.parametrize("fault", ["500", "throttle", "timeout"])
@@ -98,6 +104,48 @@ def test_bonus_failures_are_retried_and_pay_once(on_mturk: Any, mturk: FakeMTurk
     run.approve([unit_of(run, "A1ALICE")], bonus=0.75)
     assert [b["BonusAmount"] for b in mturk.bonuses()] == ["0.75"]
     assert [o.state for o in objects.listed(run.store, "mturk_sandbox", "bonus")] == ["paid"]
+
+
+def test_a_bonus_mturk_paid_but_whose_answer_was_lost_is_paid_once_whatever_the_refusal_says(
+    on_mturk: Any, mturk: FakeMTurk
+) -> None:
+    run = on_mturk()
+    Turker(mturk, "A1ALICE").work()
+    unit = unit_of(run, "A1ALICE")
+    run.stop()  # no sync of a served run sends it meanwhile
+    mturk.fail("SendBonus", "timeout", delay=SLOW)  # paid, the answer lost: the retry's token is refused
+    assert run.bonus([unit], 0.75, "careful work") == 1  # no error: MTurk's ledger shows it paid
+    assert bonuses(run) == ["paid"] and mturk.count("ListBonusPayments") == 1
+    assert run.bonus([unit], 0.75, "careful work") == 0
+    assert [b["BonusAmount"] for b in mturk.bonuses()] == ["0.75"]
+
+
+def test_settle_reports_a_bonus_paid_when_its_resend_is_refused(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    Turker(mturk, "A1ALICE").work()
+    unit = unit_of(run, "A1ALICE")
+    run.stop()
+    mturk.fail("SendBonus", "timeout", delay=SLOW)  # paid, the answer lost …
+    mturk.fail("SendBonus", "500", times=3)  # … and every retry fails: crowdnb cannot tell yet
+    with pytest.raises(ProviderError, match="sent again"):
+        run.bonus([unit], 0.5, "thanks")
+    assert bonuses(run) == ["requested"]
+    mturk.healthy()
+    assert run.provider_client().settle() == 1  # the resend is refused; the ledger says paid
+    # so a requester has no reason to pay it again under a new key: one payment in MTurk's ledger
+    assert bonuses(run) == ["paid"] and len(mturk.bonuses("A1ALICE")) == 1
+
+
+def test_a_real_refusal_of_a_second_equal_bonus_is_not_taken_for_the_first(on_mturk: Any, mturk: FakeMTurk) -> None:
+    run = on_mturk()
+    Turker(mturk, "A1ALICE").work()
+    unit = unit_of(run, "A1ALICE")
+    assert run.bonus([unit], 0.5, "thanks") == 1
+    mturk.requester.balance = Decimal("0.10")  # the next one is refused for lack of funds
+    with pytest.raises(ProviderError, match="insufficient funds"):
+        run.bonus([unit], 0.5, "thanks", key="once more")
+    assert bonuses(run) == ["failed", "paid"] and len(mturk.bonuses()) == 1
+    assert mturk.count("ListBonusPayments") == 1  # read once, and it listed only the first
 
 
 def test_mturk_down_during_review_is_sent_when_it_is_back(on_mturk: Any, mturk: FakeMTurk) -> None:

@@ -60,9 +60,11 @@ def test_a_returned_unit_is_offered_again(project: cn.Project) -> None:
         bob = Worker(run, "bob")
         bob.enter()
         reply = bob.submit({"label": "neg"})
+        client_id = run.store.scalar("SELECT client_id FROM submissions")
         assert reply.json()["completion"] == {
             "kind": "form_post", "url": "https://platform.invalid/externalSubmit",
-            "fields": {"assignmentId": "A-bob"}, "message": "Thank you! Your answers are saved.",
+            "fields": {"assignmentId": "A-bob", "crowdnb_submission_id": client_id},
+            "message": "Thank you! Your answers are saved.",
         }  # fmt: skip
         assert run.config["provider"]["name"] == "fakeplatform"
     finally:

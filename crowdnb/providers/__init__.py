@@ -31,7 +31,7 @@ class Completion:
 
     kind: str = "message"  # "message" | "redirect" | "form_post" | "reload" (back to the task: onboarding passed)
     url: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # a form_post also carries crowdnb_submission_id
     message: str = "Thank you! Your answers are saved."
 
 

@@ -5,7 +5,8 @@ duration, auto-approval delay, requirements as QualificationRequirements — see
 ``mturk_requirements``) and one HIT per launched unit, an ExternalQuestion showing the run's URL
 (``mturk_hits``). MTurk opens it in a frame with ``assignmentId``, ``hitId``, ``workerId`` and
 ``turkSubmitTo``; ``assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE`` is a preview. After a saved submission the
-page posts ``assignmentId`` to ``turkSubmitTo/mturk/externalSubmit`` (``Completion("form_post")``).
+page posts ``assignmentId`` and crowdnb's submission id (``crowdnb_submission_id``: MTurk refuses a form
+holding nothing but ``assignmentId``) to ``turkSubmitTo/mturk/externalSubmit`` (``Completion("form_post")``).
 
 Options (``provider_options``; stored with the run, so keys never go here — see ``mturk_api``):
 

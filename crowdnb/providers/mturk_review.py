@@ -10,7 +10,10 @@ call, and from ``crowdnb mturk cleanup``. Sending again is safe:
 - approve / reject read the assignment's status first (GetAssignment) and do nothing when MTurk already
   has the decision; approving a rejected assignment sets ``OverrideRejection``;
 - a bonus carries a ``UniqueRequestToken`` derived from crowdnb's bonus key, so MTurk pays it once; the
-  token lasts 24 hours, so past 23 hours from the first attempt ListBonusPayments is read first.
+  token lasts 24 hours, so past 23 hours from the first attempt ListBonusPayments is read first. MTurk
+  refuses a token it already paid with no error code and no fixed wording, so after any refusal of
+  ``SendBonus`` ListBonusPayments of the assignment decides: the bonus is paid when MTurk lists more
+  payments of its worker, amount and reason than crowdnb recorded as paid under other keys.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
 from . import objects
-from .mturk_api import MTurkAPI, request_token, short, turk_code
+from .mturk_api import MTurkAPI, request_token, short
 from .retry import retried
 
 if TYPE_CHECKING:
@@ -131,7 +135,7 @@ class Review:
     def _send_bonus(self, obj: objects.RemoteObject) -> None:
         d = obj.data
         age = (datetime.now(UTC) - datetime.fromisoformat(d["since"])).total_seconds()
-        if age > TOKEN_SAFE_FOR and self._paid_before(d["assignment"], d["amount"], d["reason"]):
+        if age > TOKEN_SAFE_FOR and self._in_ledger(obj):
             objects.set_state(self.store, self.provider, "bonus", obj.key, "paid")
             return
         try:
@@ -145,15 +149,34 @@ class Review:
                 UniqueRequestToken=obj.remote_id,
             )
         except ProviderError as exc:
-            # the same token again: MTurk paid it the first time (its answer was lost)
-            if not (turk_code(exc).endswith("AlreadyExists") or "already exists" in exc.message):
+            # MTurk refuses a token it already paid (the first answer lost, or another process sent it) with
+            # no error code and no wording to rely on: only its ledger tells that refusal from a real one
+            if exc.transient or not self._in_ledger(obj, refused=exc):
                 raise
+            log.info("bonus $%s to %s: MTurk's ledger shows it paid", d["amount"], short(d["worker"]))
         objects.set_state(self.store, self.provider, "bonus", obj.key, "paid")
         log.info("bonus $%s paid to %s", d["amount"], short(d["worker"]))
 
-    def _paid_before(self, assignment: str, dollars: str, reason: str) -> bool:
-        payments = self.api.pages("ListBonusPayments", "BonusPayments", AssignmentId=assignment)
-        return any(p["BonusAmount"] == dollars and p["Reason"] == reason for p in payments)
+    def _in_ledger(self, obj: objects.RemoteObject, refused: ProviderError | None = None) -> bool:
+        """Whether MTurk's ListBonusPayments shows this bonus: more payments of its amount and reason to its
+        worker on its assignment than crowdnb recorded as paid under other keys."""
+        d = obj.data
+        try:
+            payments = self.api.pages("ListBonusPayments", "BonusPayments", AssignmentId=d["assignment"])
+        except ProviderError as exc:
+            if refused is None or exc.transient:
+                raise
+            raise refused from exc  # the assignment cannot be read either: the refusal is the news
+
+        wanted = _payment(d["worker"], d["amount"], d["reason"])
+        listed = sum(_payment(p.get("WorkerId"), p.get("BonusAmount"), p.get("Reason")) == wanted for p in payments)
+        known = sum(
+            o.key != obj.key
+            and o.data.get("assignment") == d["assignment"]
+            and _payment(o.data.get("worker"), o.data.get("amount"), o.data.get("reason")) == wanted
+            for o in objects.listed(self.store, self.provider, "bonus", state="paid")
+        )
+        return listed > known
 
     # --- qualifications and blocks ------------------------------------------------------------
     def qualify(self, worker: str, name: str, value: int | None) -> None:
@@ -266,3 +289,12 @@ class Review:
         if refused is not None:
             raise refused
         return done
+
+
+def _payment(worker: object, dollars: object, reason: object) -> tuple[str, int, str]:
+    """A bonus as MTurk's ledger and crowdnb's intents can both be compared by: worker, cents, reason."""
+    try:
+        cents = int(Decimal(str(dollars)) * 100)
+    except InvalidOperation:
+        cents = -1
+    return str(worker), cents, str(reason)

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -36,6 +36,7 @@ from .uploads import Upload, keep
 log = logging.getLogger(__name__)
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
+SUBMISSION_FIELD = "crowdnb_submission_id"  # posted back to the platform beside its own fields (``form_post``)
 Listener = Callable[[dict[str, Any]], None]
 
 
@@ -284,6 +285,9 @@ class Dispatcher:
         if duplicate and folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         completion = self.provider.completion(self.run, json.loads(agent["external"]))
+        if completion.kind == "form_post":
+            # the platform's record then names crowdnb's submission; MTurk refuses a post of assignmentId alone
+            completion = replace(completion, fields={**completion.fields, SUBMISSION_FIELD: client_id})
         if not duplicate and agent["kind"] == "gold" and self.gold is not None:
             self.gold.judge(self.store.worker_name(int(agent["worker_id"])), int(agent["row_index"]), answers)
         elif not duplicate and agent["kind"] == "screening" and self.screener is not None:

@@ -4,7 +4,11 @@ boto3 talks to it unchanged (``endpoint_url``, or ``AWS_ENDPOINT_URL_MTURK`` in 
 are ``POST /`` with ``X-Amz-Target: MTurkRequesterServiceV20170117.<Operation>`` and
 ``application/x-amz-json-1.1`` bodies; errors are ``{"__type": "RequestError", "Message": …}``. The state
 and MTurk's rules live in ``mturk_ops.Requester``. It also serves ``/mturk/externalSubmit``, where a
-worker's page posts the assignment back, so a browser can go the whole way.
+worker's page posts the assignment back, so a browser can go the whole way. It is as strict as MTurk where
+crowdnb's money depends on it: a form holding nothing but ``assignmentId`` is refused (the assignment stays
+Accepted and can never be paid), and a ``SendBonus`` repeated with a ``UniqueRequestToken`` it already paid
+is refused with a wording nobody should match on (the docs promise only "a message containing the
+request ID").
 
 ::
 
@@ -215,9 +219,10 @@ class FakeMTurk:
         """The worker lets the assignment's time run out."""
         self.requester.release(assignment_id, "Abandoned")
 
-    def submit(self, assignment_id: str, answers: dict[str, str] | None = None) -> None:
-        """The assignment is posted to externalSubmit (what a worker's page does at the end)."""
-        self.requester.submit(assignment_id, answers or {})
+    def submit(self, assignment_id: str, answers: dict[str, str]) -> None:
+        """The assignment is posted to externalSubmit with ``answers`` (what a worker's page does at the end);
+        refused like the real form post when ``answers`` is empty."""
+        self.requester.submit(assignment_id, answers)
 
     def profile(self, worker: str, **attributes: Any) -> None:
         """Set what MTurk knows about ``worker`` (locale=("US", None), approval_rate, approved_hits, adult, masters)."""

@@ -4,7 +4,8 @@ Each operation takes the ``Requester`` state and the decoded JSON body of one ca
 answer; a ``TurkError`` becomes MTurk's ``{"__type": "RequestError", "Message": …}``. The rules follow
 the 2017-01-17 API reference: only a Reviewable HIT whose submitted assignments are all approved or
 rejected can be deleted; a rejected assignment is approved only with ``OverrideRejection``;
-``CreateHIT*`` and ``SendBonus`` are idempotent per ``UniqueRequestToken`` for 24 hours;
+``CreateHIT*`` and ``SendBonus`` are idempotent per ``UniqueRequestToken`` for 24 hours (a repeated
+``SendBonus`` is refused with a message naming only the earlier request);
 ``ListAssignmentsForHIT`` sees only Submitted, Approved and Rejected assignments.
 """
 
@@ -168,10 +169,9 @@ def send_bonus(r: Requester, body: JSON) -> JSON:
     """SendBonus: paid once per UniqueRequestToken (for 24 hours), into the ledger."""
     earlier = r.token(body.get("UniqueRequestToken"))
     if earlier is not None:
-        raise TurkError(
-            f"The bonus for UniqueRequestToken {body['UniqueRequestToken']} already exists (request {earlier}).",
-            "AWS.MechanicalTurk.BonusAlreadyExists",
-        )
+        # the API reference promises only "an error with a message containing the request ID": no code, no
+        # wording a client could rely on. A client that cannot tell this from a refusal reads ListBonusPayments.
+        raise TurkError(f"Request {earlier} was processed before and is not repeated.")
     a = r.assignment(body.get("AssignmentId"))
     if a.worker != body.get("WorkerId"):
         raise TurkError(f"Worker {body.get('WorkerId')} did not work on assignment {a.id}.")

@@ -284,12 +284,15 @@ class Requester:
             a.status = status
 
     def submit(self, assignment_id: str, answers: dict[str, str]) -> Assignment:
-        """What /mturk/externalSubmit does: the accepted assignment becomes Submitted."""
+        """What /mturk/externalSubmit does: the accepted assignment becomes Submitted (refused, as on MTurk,
+        when the form carries nothing but ``assignmentId``)."""
         with self.lock:
             self.tick()
             a = self.assignments.get(assignment_id)
             if a is None or a.status != "Accepted":
                 raise TurkError(f"assignment {assignment_id} cannot be submitted now")
+            if not answers:  # MTurk refuses a form whose only field is assignmentId: the HIT stays Accepted
+                raise TurkError(f"the form for assignment {assignment_id} holds no field besides assignmentId")
             hit = self.hits[a.hit_id]
             now = self.clock()
             fields = "".join(
