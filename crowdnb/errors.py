@@ -78,11 +78,18 @@ class ProviderError(CrowdError):
     """A crowd platform refused or failed a call; the message names the platform, the call and its reply.
 
     ``transient`` marks failures worth retrying (timeouts, 5xx, throttling); ``status`` is the
-    platform's HTTP status when there was one.
+    platform's HTTP status when there was one; ``retry_after`` the seconds it asked to wait (Retry-After).
     """
 
     def __init__(
-        self, platform: str, call: str, message: str, *, transient: bool = False, status: int | None = None
+        self,
+        platform: str,
+        call: str,
+        message: str,
+        *,
+        transient: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{platform} {call} failed: {message}")
         self.platform = platform
@@ -90,6 +97,7 @@ class ProviderError(CrowdError):
         self.message = message
         self.transient = transient
         self.status = status
+        self.retry_after = retry_after
 
 
 class ArchitectError(CrowdError):

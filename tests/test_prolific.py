@@ -316,8 +316,13 @@ def test_platform_errors_name_the_call_and_say_whether_to_retry(fake: FakeProlif
     fake.fail("GET", "workspaces/", status=429)
     with pytest.raises(ProviderError) as throttled:
         api.get("workspaces/")
-    assert throttled.value.transient and throttled.value.status == 429
-    assert str(throttled.value) == "Prolific GET workspaces/ failed: HTTP 429: Injected failure."
+    assert throttled.value.transient and throttled.value.status == 429 and throttled.value.retry_after is None
+    assert str(throttled.value) == "Prolific GET workspaces/ failed: HTTP 429: Too many requests: try again later"
+    for header, seconds in (("7", 7.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", None)):
+        fake.fail("GET", "workspaces/", status=429, retry_after=header)
+        with pytest.raises(ProviderError) as asked:
+            api.get("workspaces/")
+        assert asked.value.retry_after == seconds, header
     with pytest.raises(ProviderError) as missing:
         api.get("studies/nope/")
     assert not missing.value.transient and "no study 'nope'" in missing.value.message

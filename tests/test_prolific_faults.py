@@ -138,6 +138,37 @@ def test_a_refused_pay_is_paid_later_once_and_an_unanswered_one_never_twice(laun
     assert fake.paid(bob.id) == [] and len(fake.calls("POST", "bulk-bonus-payments/*/pay/")) == 3
 
 
+PAY = "bulk-bonus-payments/*/pay/"
+
+
+def test_a_pay_refused_with_429_is_sent_again_and_paid_once(launch: Any, fake: FakeProlific) -> None:
+    run = launch()
+    ann = Someone(fake, study_of(fake))
+    ann.finish(run)
+    run.stop()  # no sync settles it in the background: only the bonus call itself re-sends
+    fake.fail("POST", PAY, status=429, times=2)  # the wallet is busy: refused before processing, twice
+    assert run.bonus([unit_of(run, ann.id)], 0.2, "great") == 1  # no error: the third pay call went through
+    assert bonus_state(run) == "paid" and fake.paid(ann.id) == [20]
+    assert len(fake.calls("POST", PAY)) == 3 and run.provider_client().settle_bonuses() == {"paid": 1}
+
+
+def test_a_429_asking_to_wait_long_is_paid_by_a_sync_after_the_wait(launch: Any, fake: FakeProlific) -> None:
+    run = launch()
+    ann = Someone(fake, study_of(fake))
+    ann.finish(run)
+    run.stop()
+    fake.fail("POST", PAY, status=429, retry_after="3600")  # busy for an hour: not waited on in the call
+    with pytest.raises(ProviderError, match="nothing was paid: the bonus stays set up") as refused:
+        run.bonus([unit_of(run, ann.id)], 0.2, "great")
+    assert refused.value.transient and refused.value.retry_after == 3600
+    assert run.provider_client().settle_bonuses() == {"set_up": 1}  # a sync within the hour leaves it be
+    assert len(fake.calls("POST", PAY)) == 1 and fake.paid() == []
+    (bonus,) = objects.listed(run.store, "prolific", "bonus")
+    objects.set_state(run.store, "prolific", "bonus", bonus.key, "set_up", retry_at=0)  # the hour is over
+    assert run.provider_client().settle_bonuses() == {"paid": 1}
+    assert fake.paid(ann.id) == [20] and len(fake.calls("POST", PAY)) == 2
+
+
 def test_sync_rides_out_an_outage_and_catches_up(launch: Any, fake: FakeProlific) -> None:
     run = launch(data=SENTENCES[:1])
     ann = Someone(fake, study_of(fake))

@@ -3,6 +3,8 @@
 Every call sends ``Authorization: Token <api token>`` and a timeout. Every failure becomes a
 ``ProviderError`` naming the call (``"POST studies/"``) and Prolific's own message: timeouts, dropped
 connections, throttling (429) and server errors (5xx) are ``transient``; a refusal (other 4xx) is not.
+A 429 is refused before Prolific processes the call (its docs: contention on the workspace wallet when
+paying), and its ``Retry-After``, when sent, becomes ``ProviderError.retry_after``.
 ``Unreached`` marks a request that never left this machine (the connection could not be opened), which
 is the only failure after which a call that is not idempotent may safely be sent again.
 The token is never logged and never part of an error message.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -54,7 +58,14 @@ class ProlificAPI:
         log.debug("%s → %d", name, reply.status_code)
         if reply.status_code >= 400:
             transient = reply.status_code == 429 or reply.status_code >= 500
-            raise ProviderError(PLATFORM, name, _message(reply), transient=transient, status=reply.status_code)
+            raise ProviderError(
+                PLATFORM,
+                name,
+                _message(reply),
+                transient=transient,
+                status=reply.status_code,
+                retry_after=_retry_after(reply.headers.get("Retry-After")),
+            )
         if not reply.content:
             return None
         try:
@@ -102,6 +113,23 @@ def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     text = repr(exc.args[0] if exc.args else exc)
     marks = ("NewConnectionError", "NameResolutionError", "Connection refused", "Failed to establish")
     return any(mark in text for mark in marks)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number of seconds or an HTTP date); None when absent or bad."""
+    if not value or not value.strip():
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _message(reply: requests.Response) -> str:

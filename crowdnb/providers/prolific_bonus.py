@@ -13,6 +13,10 @@ each written before the call that follows it::
   because crowdnb never learns its id.
 * ``set_up`` → ``paying`` is a compare-and-set in SQLite, so of two threads or processes only one sends
   the pay call, and a crash after it leaves ``paying``, never ``set_up``.
+* a pay call Prolific answers 429 (its wallet busy: refused before processing, nothing paid) goes back to
+  ``set_up`` and is sent again after a backoff that honours ``Retry-After``, up to ``ATTEMPTS`` times; then
+  (or when Prolific asks to wait longer than ``retry.MAX_DELAY``) a later sync sends it, not before the
+  time Prolific named.
 * ``paying`` is only resolved by reading the submission (``GET submissions/{id}/``: ``bonus_payments``,
   in cents): a payment that appeared since the snapshot taken just before paying means paid. A bonus
   is never paid while another bonus of the same submission is ``paying``, so the snapshot is exact.
@@ -24,12 +28,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
 from . import objects
 from .prolific_api import PLATFORM, ProlificAPI, Unreached
-from .retry import retried
+from .retry import MAX_DELAY, backoff, retried
 
 if TYPE_CHECKING:
     from ..store.db import Store
@@ -39,6 +44,7 @@ log = logging.getLogger(__name__)
 NAME = "prolific"
 KIND = "bonus"
 OPEN = ("intent", "set_up", "paying")
+ATTEMPTS = 4  # pay calls refused with 429 in a row before the bonus waits for a later sync
 
 
 def decimal(cents: int) -> str:
@@ -49,8 +55,14 @@ def decimal(cents: int) -> str:
 class BonusLedger:
     """Bonuses of one project on Prolific: recorded, set up, paid and confirmed."""
 
-    def __init__(self, store: Store, api: ProlificAPI, confirm_seconds: float = 3600.0) -> None:
-        self.store, self.api, self.confirm_seconds = store, api, confirm_seconds
+    def __init__(
+        self,
+        store: Store,
+        api: ProlificAPI,
+        confirm_seconds: float = 3600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store, self.api, self.confirm_seconds, self.sleep = store, api, confirm_seconds, sleep
 
     def give(self, token: str, cents: int, session: str, study: str, run_id: int | None, unit_id: int | None) -> str:
         """Pay ``cents`` on submission ``session`` once per ``token``; returns the bonus's final state."""
@@ -72,6 +84,7 @@ class BonusLedger:
 
     def settle(self, token: str) -> str:
         """Drive one bonus as far as it can go now; returns its state."""
+        busy = 0  # pay calls Prolific refused with 429 (before processing them) so far
         while True:
             found = objects.recall(self.store, NAME, KIND, token)
             if found is None:
@@ -79,8 +92,20 @@ class BonusLedger:
             if found.state == "intent":
                 self._set_up(found)
             elif found.state == "set_up":
-                if not self._pay(found):
-                    return "set_up"
+                try:
+                    if not self._pay(found):
+                        return "set_up"
+                except ProviderError as exc:
+                    if exc.status != 429:
+                        raise
+                    busy += 1
+                    if busy >= ATTEMPTS or (exc.retry_after or 0.0) > MAX_DELAY:
+                        raise ProviderError(
+                            PLATFORM, exc.call, f"{exc.message}; Prolific refused the pay call before processing "
+                            "it, so nothing was paid: the bonus stays set up and is paid at a later sync",
+                            transient=True, status=exc.status, retry_after=exc.retry_after,
+                        ) from exc  # fmt: skip
+                    self.sleep(backoff(busy, exc=exc))
             elif found.state == "paying":
                 return self._confirm(found)
             else:
@@ -116,16 +141,20 @@ class BonusLedger:
         busy = [o for o in objects.listed(self.store, NAME, KIND, state="paying") if o.data["session"] == session]
         if busy:
             return False
+        if time.time() < float(item.data.get("retry_at") or 0):
+            return False  # Prolific asked to wait (Retry-After)
         before = self._paid_on(session)
         if not objects.claim(self.store, NAME, KIND, item.key, "set_up", "paying", before=before, since=time.time()):
             return False  # someone else claimed it: they send the one pay call
         call = f"bulk-bonus-payments/{item.remote_id}/pay/"
         try:
-            self.api.post(call)  # never retried: every call pays again
+            self.api.post(call)  # never retried blindly: every call Prolific processes pays again
         except ProviderError as exc:
-            if isinstance(exc, Unreached) or not exc.transient:
-                # never sent, or refused: nothing was paid, so it may be paid later
-                objects.set_state(self.store, NAME, KIND, item.key, "set_up", error=exc.message)
+            if isinstance(exc, Unreached) or not exc.transient or exc.status == 429:
+                # never sent, refused, or refused before processing (429): nothing was paid, so it may be
+                # paid later — after the wait Prolific asked for
+                retry_at = time.time() + (exc.retry_after or 0.0)
+                objects.set_state(self.store, NAME, KIND, item.key, "set_up", error=exc.message, retry_at=retry_at)
                 raise
             raise ProviderError(
                 PLATFORM,

@@ -11,6 +11,7 @@ part, open the study, return, time out and complete, and make chosen endpoints f
     with FakeProlific() as fake:                       # PROLIFIC_BASE_URL=fake.base_url, token fake.token
         someone = fake.take_part(study_id)              # RESERVED; someone.link opens the study (ACTIVE)
         fake.fail("POST", "bulk-bonus-payments/*/pay/", status=None, delay=2)   # pays, answers late
+        fake.fail("POST", "bulk-bonus-payments/*/pay/", status=429, retry_after="1")  # busy: not paid
 """
 
 from __future__ import annotations
@@ -94,12 +95,15 @@ class FakeProlific:
 
     # --- test-side controls -----------------------------------------------------------------
     def fail(self, method: str, pattern: str, *, status: int | None = 500, times: int | None = 1,
-             delay: float = 0.0) -> None:  # fmt: skip
+             delay: float = 0.0, retry_after: str | None = None) -> None:  # fmt: skip
         """Make ``method pattern`` (a glob under /api/v1/) answer ``status`` without acting, or act and then
-        answer ``delay`` seconds late (``status=None``); ``times=None`` keeps failing."""
+        answer ``delay`` seconds late (``status=None``); ``times=None`` keeps failing.
+
+        ``status=429`` is what Prolific answers a payment (approve, pay a bonus) when the workspace's wallet
+        is busy: refused before processing, so nothing moved; ``retry_after`` is sent as its Retry-After."""
         with self.lock:
             self._faults.append({"method": method.upper(), "pattern": pattern.strip("/") + "/", "status": status,
-                                 "times": times, "delay": delay})  # fmt: skip
+                                 "times": times, "delay": delay, "retry_after": retry_after})  # fmt: skip
 
     def heal(self) -> None:
         """Forget every injected failure."""

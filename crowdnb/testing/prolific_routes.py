@@ -43,7 +43,9 @@ def build_app(fake: FakeProlific) -> Flask:
         if chosen["status"] is None:
             return None
         time.sleep(chosen["delay"])
-        return jsonify({"error": {"status": chosen["status"], "detail": "Injected failure."}}), chosen["status"]
+        headers = {"Retry-After": chosen["retry_after"]} if chosen.get("retry_after") is not None else {}
+        detail = "Too many requests: try again later" if chosen["status"] == 429 else "Injected failure."
+        return jsonify({"error": {"status": chosen["status"], "detail": detail}}), chosen["status"], headers
 
     @app.after_request
     def late(response: Response) -> Response:
