@@ -220,7 +220,7 @@ class Run:
         hooks: dict[str, Any] | None = None,
     ) -> Run:
         """Create, store and start a run (see ``Task.launch``)."""
-        prov = providers.create(provider, project.store, **provider_options)
+        prov = providers.for_launch(provider, project.store, **provider_options)
         arch = architects.create(architect, **architect_options)
         task_id = project.store.upsert_task(spec.name, spec.to_dict())
         requester = project.store.requester(prov.name, "default")
@@ -234,6 +234,8 @@ class Run:
         run.hooks.update(hooks or {})
         run.hooks.setdefault("procedures", {})
         run._start(prov, arch, rows_of(rows))
+        if isinstance(provider, str):  # where this run went is where the project's later calls go
+            providers.settings.keep(project.store, prov, provider_options)
         return run
 
     def _start(self, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from . import settings
+
 if TYPE_CHECKING:
     from ..quality.requirements import Requirement
     from ..store.db import Store
@@ -131,11 +133,27 @@ class Provider(Protocol):
 
 
 def create(name_or_provider: str | Provider, store: Store, **options: object) -> Provider:
-    """A provider instance from its registered name (or the instance itself)."""
+    """A provider instance from its registered name (or the instance itself).
+
+    The project's platform settings of that name (``settings``: the endpoint, region, workspace … of the
+    latest launch) fill in the options not given, so every call reaches the platform the runs use.
+    """
     if not isinstance(name_or_provider, str):
         return name_or_provider
+    return _build(name_or_provider, store, {**settings.read(store, name_or_provider), **options})
+
+
+def for_launch(name_or_provider: str | Provider, store: Store, **options: object) -> Provider:
+    """A provider built from exactly ``options``: a launch says where it runs (``settings.keep`` makes that
+    the project's setting once the run has started)."""
+    if not isinstance(name_or_provider, str):
+        return name_or_provider
+    return _build(name_or_provider, store, options)
+
+
+def _build(name: str, store: Store, options: Mapping[str, object]) -> Provider:
     from ..plugins import load
 
-    factory = load("provider", name_or_provider)
+    factory = load("provider", name)
     provider: Provider = factory(store=store, **options)
     return provider

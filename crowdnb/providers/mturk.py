@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ProviderError
-from . import Completion, Identity, Report, RunInfo, UnitRef, mturk_options, objects
+from . import Completion, Identity, Report, RunInfo, UnitRef, mturk_options, objects, settings
 from .mturk_api import WORKER_SITE, MTurkAPI, short
 from .mturk_hits import Hits, HitSettings
 from .mturk_requirements import qualification_requirements
@@ -58,6 +58,8 @@ class MTurkProvider:
     name = "mturk"
     sandbox = False
     fee_rate = 0.2  # MTurk's commission on rewards and bonuses (HITs with fewer than 10 assignments)
+    # how MTurk is reached: kept per project at launch, read by every later call (``settings``)
+    platform_settings = ("endpoint_url", "region", "timeout", "retry_delay")
 
     def __init__(self, store: Store, **options: object) -> None:
         self.store = store
@@ -280,7 +282,8 @@ def cleanup(project: Project, *, sandbox: bool = False, runs: Sequence[int] = ()
     A run still marked running is left alone (another process may serve it) unless named in ``runs``:
     then it is stopped first — what to do for a run whose process crashed.
     """
-    provider = (MTurkSandboxProvider if sandbox else MTurkProvider)(project.store)
+    kind = MTurkSandboxProvider if sandbox else MTurkProvider
+    provider = kind(project.store, **settings.read(project.store, kind.name))  # the endpoint the runs used
     for run_id in runs:
         project.run(run_id).stop()
     running = [r for r in project.store.run_ids() if project.store.get_run(r)["status"] == "running"]

@@ -99,6 +99,8 @@ class ProlificProvider:
     name = NAME
     fee_rate = FEE_RATE
     poll_seconds = 30.0
+    # how Prolific is reached: kept per project at launch, read by every later call (``settings``)
+    platform_settings = ("base_url", "workspace", "timeout")
 
     def __init__(self, store: Store, **options: Any) -> None:
         secret = sorted(k for k in options if "token" in k.lower() or "key" in k.lower())
