@@ -108,11 +108,7 @@ class Project:
 
     def task_spend(self, name: str) -> dict[str, float]:
         """Dollars of every run of task ``name``, each with its provider's fees (see ``Run.spend``)."""
-        total = dict.fromkeys(("rewards", "pending", "bonuses", "fees", "total"), 0.0)
-        for run in self.task_runs(name):
-            for key, value in run.spend.items():
-                total[key] += value
-        return total
+        return reports.added(run.spend for run in self.task_runs(name))
 
     def task_frame(self, name: str) -> pd.DataFrame:
         """Every submission of every run of task ``name``."""

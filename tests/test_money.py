@@ -19,9 +19,9 @@ def test_spend_follows_review_and_bonuses(run: cn.Run) -> None:
     run.approve(ids[:3], bonus=0.05)  # again: nothing more is paid
     run.soft_reject(ids[3])
     run.reject(ids[4], note="Did not read the sentence")
-    spend = run.spend
-    assert spend["rewards"] == pytest.approx(0.4) and spend["pending"] == pytest.approx(0.1)
-    assert spend["bonuses"] == pytest.approx(0.15) and spend["total"] == pytest.approx(0.55)
+    spend = run.spend  # whole cents: never 0.15000000000000002
+    assert spend == {"rewards": 0.4, "pending": 0.1, "bonuses": 0.15, "fees": 0.0, "total": 0.55}
+    assert repr(spend["bonuses"]) == "0.15" and repr(spend["total"]) == "0.55"
     assert run.store.scalar("SELECT count(*) FROM provider_calls WHERE call = 'bonus'") == 3
     task_spend = cn.open(run.store.root).task_spend("sentiment")
     assert task_spend == spend
@@ -38,6 +38,8 @@ def test_bonus_rules(run: cn.Run) -> None:
         run.bonus(held, -1, "x")
     with pytest.raises(ConfigError, match="a bonus needs a reason"):
         run.bonus(held, 0.1, "")
+    with pytest.raises(ConfigError, match=r"bonus amount 0\.125 is not a whole number of cents"):
+        run.bonus(held, 0.125, "half a cent more")  # MTurk would be sent "0.12", Prolific refuses it
     assert run.bonus(held, 0.1, "nice") == 1
     assert run.bonus(held, 0.1, "nice") == 0
     assert run.bonus(held, 0.1, "nice", key="second round") == 1
@@ -52,7 +54,8 @@ def test_fees_of_the_provider_are_counted(project: cn.Project) -> None:
             worker.enter()
             worker.submit({"label": "pos"})
         run.approve(run.df["unit_id"])
-        assert run.spend["fees"] == pytest.approx(0.4) and run.spend["total"] == pytest.approx(2.4)
+        run.bonus(run.df["unit_id"][:1], 0.05, "quick")  # a fee of 0.01: rounded to the cent, half up
+        assert run.spend == {"rewards": 2.0, "pending": 0.0, "bonuses": 0.05, "fees": 0.41, "total": 2.46}
     finally:
         run.stop()
 

@@ -42,9 +42,11 @@ def _own_unit(run: Run, unit_id: int) -> dict[str, Any]:
 
 
 def check_bonus(amount: object, reason: str) -> None:
-    """Refuse a bonus that is not a positive number of dollars or has no reason for the worker."""
+    """Refuse a bonus that is not a positive number of dollars in whole cents or has no reason for the worker."""
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
         raise ConfigError(f"bonus amount {amount!r} must be a positive number of dollars")
+    if abs(round(amount * 100) - amount * 100) > 1e-6:  # money is never rounded behind the requester's back
+        raise ConfigError(f"bonus amount {amount!r} is not a whole number of cents; give e.g. {round(amount, 2)}")
     if not reason or not reason.strip():
         raise ConfigError("a bonus needs a reason: the worker reads it")
 

@@ -6,7 +6,8 @@ SQL lives in ``store`` (rows and plain queries), ``lifecycle`` (transitions) and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .db import Row, Store
@@ -39,26 +40,38 @@ def task_summary(store: Store) -> list[Row]:
 
 def spend(store: Store, scope: str, scope_id: int, fee_rate: float = 0.0) -> dict[str, float]:
     """Dollars of a run (``scope="run"``) or task: rewards paid, rewards awaiting review, bonuses, the provider's
-    ``fee_rate`` on rewards and bonuses paid, and the total so far. The one place spend is computed."""
+    ``fee_rate`` on rewards and bonuses paid, and the total so far. The one place spend is computed.
+
+    Summed in whole cents (the fee rounded to the cent, half up), so 3 × $0.05 is 0.15, not
+    0.15000000000000002; each figure is a number of cents over 100."""
     column = {"run": "task_run_id", "task": "task_id"}[scope]
     row = store.query_one(
-        "SELECT coalesce(sum(CASE WHEN status IN ('accepted', 'soft_rejected') THEN pay_amount END), 0) AS paid, "
-        "coalesce(sum(CASE WHEN status = 'completed' THEN pay_amount END), 0) AS pending "
-        f"FROM units WHERE {column} = ?",
+        "SELECT coalesce(sum(CASE WHEN status IN ('accepted', 'soft_rejected') THEN CAST(round(pay_amount * 100) "
+        "AS INTEGER) END), 0) AS paid, "
+        "coalesce(sum(CASE WHEN status = 'completed' THEN CAST(round(pay_amount * 100) AS INTEGER) END), 0) "
+        f"AS pending FROM units WHERE {column} = ?",
         (scope_id,),
     )
-    bonuses = store.scalar(
-        f"SELECT coalesce(sum(amount), 0) FROM reviews WHERE {column} = ? AND action = 'bonus'", (scope_id,)
+    bonuses = int(
+        store.scalar(
+            "SELECT coalesce(sum(CAST(round(amount * 100) AS INTEGER)), 0) FROM reviews "
+            f"WHERE {column} = ? AND action = 'bonus'",
+            (scope_id,),
+        )
     )
-    paid, pending = (float(row["paid"]), float(row["pending"])) if row else (0.0, 0.0)
-    fees = (paid + float(bonuses)) * fee_rate
-    return {
-        "rewards": paid,
-        "pending": pending,
-        "bonuses": float(bonuses),
-        "fees": fees,
-        "total": paid + bonuses + fees,
-    }
+    paid, pending = (int(row["paid"]), int(row["pending"])) if row else (0, 0)
+    fees = int((Decimal(paid + bonuses) * Decimal(str(fee_rate))).quantize(Decimal(1), ROUND_HALF_UP))
+    cents = {"rewards": paid, "pending": pending, "bonuses": bonuses, "fees": fees, "total": paid + bonuses + fees}
+    return {name: value / 100 for name, value in cents.items()}
+
+
+def added(spends: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Several ``spend`` figures added up in whole cents (a task's runs, each with its own provider's fees)."""
+    cents = dict.fromkeys(("rewards", "pending", "bonuses", "fees", "total"), 0)
+    for one in spends:
+        for name, value in one.items():
+            cents[name] += round(value * 100)
+    return {name: value / 100 for name, value in cents.items()}
 
 
 def worker_stats(store: Store, names: list[str], provider: str) -> dict[str, dict[str, int]]:
