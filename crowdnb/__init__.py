@@ -32,6 +32,7 @@ from .quality.gold import Gold
 from .quality.onboarding import Onboarding
 from .quality.requirements import Requirement, allow_list, block_list, requirement
 from .quality.screening import Screening
+from .router.rooms import Chat
 from .run import Run
 from .simulate import Simulation, simulate
 from .task import Task
@@ -46,6 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchitectError",
     "AuthError",
+    "Chat",
     "ConfigError",
     "CrowdError",
     "DataError",

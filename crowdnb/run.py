@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import numbers
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,173 +16,24 @@ import pandas as pd
 from . import architects, providers
 from .data import Rows, load, rows_of
 from .errors import ConfigError
-from .frame.events import calls_frame
+from .frame.events import calls_frame, messages_frame
 from .frame.live import LiveFrame
 from .pages.page import summary_table
-from .procedures import Executor, Procedure, check_registered, procedure
-from .providers import RunInfo
-from .quality.gold import GoldKeeper
-from .quality.onboarding import Onboarder, check_validate
-from .quality.screening import Screener
-from .router import feed, uploads
-from .router.app import create_app
-from .router.dispatch import Dispatcher, Listener
+from .procedures import Procedure, check_registered, procedure
+from .quality.onboarding import check_validate
+from .router import feed
+from .router.dispatch import Listener
+from .service import Service
 from .spec import TaskSpec
-from .store import calls, lifecycle, reports
+from .store import calls, lifecycle, reports, rooms
 from .store import states as S
 from .store.db import now
-from .store.lifecycle import Quota
 from .views import views
 
 if TYPE_CHECKING:
     from .project import Project
 
 log = logging.getLogger(__name__)
-
-TICK_SECONDS = 0.5
-RECONNECT_SECONDS = 15.0  # crowd.js retries a lost socket at least this often
-FEED_BATCH = 100  # rows pulled from a generator whenever fewer units than this are on offer
-
-
-class _Service:
-    """The live parts of a run served by this process: provider, architect, dispatcher, monitor thread."""
-
-    def __init__(self, run: Run, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:
-        self.run, self.provider, self.architect, self.rows = run, provider, architect, rows
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name=f"crowdnb-monitor-{run.id}", daemon=True)
-        self.dispatcher: Dispatcher | None = None
-        self.executor = Executor(run.procedures)  # runs the notebook's procedures for the router
-        self.info: RunInfo | None = None
-        self.next_sync = 0.0
-
-    def start(self) -> str:
-        run, spec = self.run, self.run.spec
-        uploads.sweep(run.store, run.id)  # files a crash left between their move and the commit
-        self.feed()
-        page = spec.page()
-        stored = run.store.get_run(run.id)
-        preview = run.store.first_input(run.id) or page.placeholder_row()
-        quota = Quota(spec.allowed_concurrent, spec.maximum_units_per_worker)
-        info = RunInfo(
-            run.id,
-            spec.name,
-            spec.title,
-            spec.description,
-            spec.reward,
-            spec.tags,
-            "",
-            spec.assignment_duration,
-            spec.requirements(),
-        )
-        self.dispatcher = Dispatcher(run.store, info, self.provider, quota, stored["secret"], spec.assignment_duration)
-        self.dispatcher.listeners = run._listeners
-        # units held when a previous process died (a kernel restart): kept for pages that reconnect
-        self.dispatcher.sockets.expect(reports.live_agents(run.store, run.id), RECONNECT_SECONDS)
-        if spec.gold:
-            self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id)
-        if spec.screening:
-            self.dispatcher.screener = Screener(
-                run.store, self.provider, spec.screening, run.hooks.get("screening_validate"), run.task_id
-            )
-        if spec.onboarding:
-            self.dispatcher.onboarder = Onboarder(
-                run.store, self.provider, spec.onboarding, run.hooks.get("onboarding_validate"), stored["secret"]
-            )
-        app = create_app(
-            self.dispatcher,
-            page,
-            title=spec.title,
-            description=spec.description,
-            preview_row=preview,
-            fields=page.fields(preview),
-            static_dir=Path(spec.static_dir) if spec.static_dir else None,
-            max_upload_mb=spec.max_upload_mb,
-            counts=lambda: run.store.unit_counts(run.id),
-            procedures=self.executor,
-        )
-        app.register_blueprint(
-            feed.blueprint(run.store, run.id, stored["secret"], lambda: {"state": run.state, "counts": run.counts})
-        )
-        url = self.architect.deploy(app)
-        self.info = self.dispatcher.run = dataclasses.replace(info, url=url)
-        config = json.loads(stored["config"])
-        if self.architect.name == config["architect"]["name"]:  # a hosted server keeps the run's own options
-            config["architect"]["options"] = self.architect.options()
-        run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
-        self.provider.setup_run(self.info)
-        self.launch()
-        self.thread.start()
-        return url
-
-    # --- the monitor ---------------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self.stopping.wait(TICK_SECONDS):
-            try:
-                self.tick()
-            except Exception:  # keep serving workers even if one tick fails; the next tick retries
-                log.exception("monitor of run %s failed a tick", self.run.id)
-
-    def tick(self) -> None:
-        """One round: feed, launch, release abandoned units, detect completion."""
-        self.feed()
-        self.launch()
-        assert self.dispatcher is not None
-        if self.provider.poll_seconds and time.monotonic() >= self.next_sync:
-            self.next_sync = time.monotonic() + self.provider.poll_seconds
-            assert self.info is not None
-            lifecycle.apply_reports(self.run.store, self.run.id, self.provider.name, self.provider.sync(self.info))
-        self.dispatcher.flush_seen()
-        gone = self.dispatcher.sockets.gone_for(self.run.spec.disconnect_grace)
-        lifecycle.release_stale(self.run.store, self.run.id, self.run.spec.assignment_duration, gone)
-        counts = self.run.store.unit_counts(self.run.id)
-        finished = self.rows.exhausted and not any(counts[s] for s in S.UNIT_INCOMPLETE)
-        if finished and self.run.store.get_run(self.run.id)["status"] == "running":
-            log.info("run %s is complete", self.run.id)
-            self.run.store.update_run(self.run.id, status="completed")
-
-    def feed(self) -> None:
-        """Store more input rows when a generator's units run low (lists are stored at once)."""
-        if self.rows.exhausted:
-            return
-        store, run = self.run.store, self.run
-        if not self.rows.finite:
-            counts = store.unit_counts(run.id)
-            if counts[S.CREATED] + counts[S.LAUNCHED] >= FEED_BATCH:
-                return
-        loaded = int(store.get_run(run.id)["rows_loaded"])
-        batch = self.rows.take(None if self.rows.finite else FEED_BATCH)
-        if self.rows.error is not None:
-            run.errors.append(str(self.rows.error))
-            log.error("run %s: stopped reading data: %s", run.id, self.rows.error)
-        if batch:
-            spec = run.spec
-            lifecycle.add_assignments(store, run.id, run.task_id, batch, loaded, spec.units_per_assignment, spec.reward)
-        if self.rows.exhausted:
-            store.update_run(run.id, data_exhausted=1)
-
-    def launch(self) -> None:
-        """Put created units on offer, within ``max_num_concurrent_units`` and the task's budget."""
-        spec, fee = self.run.spec, self.provider.fee_rate
-        budget = None
-        if spec.budget is not None:
-            budget = lifecycle.Budget(self.run.task_id, spec.budget, spec.reward * (1 + fee), fee)
-        launched = lifecycle.launch_units(self.run.store, self.run.id, spec.max_num_concurrent_units, budget)
-        if launched and self.info is not None:
-            self.provider.publish(self.info, launched)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=10)
-        expired = lifecycle.expire_run(self.run.store, self.run.id)
-        assert self.dispatcher is not None and self.info is not None
-        if expired:
-            self.provider.expire(self.info, expired)
-        self.dispatcher.sockets.close_all(json.dumps({"type": "status", "status": S.A_EXPIRED}))
-        self.executor.close()
-        self.architect.shutdown()
-        self.provider.cleanup_run(self.info)
 
 
 class Run:
@@ -204,7 +53,7 @@ class Run:
         self.hooks: dict[str, Any] = {"procedures": {}}
         self._listeners: list[Listener] = []
         self._frame = LiveFrame(self.store, "run", run_id)
-        self._service: _Service | None = None
+        self._service: Service | None = None
 
     # --- starting ------------------------------------------------------------------------------
     @classmethod
@@ -239,7 +88,7 @@ class Run:
         return run
 
     def _start(self, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:
-        service = _Service(self, provider, architect, rows)
+        service = Service(self, provider, architect, rows)
         try:
             service.start()
         except BaseException:
@@ -319,11 +168,15 @@ class Run:
     @property
     def df(self) -> pd.DataFrame:
         """One row per submitted unit so far: ids, worker, status, timing, inputs, answers (and ``calls``,
-        how many calls its worker's page made, when the task has procedures)."""
+        how many calls its worker's page made, when the task has procedures; ``messages``, how many messages
+        its worker sent, in a shared task)."""
         frame = self._frame.refresh()
         if self.spec.procedures or self.procedures:
             made = calls.per_unit(self.store, self.id)
             frame = frame.assign(calls=frame["unit_id"].map(made).fillna(0).astype("int64"))
+        if self.spec.shared:
+            said = rooms.per_unit(self.store, self.id)
+            frame = frame.assign(messages=frame["unit_id"].map(said).fillna(0).astype("int64"))
         return frame
 
     @property
@@ -341,6 +194,16 @@ class Run:
     def calls_df(self) -> pd.DataFrame:
         """Every call workers' pages made to procedures: who, which unit, args, result or error, timing."""
         return calls_frame(calls.of_run(self.store, self.id))
+
+    @property
+    def messages_df(self) -> pd.DataFrame:
+        """Every message and event of the run's shared assignments, room by room in order (the transcripts)."""
+        return messages_frame(rooms.of_run(self.store, self.id))
+
+    def transcript(self, assignment_id: int) -> pd.DataFrame:
+        """The messages and events of one shared assignment, in order."""
+        frame = self.messages_df
+        return frame[frame["assignment_id"] == int(assignment_id)].reset_index(drop=True)
 
     def on_submit(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(event)`` from the router thread after each new submission is stored."""

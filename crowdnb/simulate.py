@@ -113,7 +113,9 @@ def simulate(
     With ``wait=False`` this returns at once. ``onboarding_answer(data) -> dict`` answers the task's
     onboarding test, if it has one. ``play(bot) -> dict`` works a unit of a live task instead of
     ``answer``: ``bot.input`` is the row, ``bot.call(name, args)`` calls a procedure over the page's
-    socket; it returns the answers.
+    socket, and in a shared task ``bot.join()``, ``bot.say(text)``, ``bot.wait_for(n)``, ``bot.role`` and
+    ``bot.messages`` hold the conversation; it returns the answers. Without ``play``, a bot in a shared
+    task joins its room and submits once the conversation has started.
     """
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers={workers!r} must be a whole number ≥ 1")
@@ -151,14 +153,6 @@ def _example_answers(run: Run) -> dict[str, Any]:
         return describe(run.spec.source).example_answers
     except CrowdError:  # html=, a form, a JS task, or a template without a header comment
         return {}
-
-
-def _played(play: Play, bot: Bot) -> dict[str, Any]:
-    """The answers a bot's play gives; its socket is closed whatever happens."""
-    try:
-        return play(bot)
-    finally:
-        bot.close()
 
 
 def _progress_bar(run: Run) -> Any:
@@ -224,9 +218,18 @@ class _Bot:
             if sim._stopping.wait(seconds):
                 return
             filled = self.responder.respond(self.behaviour, body["input"], body["fields"], self.rng, self.spam_seed)
-            if self.play is not None:
-                filled.answers = _played(self.play, Bot(self.name, self.run.url, body))
-            saved = self._submit(body["token"], filled.answers, filled.files)
+            # a page of its own: to play, or to join a shared assignment's room before submitting
+            shared = self.run.spec.shared
+            bot = Bot(self.name, self.run.url, body) if self.play is not None or shared else None
+            try:
+                if bot is not None and self.play is not None:
+                    filled.answers = self.play(bot)
+                elif bot is not None:
+                    bot.join(timeout=float((self.run.spec.chat or {}).get("lobby_timeout", 60)) + 5)
+                saved = self._submit(body["token"], filled.answers, filled.files)
+            finally:
+                if bot is not None:
+                    bot.close()
             if saved.status_code != 200:
                 self._error(f"submit answered {saved.status_code}: {saved.text[:200]}")
                 return

@@ -44,6 +44,14 @@ class TaskSpec:
     feedback: str = ""  # the worker-feedback box's prompt; "" = no box
     form: dict[str, Any] | None = None  # a form task's versions and insertions (form_source.FormSource.to_dict)
     procedures: tuple[dict[str, Any], ...] = ()  # live procedures pages call: name, timeout, concurrency
+    workers_per_assignment: int = 1  # seats of one shared assignment (a live task several workers share)
+    roles: tuple[str, ...] = ()  # a shared task's role per seat (and the notebook bot's, last)
+    chat: dict[str, Any] | None = None  # a shared task's Chat.to_dict()
+
+    @property
+    def shared(self) -> bool:
+        """Whether workers share each assignment live (several workers, or a worker and the notebook's bot)."""
+        return self.chat is not None
 
     def requirements(self) -> tuple[Requirement, ...]:
         """The task's qualification requirements, the block list every task has, and failed onboarding."""
@@ -60,6 +68,7 @@ class TaskSpec:
         out["tags"] = list(self.tags)
         out["qualifications"] = list(self.qualifications)
         out["procedures"] = list(self.procedures)
+        out["roles"] = list(self.roles)
         return out
 
     @classmethod
@@ -71,6 +80,7 @@ class TaskSpec:
         values["qualifications"] = tuple(values.get("qualifications", ()))
         values["answers"] = tuple(values.get("answers", ()))
         values["procedures"] = tuple(values.get("procedures", ()))
+        values["roles"] = tuple(values.get("roles", ()))
         return cls(**values)
 
     def page(self) -> TaskPage:

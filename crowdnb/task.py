@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .data import DataSource, load
-from .errors import ConfigError
+from .errors import ConfigError, CrowdError
 from .pages.page import Field, Preview, find_template, summary_table
 from .procedures import Procedure, procedure
 from .project import Project, open_project
@@ -17,6 +17,7 @@ from .quality.gold import Gold
 from .quality.onboarding import Onboarding
 from .quality.requirements import Requirement, parse
 from .quality.screening import Screening
+from .router.rooms import Chat, seating
 from .spec import TaskSpec
 from .views import views
 from .workers import revoke
@@ -71,6 +72,9 @@ class Task:
         syntax: str = "auto",
         answers: Sequence[str] = (),
         feedback: bool | str = False,
+        workers_per_assignment: int | None = None,
+        roles: Sequence[str] = (),
+        chat: Chat | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(
@@ -130,6 +134,12 @@ class Task:
                 f"feedback= takes True (a box with the default prompt), False or a prompt; got {feedback!r}"
             )
         prompt = DEFAULT_FEEDBACK if feedback is True else (feedback or "")
+        if workers_per_assignment is None and template is not None:  # a gallery chat declares its seats
+            workers_per_assignment, roles = _declared_seats(str(template), roles)
+        seats = 1 if workers_per_assignment is None else workers_per_assignment
+        workers, role_names, chat_rules = seating(seats, roles, chat, units_per_assignment)
+        if chat_rules is not None and (gold is not None or screening is not None):
+            raise ConfigError("gold= and screening= replace a worker's unit; a shared assignment's seats cannot be")
         self.spec = TaskSpec(
             name=name,
             title=title.strip(),
@@ -139,7 +149,7 @@ class Task:
             html=html,
             source=source,
             static_dir=static_dir,
-            units_per_assignment=units_per_assignment,
+            units_per_assignment=workers if chat_rules is not None else units_per_assignment,
             assignment_duration=assignment_duration,
             max_num_concurrent_units=max_num_concurrent_units,
             allowed_concurrent=allowed_concurrent,
@@ -156,6 +166,9 @@ class Task:
             answers=tuple(answers),
             feedback=prompt.strip(),
             form=stored_form,
+            workers_per_assignment=workers,
+            roles=role_names,
+            chat=chat_rules,
         )
         if onboarding is not None and not isinstance(onboarding, Onboarding):
             raise ConfigError(f"onboarding= takes a cn.Onboarding(...); got {type(onboarding).__name__}")
@@ -246,6 +259,12 @@ class Task:
         """Start a run: store the data, start the router, publish to the crowd. Returns at once."""
         from .run import Run
 
+        bot = (self.spec.chat or {}).get("bot")
+        if bot is not None and bot not in self.procedures:
+            raise ConfigError(
+                f"chat=cn.Chat(bot={bot!r}) names a procedure the task does not have: @task.procedure def {bot}(args, worker)"
+            )
+
         rows = self._loaded if self._loaded is not None else self._rows
         hooks = {
             "onboarding_validate": self.onboarding_validate,
@@ -298,3 +317,14 @@ class Task:
     def __repr__(self) -> str:
         size = len(self._loaded) if self._loaded is not None else "a generator of"
         return f"<Task {self.name!r}: {self.spec.title!r}, {size} rows × {self.spec.units_per_assignment}, ${self.spec.reward:.2f}>"
+
+
+def _declared_seats(template: str, roles: Sequence[str]) -> tuple[int | None, Sequence[str]]:
+    """The seats and roles a gallery template declares (``Workers: 2``, ``Roles: …``), unless roles are given."""
+    from .pages.gallery import describe
+
+    try:
+        described = describe(template)
+    except CrowdError:  # a template without a header comment declares nothing
+        return None, roles
+    return (described.workers if described.workers > 1 else None), (roles or described.roles)

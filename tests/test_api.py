@@ -8,7 +8,7 @@ from crowdnb import plugins
 
 def test_public_names_are_pinned() -> None:
     assert sorted(cn.__all__) == [
-        "ArchitectError", "AuthError", "ConfigError", "CrowdError", "DataError", "Gold", "NotFound", "Onboarding",
+        "ArchitectError", "AuthError", "Chat", "ConfigError", "CrowdError", "DataError", "Gold", "NotFound", "Onboarding",
         "ProcedureError", "Project",
         "ProviderError", "Requirement", "Run", "Screening", "Simulation", "StateError", "Task", "WorkerRefused",
         "__version__", "allow_list", "attach", "block", "block_list", "bonus", "define_qualification",

@@ -10,6 +10,9 @@
 //   crowd.call(name, args)         → Promise of what the task's procedure `name` returned (an object); it
 //                                    rejects with an Error whose message the worker can read
 //   crowd.onReady(callback)        runs callback(crowd) once the page is parsed
+//   crowd.chat (a task several workers share): .say(text) → Promise (resolved when the room has it),
+//     .on(type, callback) for "lobby", "start" (also after a reconnect, with the whole history), "message",
+//     "event", "ended", "released"; .role, .roles, .turn (whose turn, or null), .state, .messages
 //
 // Declarative calls: <button type="button" data-crowd-call="guess" data-crowd-args="#sentence"
 //   data-crowd-result="#guess"> calls `guess` with the named inputs inside #sentence (or the element
@@ -395,6 +398,78 @@
     });
   });
 
+  // --- a shared task's room: lobby, conversation, partners who drop out ------------------------
+  var room = { state: "none", role: null, roles: [], turn: null, messages: [], listeners: {}, pending: {} };
+  var released = false;
+
+  function emit(type, message) {
+    (room.listeners[type] || []).forEach(function (callback) {
+      try { callback(message, window.crowd.chat); } catch (e) { setTimeout(function () { throw e; }); }
+    });
+  }
+
+  function heard(message) {
+    var last = room.messages.length ? room.messages[room.messages.length - 1].seq : 0;
+    if (message.seq > last) room.messages.push(message);
+    if ("turn" in message) room.turn = message.turn;
+  }
+
+  function onRoom(msg) {
+    if (msg.type === "lobby") {
+      room.state = "lobby"; room.role = msg.role; room.roles = msg.roles;
+      status("Waiting for " + (msg.of - msg.here === 1 ? "your partner" : (msg.of - msg.here) + " more people") +
+        " (" + msg.here + " of " + msg.of + " here)…");
+      emit("lobby", msg);
+    } else if (msg.type === "room") {
+      room.state = msg.state; room.role = msg.role; room.roles = msg.roles; room.turn = msg.turn;
+      room.messages = msg.history.slice();
+      if (!saved) status(msg.state === "ended" ? "This conversation has ended; please submit." : "");
+      emit("start", msg);
+    } else if (msg.type === "message" || msg.type === "event") {
+      heard(msg);
+      var waiting = msg.id && room.pending[msg.id];
+      if (waiting) { delete room.pending[msg.id]; waiting.resolve(msg); }
+      emit(msg.type, msg);
+    } else if (msg.type === "refused") {
+      var refusedSay = room.pending[msg.id];
+      if (refusedSay) { delete room.pending[msg.id]; refusedSay.reject(refused("refused", msg.message)); }
+    } else if (msg.type === "ended") {
+      room.state = "ended"; room.turn = null;
+      if (!saved) status(msg.message);
+      emit("ended", msg);
+    } else if (msg.type === "released") {
+      room.state = "released"; released = true;
+      status(msg.message);
+      if (form) Array.prototype.forEach.call(form.querySelectorAll("fieldset, button"), function (b) { b.disabled = true; });
+      emit("released", msg);
+    }
+  }
+
+  function say(text) {
+    if (typeof text !== "string" || !text.trim()) return Promise.reject(refused("refused", "Write something first."));
+    if (config.mode !== "task") return Promise.reject(refused("preview", "This is a preview: accept the task to talk."));
+    return new Promise(function (resolve, reject) {
+      var id = newId();
+      room.pending[id] = { resolve: resolve, reject: reject, text: text };
+      if (socket && socket.readyState === 1) socket.send(JSON.stringify({ type: "say", id: id, text: text }));
+      // else: sent when the socket is back (the same id: the room keeps it once)
+    });
+  }
+
+  function resendSays() {
+    Object.keys(room.pending).forEach(function (id) {
+      socket.send(JSON.stringify({ type: "say", id: id, text: room.pending[id].text }));
+    });
+  }
+
+  var chat = {
+    say: say,
+    on: function (type, callback) { (room.listeners[type] = room.listeners[type] || []).push(callback); return chat; }
+  };
+  ["role", "roles", "turn", "state", "messages"].forEach(function (key) {
+    Object.defineProperty(chat, key, { get: function () { return room[key]; }, enumerable: true });
+  });
+
   // --- heartbeat: lets the requester see who is working and re-offer abandoned units -----------
   var messages = {
     expired: "This task has ended; your unit was withdrawn.",
@@ -413,6 +488,7 @@
       delay = 1000;
       socket = ws;
       if (inflight && !inflight.via) sendCall(inflight);
+      resendSays();
       ws.send(JSON.stringify({ type: "heartbeat" }));
       timer = setInterval(function () { ws.send(JSON.stringify({ type: "heartbeat" })); }, 5000);
     };
@@ -420,13 +496,14 @@
       var msg = JSON.parse(event.data);
       if (msg.type === "status" && messages[msg.status] && !saved) status(messages[msg.status]);
       else if (msg.type === "result") answered(msg);
+      else onRoom(msg);
     };
     ws.onclose = function () {
       clearInterval(timer);
       if (socket === ws) socket = null;
       // a call sent on this socket may never be answered on it: send it again (same id: answered once)
       if (inflight && inflight.via === ws) retryCall(inflight);
-      if (!saved) setTimeout(function () { connect(Math.min(delay * 2, 15000)); }, delay);
+      if (!saved && !released) setTimeout(function () { connect(Math.min(delay * 2, 15000)); }, delay);
     };
   }
 
@@ -437,6 +514,7 @@
     submissionId: submissionId,
     submit: submit,
     call: call,
+    chat: chat,
     onReady: function (callback) {
       if (ready === null) callback(window.crowd); else ready.push(callback);
     }

@@ -6,7 +6,7 @@ A gallery template is a folder ``templates/<name>/`` holding ``task.html`` (the 
 requester) and, where it needs media, ``static/`` (served by the run's router at ``static/…``).
 
 The header comment of ``task.html`` is the one description of a template, read by people and by
-:func:`describe` alike::
+:func:`describe` alike (a live task several workers share adds ``Workers: 2`` and ``Roles: a, b``)::
 
     {#
     Bounding boxes: draw a box around every object of interest and label it.
@@ -65,6 +65,8 @@ class GalleryTemplate:
     inputs: dict[str, str] = field(default_factory=dict)  # column → what it holds
     answers: dict[str, str] = field(default_factory=dict)  # answer field → what it holds
     example_answers: dict[str, Any] = field(default_factory=dict)  # one submission, as the page sends it
+    workers: int = 1  # "Workers: 2" in the header: a live task that many workers share
+    roles: tuple[str, ...] = ()  # "Roles: customer, agent": their roles, by seat
 
     @property
     def example(self) -> Path:
@@ -117,9 +119,14 @@ def describe(template: str | Path) -> GalleryTemplate:
     sections: dict[str, dict[str, str]] = {"inputs": {}, "answers": {}}
     current: dict[str, str] | None = None
     example: dict[str, Any] = {}
+    shared: dict[str, Any] = {}
     for line in lines[1:]:
         key = line.strip().lower()
-        if key in ("inputs:", "answers:"):
+        if key.startswith("workers:") and key.split(":", 1)[1].strip().isdigit():
+            shared["workers"] = int(key.split(":", 1)[1])
+        elif key.startswith("roles:"):
+            shared["roles"] = tuple(r.strip() for r in line.split(":", 1)[1].split(",") if r.strip())
+        elif key in ("inputs:", "answers:"):
             current = sections[key[:-1]]
         elif key.startswith("example answers:"):
             example = _example(page, line.split(":", 1)[1])
@@ -134,6 +141,7 @@ def describe(template: str | Path) -> GalleryTemplate:
         inputs=sections["inputs"],
         answers=sections["answers"],
         example_answers=example,
+        **shared,
     )
 
 

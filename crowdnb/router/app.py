@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, redirect, request, send_from_directory
 from flask_sock import Sock
 from markupsafe import escape
+from simple_websocket import ConnectionClosed
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -30,7 +31,7 @@ from ..pages.bundle import serve_asset
 from ..pages.page import ASSETS, Field, TaskPage, message_page
 from ..providers import Completion
 from .calls import Calls, Procedures
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, PageSocket
 from .uploads import discard, receive
 from .validation import SubmissionCheck
 
@@ -73,7 +74,10 @@ def create_app(
     multiple = {f.name for f in fields if f.multiple}
     declared = {f.name for f in fields if f.kind == "js"}  # a JS task's answers, when it declares them
     check = SubmissionCheck(dispatcher, page)  # every answer against its field's rules, before anything is stored
-    calls = Calls(dispatcher.store, procedures)
+    rooms = dispatcher.rooms  # a shared task's lobby and conversations, or None
+    calls = Calls(dispatcher.store, procedures, role_of=rooms.role if rooms else None)
+    if rooms is not None:
+        rooms.calls = calls  # a notebook bot answers through the same calls as a page
 
     def wants_json() -> bool:
         return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
@@ -202,10 +206,14 @@ def create_app(
             raise InvalidAnswers(
                 {k: f"not one of this task's answers ({', '.join(sorted(declared))})" for k in unknown}
             )
+        if rooms is not None and agent is not None:
+            rooms.check_submit(agent)
         try:
             completion, duplicate = dispatcher.submit(token, client_id, answers, uploads, meta, agent)
         finally:
             discard(uploads)  # whatever was not kept under the project folder: nothing half-stored
+        if rooms is not None and agent is not None and not duplicate:
+            rooms.submitted(agent)
         if wants_json():
             return jsonify({"status": "saved", "duplicate": duplicate, "completion": completion.__dict__})
         return _finish_page(completion, request.form.get("_crowd_return", ""))
@@ -226,7 +234,8 @@ def create_app(
             request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
     @sock.route("/ws")
-    def heartbeat(ws: Any) -> None:
+    def heartbeat(raw_ws: Any) -> None:
+        ws = PageSocket(raw_ws)
         try:
             agent = dispatcher.agent_for(request.args.get("token", ""))
         except CrowdError as exc:
@@ -235,6 +244,8 @@ def create_app(
         agent_id = int(agent["id"])
         dispatcher.sockets.opened(agent_id, ws)
         try:
+            if rooms is not None:
+                rooms.connected(agent)
             while True:
                 raw = ws.receive()
                 if raw is None:
@@ -243,12 +254,21 @@ def create_app(
                 if body.get("type") == "call":  # answered here, in order: one call at a time per page
                     ws.send(json.dumps(_call_reply(calls, agent, body)))
                     continue
+                if body.get("type") == "say" and rooms is not None:
+                    refusal = rooms.say(agent, body)
+                    if refusal is not None:
+                        ws.send(json.dumps(refusal))
+                    continue
                 status = dispatcher.seen(agent_id)
                 ws.send(json.dumps({"type": "status", "status": status}))
-        except Exception:  # the browser went away; that is what disconnect detection is for
+        except ConnectionClosed:  # the browser went away; that is what disconnect detection is for
             log.debug("socket of agent %s closed", agent_id)
+        except Exception:
+            log.exception("socket of agent %s failed", agent_id)
         finally:
             dispatcher.sockets.closed(agent_id, ws)
+            if rooms is not None:
+                rooms.closed(agent)
 
     @app.get("/_crowd/<path:name>")
     def assets(name: str) -> Any:

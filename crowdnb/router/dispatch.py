@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -32,6 +32,9 @@ from ..store import states as S
 from ..store.db import Row, Store
 from ..store.lifecycle import Quota
 from .uploads import Upload, keep
+
+if TYPE_CHECKING:
+    from .rooms import Rooms
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,24 @@ class Entry:
     submission_id: str
     resumed: bool
     kind: str = "unit"  # or "onboarding": the worker must pass the test first
+
+
+class PageSocket:
+    """A page's websocket that several threads may send on (its own handler, a partner's message)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self._lock = threading.Lock()
+
+    def send(self, text: str) -> None:
+        with self._lock:
+            self.ws.send(text)
+
+    def receive(self, timeout: float | None = None) -> Any:
+        return self.ws.receive(timeout)
+
+    def close(self) -> None:
+        self.ws.close()
 
 
 class Sockets:
@@ -90,6 +111,11 @@ class Sockets:
             for agent_id in gone:
                 del self._closed_at[agent_id]
         return gone
+
+    def is_open(self, agent_id: int) -> bool:
+        """Whether the agent has a page open right now."""
+        with self._lock:
+            return bool(self._open.get(agent_id))
 
     def connected(self) -> int:
         """How many agents have a page open right now."""
@@ -159,6 +185,7 @@ class Dispatcher:
         self.onboarder: Onboarder | None = None
         self.gold: GoldKeeper | None = None
         self.screener: Screener | None = None
+        self.rooms: Rooms | None = None  # a shared task's lobby and conversations, set by the run
 
     # --- entering ------------------------------------------------------------------------------
     def enter(self, params: Mapping[str, str]) -> Entry | None:

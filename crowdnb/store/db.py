@@ -431,7 +431,7 @@ class Store:
     def get_agent(self, agent_id: int) -> Row:
         """An agent row joined with its unit status and the assignment's input data."""
         row = self.query_one(
-            "SELECT a.*, u.status AS unit_status, u.agent_id AS unit_agent_id, s.data AS input, s.kind, "
+            "SELECT a.*, u.status AS unit_status, u.agent_id AS unit_agent_id, u.unit_index, s.data AS input, s.kind, "
             "s.row_index "
             "FROM agents a JOIN units u ON u.id = a.unit_id JOIN assignments s ON s.id = a.assignment_id "
             "WHERE a.id = ?",

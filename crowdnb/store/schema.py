@@ -121,12 +121,26 @@ CREATE TABLE calls (
 CREATE INDEX calls_run ON calls (task_run_id, id);
 """
 
+# live tasks several workers share: their messages and the room's events (joined, started, away, back, left,
+# released, submitted, ended), in order per assignment; a message is stored once per client-made id
+_V6 = """
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY, assignment_id INTEGER NOT NULL REFERENCES assignments(id),
+    task_run_id INTEGER NOT NULL, task_id INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    role TEXT, agent_id INTEGER, worker_id INTEGER, client_id TEXT, text TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL DEFAULT '{}', at TEXT NOT NULL,
+    UNIQUE (assignment_id, seq));
+CREATE UNIQUE INDEX messages_client ON messages (agent_id, client_id) WHERE client_id IS NOT NULL;
+CREATE INDEX messages_run ON messages (task_run_id, id);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1),
     Migration(2, "review keys", _V2),
     Migration(3, "assignment kinds", _V3),
     Migration(4, "provider objects", _V4),
     Migration(5, "procedure calls", _V5),
+    Migration(6, "messages", _V6),
 ]
 
 

@@ -1,0 +1,184 @@
+"""The live parts of a run served by this process: provider, architect, dispatcher, rooms, monitor thread."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import architects, providers
+from .data import Rows
+from .procedures import Executor
+from .providers import RunInfo
+from .quality.gold import GoldKeeper
+from .quality.onboarding import Onboarder
+from .quality.screening import Screener
+from .router import feed, uploads
+from .router.app import create_app
+from .router.dispatch import Dispatcher
+from .router.rooms import Chat, Rooms
+from .store import lifecycle, reports
+from .store import states as S
+from .store.lifecycle import Quota
+
+if TYPE_CHECKING:
+    from .run import Run
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.5
+RECONNECT_SECONDS = 15.0  # crowd.js retries a lost socket at least this often
+FEED_BATCH = 100  # rows pulled from a generator whenever fewer units than this are on offer
+
+
+class Service:
+    """The live parts of a run served by this process: provider, architect, dispatcher, monitor thread."""
+
+    def __init__(self, run: Run, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:
+        self.run, self.provider, self.architect, self.rows = run, provider, architect, rows
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"crowdnb-monitor-{run.id}", daemon=True)
+        self.dispatcher: Dispatcher | None = None
+        self.executor = Executor(run.procedures)  # runs the notebook's procedures for the router
+        self.info: RunInfo | None = None
+        self.next_sync = 0.0
+
+    def start(self) -> str:
+        run, spec = self.run, self.run.spec
+        uploads.sweep(run.store, run.id)  # files a crash left between their move and the commit
+        self.feed()
+        page = spec.page()
+        stored = run.store.get_run(run.id)
+        preview = run.store.first_input(run.id) or page.placeholder_row()
+        quota = Quota(spec.allowed_concurrent, spec.maximum_units_per_worker)
+        info = RunInfo(
+            run.id,
+            spec.name,
+            spec.title,
+            spec.description,
+            spec.reward,
+            spec.tags,
+            "",
+            spec.assignment_duration,
+            spec.requirements(),
+        )
+        self.dispatcher = Dispatcher(run.store, info, self.provider, quota, stored["secret"], spec.assignment_duration)
+        self.dispatcher.listeners = run._listeners
+        # units held when a previous process died (a kernel restart): kept for pages that reconnect
+        self.dispatcher.sockets.expect(reports.live_agents(run.store, run.id), RECONNECT_SECONDS)
+        if spec.gold:
+            self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id)
+        if spec.shared:
+            seats = spec.workers_per_assignment
+            rules = Chat(**(spec.chat or {}))
+            self.dispatcher.rooms = Rooms(run.store, self.dispatcher.sockets, self.provider, spec.roles, seats, rules)
+        if spec.screening:
+            self.dispatcher.screener = Screener(
+                run.store, self.provider, spec.screening, run.hooks.get("screening_validate"), run.task_id
+            )
+        if spec.onboarding:
+            self.dispatcher.onboarder = Onboarder(
+                run.store, self.provider, spec.onboarding, run.hooks.get("onboarding_validate"), stored["secret"]
+            )
+        app = create_app(
+            self.dispatcher,
+            page,
+            title=spec.title,
+            description=spec.description,
+            preview_row=preview,
+            fields=page.fields(preview),
+            static_dir=Path(spec.static_dir) if spec.static_dir else None,
+            max_upload_mb=spec.max_upload_mb,
+            counts=lambda: run.store.unit_counts(run.id),
+            procedures=self.executor,
+        )
+        app.register_blueprint(
+            feed.blueprint(run.store, run.id, stored["secret"], lambda: {"state": run.state, "counts": run.counts})
+        )
+        url = self.architect.deploy(app)
+        self.info = self.dispatcher.run = dataclasses.replace(info, url=url)
+        config = json.loads(stored["config"])
+        if self.architect.name == config["architect"]["name"]:  # a hosted server keeps the run's own options
+            config["architect"]["options"] = self.architect.options()
+        run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
+        self.provider.setup_run(self.info)
+        self.launch()
+        self.thread.start()
+        return url
+
+    # --- the monitor ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self.stopping.wait(TICK_SECONDS):
+            try:
+                self.tick()
+            except Exception:  # keep serving workers even if one tick fails; the next tick retries
+                log.exception("monitor of run %s failed a tick", self.run.id)
+
+    def tick(self) -> None:
+        """One round: feed, launch, release abandoned units, detect completion."""
+        self.feed()
+        self.launch()
+        assert self.dispatcher is not None
+        if self.provider.poll_seconds and time.monotonic() >= self.next_sync:
+            self.next_sync = time.monotonic() + self.provider.poll_seconds
+            assert self.info is not None
+            lifecycle.apply_reports(self.run.store, self.run.id, self.provider.name, self.provider.sync(self.info))
+        self.dispatcher.flush_seen()
+        gone = self.dispatcher.sockets.gone_for(self.run.spec.disconnect_grace)
+        rooms = self.dispatcher.rooms
+        if rooms is not None:
+            rooms.tick()
+            gone = [agent for agent in gone if not rooms.holds(agent)]  # a room gives them partner_grace
+        lifecycle.release_stale(self.run.store, self.run.id, self.run.spec.assignment_duration, gone)
+        counts = self.run.store.unit_counts(self.run.id)
+        finished = self.rows.exhausted and not any(counts[s] for s in S.UNIT_INCOMPLETE)
+        if finished and self.run.store.get_run(self.run.id)["status"] == "running":
+            log.info("run %s is complete", self.run.id)
+            self.run.store.update_run(self.run.id, status="completed")
+
+    def feed(self) -> None:
+        """Store more input rows when a generator's units run low (lists are stored at once)."""
+        if self.rows.exhausted:
+            return
+        store, run = self.run.store, self.run
+        if not self.rows.finite:
+            counts = store.unit_counts(run.id)
+            if counts[S.CREATED] + counts[S.LAUNCHED] >= FEED_BATCH:
+                return
+        loaded = int(store.get_run(run.id)["rows_loaded"])
+        batch = self.rows.take(None if self.rows.finite else FEED_BATCH)
+        if self.rows.error is not None:
+            run.errors.append(str(self.rows.error))
+            log.error("run %s: stopped reading data: %s", run.id, self.rows.error)
+        if batch:
+            spec = run.spec
+            lifecycle.add_assignments(store, run.id, run.task_id, batch, loaded, spec.units_per_assignment, spec.reward)
+        if self.rows.exhausted:
+            store.update_run(run.id, data_exhausted=1)
+
+    def launch(self) -> None:
+        """Put created units on offer, within ``max_num_concurrent_units`` and the task's budget."""
+        spec, fee = self.run.spec, self.provider.fee_rate
+        budget = None
+        if spec.budget is not None:
+            budget = lifecycle.Budget(self.run.task_id, spec.budget, spec.reward * (1 + fee), fee)
+        launched = lifecycle.launch_units(self.run.store, self.run.id, spec.max_num_concurrent_units, budget)
+        if launched and self.info is not None:
+            self.provider.publish(self.info, launched)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        expired = lifecycle.expire_run(self.run.store, self.run.id)
+        assert self.dispatcher is not None and self.info is not None
+        if expired:
+            self.provider.expire(self.info, expired)
+        self.dispatcher.sockets.close_all(json.dumps({"type": "status", "status": S.A_EXPIRED}))
+        self.executor.close()
+        self.architect.shutdown()
+        self.provider.cleanup_run(self.info)
