@@ -86,3 +86,13 @@ def test_procedures_benchmark_calls_both_targets(tmp_path: Path) -> None:
     for name, scenario in scenarios.items():
         assert scenario["calls"] > 0 and scenario["errors"] == 0, name
     assert scenarios["crowdnb"]["stored"]["ok"] == scenarios["crowdnb"]["calls"]
+
+
+@pytest.mark.timeout(120)
+def test_chat_benchmark_relays_on_both_targets(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "chat.py", "--chats", "2", "--messages", "3", "--interval", "0.05")
+    scenarios = {s["target"]: s for s in figures["scenarios"]}
+    assert set(scenarios) == {"crowdnb", "floor"}
+    for name, scenario in scenarios.items():
+        assert (scenario["messages"], scenario["errors"]) == (6, 0), name
+    assert scenarios["crowdnb"]["stored"]["messages"] == 6

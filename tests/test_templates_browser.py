@@ -385,7 +385,8 @@ def expect_answers(got: dict[str, Any], want: dict[str, Any]) -> None:
             assert got[key] == value, (key, got[key], value)
 
 
-@pytest.mark.parametrize("name", sorted(cn.templates()))
+# one worker each, one after the other: a shared template (chat) is driven by tests/test_chat_browser.py
+@pytest.mark.parametrize("name", [n for n in sorted(cn.templates()) if gallery.describe(n).workers == 1])
 def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
     name: str, project: cn.Project, make_run: Any, new_page: Callable[..., Page]
 ) -> None:

@@ -408,6 +408,9 @@
     });
   }
 
+  // a page that shows the room itself (it listens) gets no banner as well
+  function announce(type, text) { if (!(room.listeners[type] || []).length) status(text); }
+
   function heard(message) {
     var last = room.messages.length ? room.messages[room.messages.length - 1].seq : 0;
     if (message.seq > last) room.messages.push(message);
@@ -417,13 +420,13 @@
   function onRoom(msg) {
     if (msg.type === "lobby") {
       room.state = "lobby"; room.role = msg.role; room.roles = msg.roles;
-      status("Waiting for " + (msg.of - msg.here === 1 ? "your partner" : (msg.of - msg.here) + " more people") +
+      announce("lobby", "Waiting for " + (msg.of - msg.here === 1 ? "your partner" : (msg.of - msg.here) + " more people") +
         " (" + msg.here + " of " + msg.of + " here)…");
       emit("lobby", msg);
     } else if (msg.type === "room") {
       room.state = msg.state; room.role = msg.role; room.roles = msg.roles; room.turn = msg.turn;
       room.messages = msg.history.slice();
-      if (!saved) status(msg.state === "ended" ? "This conversation has ended; please submit." : "");
+      if (!saved) announce("start", msg.state === "ended" ? "This conversation has ended; please submit." : "");
       emit("start", msg);
     } else if (msg.type === "message" || msg.type === "event") {
       heard(msg);
@@ -435,11 +438,11 @@
       if (refusedSay) { delete room.pending[msg.id]; refusedSay.reject(refused("refused", msg.message)); }
     } else if (msg.type === "ended") {
       room.state = "ended"; room.turn = null;
-      if (!saved) status(msg.message);
+      if (!saved) announce("ended", msg.message);
       emit("ended", msg);
     } else if (msg.type === "released") {
       room.state = "released"; released = true;
-      status(msg.message);
+      announce("released", msg.message);
       if (form) Array.prototype.forEach.call(form.querySelectorAll("fieldset, button"), function (b) { b.disabled = true; });
       emit("released", msg);
     }

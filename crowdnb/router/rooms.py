@@ -125,6 +125,7 @@ class _Room:
     spoken: int = 0  # messages so far (whose turn it is)
     waiting: dict[int, float] = field(default_factory=dict)  # agent → when they joined the lobby
     away: dict[int, float] = field(default_factory=dict)  # agent → when their last page closed
+    members: set[int] = field(default_factory=set)  # agents whose pages hear the room (no query per message)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -160,6 +161,7 @@ class Rooms:
         with self._lock:
             self._members[agent_id] = int(agent["assignment_id"])
         with room.lock:
+            room.members.add(agent_id)
             if room.ended:
                 self._tell(agent_id, self._state(room, agent))
             elif room.started:
@@ -325,9 +327,8 @@ class Rooms:
 
     def _broadcast(self, room: _Room, message: dict[str, Any]) -> None:
         text = json.dumps(message)
-        for seat in self._seats(room):
-            if seat["agent_id"] is not None:
-                self.sockets.send(int(seat["agent_id"]), text)
+        for agent_id in list(room.members):
+            self.sockets.send(agent_id, text)
 
     def _tell(self, agent_id: int, message: dict[str, Any]) -> None:
         self.sockets.send(agent_id, json.dumps(message))
@@ -340,6 +341,7 @@ class Rooms:
     def _left(self, room: _Room, gone: list[int]) -> None:
         for agent_id in gone:
             del room.away[agent_id]
+            room.members.discard(agent_id)
             agent = self.store.get_agent(agent_id)
             if stored.leave(self.store, agent_id):
                 self._event(room, "left", agent, f"{self.role(agent)} did not come back.")
@@ -347,6 +349,7 @@ class Rooms:
 
     def _release(self, room: _Room, agent_id: int) -> None:
         del room.waiting[agent_id]
+        room.members.discard(agent_id)
         agent = self.store.get_agent(agent_id)
         if not stored.release(self.store, agent_id):
             return
