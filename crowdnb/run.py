@@ -312,10 +312,19 @@ class Run:
         return bonus(self, _ids(unit_ids), amount, reason, key)
 
     def export(self, path: str | Path) -> Path:
-        """Write this run's submissions to CSV, Parquet or JSONL (by suffix), uploaded files alongside."""
+        """Write this run's submissions to CSV, Parquet or JSONL (by suffix), uploaded files alongside; a live
+        task's messages and calls go beside it in the same format (``<name>.messages.csv``, ``<name>.calls.csv``)."""
         from .frame.export import export_frame
 
-        return export_frame(self.df, Path(path), self.store.root)
+        written = export_frame(self.df, Path(path), self.store.root)
+        beside = {
+            "messages": self.messages_df if self.spec.shared else None,
+            "calls": self.calls_df if self.spec.procedures or self.procedures else None,
+        }
+        for part, frame in beside.items():
+            if frame is not None and len(frame):
+                export_frame(frame, written.with_name(f"{written.stem}.{part}{written.suffix}"), self.store.root)
+        return written
 
     def live(self, interval: float = 1.0) -> Any:
         """A widget that follows the run: progress, rate, time left, cost, latest submissions, charts."""

@@ -267,3 +267,35 @@ def test_simulated_workers_without_a_script_join_before_they_submit(shared: Any)
     assert sim.errors == [] and sim.submitted == 4
     wait_until(lambda: run.counts["completed"] == 4, "every seat submitted")
     assert run.messages_df.query("event == 'started'").shape[0] == 2
+
+
+def test_transcripts_are_in_the_export_the_review_app_and_the_widget_table(
+    shared: Any, page: Any, tmp_path: Any
+) -> None:
+    from crowdnb.notebook.review_table import ReviewTable
+    from crowdnb.review.app import create_review_app
+    from crowdnb.review.pages import task_view
+
+    run = shared(roles=("teller", "listener"), data=[{"topic": "x"}])
+    ann, bob = page(run, "ann"), page(run, "bob")
+    ann.until(kind("room"), "the start")
+    ann.say("<b>not bold</b>")
+    bob.until(kind("message"), "ann's message")
+    for opened in (ann, bob):
+        assert opened.worker.submit({"rating": "5"}).status_code == 200
+    written = run.export(tmp_path / "chat.csv")
+    exported = (tmp_path / "chat.messages.csv").read_text()
+    assert written.name == "chat.csv" and "<b>not bold</b>" in exported and "started" in exported
+    units = [u for group in task_view(run.project, "chat")["workers"] for u in group["units"]]
+    assert len(units) == 2 and all(u["transcript"][-1]["kind"] == "event" for u in units)
+    assert [line["text"] for line in units[0]["transcript"] if line["kind"] == "message"] == ["<b>not bold</b>"]
+    app = create_review_app(run.project, "a-long-enough-review-token").test_client()
+    assert app.get("/?token=a-long-enough-review-token").status_code == 200
+    html = app.get("/tasks/chat").text
+    assert (
+        "Conversation (1 messages)" in html
+        and '<b>teller</b> <small class="rv-muted">ann</small>: &lt;b&gt;not bold' in html
+    )
+    table = ReviewTable(run)
+    shown = table.rows.children[0].children[2].value
+    assert "<b>teller</b>: &lt;b&gt;not bold&lt;/b&gt;" in shown

@@ -50,6 +50,7 @@ class ReviewTable:
         self.label = categorical_answer(run)
         self.render = gallery.review_for(run.spec)  # a gallery template's review.html, if the page is one
         self.row_buttons: dict[int, dict[str, W.Button]] = {}
+        self.talk: dict[int, str] = {}
         for box in (self.status, self.worker, self.answer):
             box.observe(self._filters_changed, names="value")
         self.select_all.observe(self._select_page, names="value")
@@ -92,6 +93,7 @@ class ReviewTable:
         stats = reports.worker_stats(self.run.store, sorted(set(shown["worker"])), self.run.config["provider"]["name"])
         self.flags = _flags(self.run.df, shown, self.label)  # agreement with every answer, whatever the filter
         self.checks, self.row_buttons = {}, {}
+        self.talk = _conversations(self.run) if self.run.spec.shared else {}  # a shared task's transcripts
         self.rows.children = [self._row(record, stats.get(record["worker"], {})) for record in shown.to_dict("records")]
         self.pager.value = f"page {self.page + 1} of {pages} · {len(frame)} units"
         self.prev.disabled, self.next.disabled = self.page == 0, self.page >= pages - 1
@@ -105,6 +107,7 @@ class ReviewTable:
         content = "<br>".join(_cell(self.run.store.root, k, v, answers) for k, v in answers.items())
         if self.render is not None:
             content = f"{self.render(record)}<details><summary>every column</summary>{content}</details>"
+        content += self.talk.get(int(record["assignment_id"]), "")
         seen = (
             f"✓{stats.get(S.ACCEPTED, 0)} ✗{stats.get(S.REJECTED, 0)} "
             f"~{stats.get(S.SOFT_REJECTED, 0)} …{stats.get(S.COMPLETED, 0)}"
@@ -166,6 +169,23 @@ class ReviewTable:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _conversations(run: Run) -> dict[int, str]:
+    """Each shared assignment's transcript as escaped HTML (messages, and the room's events in italics)."""
+    found: dict[int, list[str]] = {}
+    for line in run.messages_df.to_dict("records"):
+        text = html.escape(str(line["text"]))
+        if line["kind"] == "message":
+            who = html.escape(str(line["role"] or ""))
+            text = f"<b>{who}</b>: {text}"
+        else:
+            text = f"<i>{text}</i>"
+        found.setdefault(int(line["assignment_id"]), []).append(f"<li>{text}</li>")
+    return {
+        assignment: f"<details class='crowd-transcript'><summary>conversation</summary><ol>{''.join(lines)}</ol></details>"
+        for assignment, lines in found.items()
+    }
 
 
 def _cell(root: Path, column: str, value: Any, answers: dict[Any, Any]) -> str:

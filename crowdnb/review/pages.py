@@ -26,7 +26,7 @@ from ..frame.live import FEEDBACK_COLUMN, META_COLUMNS, flatten
 from ..pages import charts, gallery
 from ..quality.requirements import BLOCKED
 from ..router.uploads import FOLDER, kind_of, paths_of
-from ..store import reports
+from ..store import reports, rooms
 from ..store import states as S
 
 if TYPE_CHECKING:
@@ -74,9 +74,12 @@ def task_view(project: Project, name: str, status: str = "all", page: int = 1) -
         (r["provider"], r["worker"]) for r in reports.qualification_holders(project.store, BLOCKED) if r["worker"]
     }
     renderers = {run.id: gallery.review_for(run.spec) for run in runs}  # a gallery template's review.html
+    conversations = _transcripts(project, runs)
     groups = []
     for (provider, worker), rows in shown.groupby(["provider", "worker"], sort=False):
         units = [_unit(record, inputs, renderers.get(record["run_id"])) for record in rows.to_dict("records")]
+        for unit, record in zip(units, rows.to_dict("records"), strict=True):
+            unit["transcript"] = conversations.get(int(record["assignment_id"]), [])
         groups.append(
             {
                 "worker": str(worker),
@@ -324,6 +327,22 @@ def _unit(record: dict[Any, Any], inputs: list[str], render: Callable[[dict[str,
         "files": files,
         "feedback": _text(record.get(FEEDBACK_COLUMN)),
     }
+
+
+def _transcripts(project: Project, runs: Sequence[Run]) -> dict[int, list[View]]:
+    """The conversation of every shared assignment of these runs (who said what, and what happened), by assignment."""
+    found: dict[int, list[View]] = {}
+    for run in runs:
+        if run.spec.shared:
+            for row in rooms.of_run(project.store, run.id):
+                line = {
+                    "kind": row["kind"],
+                    "role": row["role"] or "",
+                    "worker": row["worker"] or "",
+                    "text": row["text"],
+                }
+                found.setdefault(int(row["assignment_id"]), []).append(line)
+    return found
 
 
 def _files(record: dict[Any, Any]) -> list[View]:
