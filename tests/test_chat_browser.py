@@ -70,10 +70,11 @@ def test_two_workers_chat_and_one_reconnects_with_the_history(served: Any, new_p
         violations = axe_violations(page)
         assert not violations, describe(violations)
 
-    bob.reload()  # his connection drops and comes back: the conversation so far is shown again
-    expect(bob.locator("#chat-log")).to_contain_text("Hello, my parcel never came.")
+    bob.close()  # his page goes away; the customer is told, and he comes back within the grace
+    expect(ann.locator("#chat-log")).to_contain_text("agent lost their connection")
+    bob = new_page(run.worker_url("bob"), viewport=PHONE, is_mobile=True, has_touch=True)
+    expect(bob.locator("#chat-log")).to_contain_text("Hello, my parcel never came.")  # the history again
     expect(bob.locator("#chat-log")).to_contain_text("Your order number?")
-    expect(ann.locator("#chat-log")).to_contain_text("lost their connection")
     expect(ann.locator("#chat-log")).to_contain_text("agent is back")
     say(ann, "It is 1042.")
     expect(bob.locator("#chat-log")).to_contain_text("It is 1042.")

@@ -475,7 +475,7 @@ def test_review_app_shows_marked_segments_on_the_clips_timeline(
     project: cn.Project, make_run: Any, new_page: Callable[..., Page]
 ) -> None:
     """Each segment a worker marked is a bar in its label's row, as long as it lasted within the clip."""
-    from crowdnb.review_app import create_review_app
+    from crowdnb.review.app import create_review_app
 
     from .conftest import Worker
     from .test_review_app import serving
