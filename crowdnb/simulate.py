@@ -27,7 +27,7 @@ from .bot import Bot
 from .bots.answers import Filler
 from .bots.behaviours import Answer, Behaviour, Golds, Responder, assign
 from .errors import ConfigError, CrowdError
-from .run import TICK_SECONDS
+from .service import TICK_SECONDS
 
 if TYPE_CHECKING:
     from .run import Run
