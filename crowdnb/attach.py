@@ -15,7 +15,7 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -24,9 +24,11 @@ import requests
 from .errors import ArchitectError, ConfigError
 from .frame.live import LiveFrame
 from .pages.page import summary_table
-from .project import Project
 from .router.feed import MAX_LIMIT
 from .store.db import Row, project_root
+
+if TYPE_CHECKING:
+    from .project import Project
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,8 @@ class Attached:
         self.run_id = int(hello["run"])
         self.state: str = hello["state"]
         self.counts: dict[str, int] = hello["counts"]
-        root = project.root if isinstance(project, Project) else project_root(project)
+        self.spend: dict[str, float] = hello.get("spend", {})
+        root = project_root(project) if project is None or isinstance(project, (str, Path)) else project.root
         self.path = root / "attached" / f"{_slug(self.url)}_run{self.run_id}.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -108,6 +111,7 @@ class Attached:
                     continue
                 self._mirror(reply["rows"], int(reply["cursor"]))
                 self.state, self.counts = reply["state"], reply["counts"]
+                self.spend = reply.get("spend", self.spend)
             received += len(reply["rows"])
             self.received += len(reply["rows"])
             if not reply["more"]:

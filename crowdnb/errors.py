@@ -136,6 +136,7 @@ class WorkerRefused(CrowdError):
         "too_large": 413,
         "forbidden": 403,
         "invalid": 422,
+        "waiting": 503,  # the requester's notebook is away and this needs its Python: try again soon
     }
 
     def __init__(self, reason: str, message: str) -> None:

@@ -20,9 +20,12 @@ from .frame.events import calls_frame, messages_frame
 from .frame.live import LiveFrame
 from .pages.page import summary_table
 from .procedures import Procedure, check_registered, procedure
+from .providers import decisions
 from .quality.onboarding import check_validate
+from .remote import Remote, needs
 from .router import feed
 from .router.dispatch import Listener
+from .router.operator import OperatorHub
 from .service import Service
 from .spec import TaskSpec
 from .store import calls, lifecycle, reports, rooms
@@ -54,6 +57,8 @@ class Run:
         self._listeners: list[Listener] = []
         self._frame = LiveFrame(self.store, "run", run_id)
         self._service: Service | None = None
+        self._remote: Remote | None = None  # the router runs elsewhere and this notebook operates it
+        self.operator_hub: OperatorHub | None = None  # set by `crowdnb serve` before resuming
 
     # --- starting ------------------------------------------------------------------------------
     @classmethod
@@ -87,7 +92,10 @@ class Run:
             providers.settings.keep(project.store, prov, provider_options)
         return run
 
-    def _start(self, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:
+    def _start(self, provider: providers.Provider, architect: Any, rows: Rows) -> None:
+        if architects.is_remote(architect):
+            self._start_remote(architect, rows)
+            return
         service = Service(self, provider, architect, rows)
         try:
             service.start()
@@ -98,6 +106,28 @@ class Run:
         self._service = service
         self.project.served[self.id] = self
         log.info("run %s of task %r live at %s", self.id, self.task_name, self.url)
+
+    def _start_remote(self, architect: Any, rows: Rows, reattach: bool = False) -> None:
+        remote = Remote(self, architect)
+        config = json.loads(self.store.get_run(self.id)["config"])
+        if not reattach:
+            config["operator"] = needs(self)
+            self.store.update_run(self.id, config=json.dumps(config))
+            self.config = config
+        try:
+            url = remote.reattach() if reattach else remote.deploy(rows)
+        except BaseException:
+            remote.detach()
+            if not reattach:
+                architect.teardown()
+                self.store.update_run(self.id, status="stopped", stopped_at=now())
+            raise
+        config["architect"]["options"] = architect.options()
+        self.store.update_run(self.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
+        self.config = config
+        self._remote = remote
+        self.project.served[self.id] = self
+        log.info("run %s of task %r served by %s at %s", self.id, self.task_name, architect.name, url)
 
     # --- what a user reads ---------------------------------------------------------------------
     @property
@@ -127,16 +157,20 @@ class Run:
     @property
     def state(self) -> str:
         """running, completed or stopped."""
+        if self._remote is not None:
+            return self._remote.state
         return str(self.store.get_run(self.id)["status"])
 
     @property
     def serving(self) -> bool:
-        """Whether this process is serving the run."""
-        return self._service is not None
+        """Whether this process serves the run, or operates the router that does."""
+        return self._service is not None or self._remote is not None
 
     @property
     def counts(self) -> dict[str, int]:
         """Units by status."""
+        if self._remote is not None:
+            return self._remote.counts
         return self.store.unit_counts(self.id)
 
     @property
@@ -157,6 +191,8 @@ class Run:
     @property
     def spend(self) -> dict[str, float]:
         """Dollars so far: rewards paid, rewards pending review, bonuses, the provider's fees, total."""
+        if self._remote is not None:
+            return self._remote.spend
         return reports.spend(self.store, "run", self.id, self.provider_client().fee_rate)
 
     def provider_client(self) -> providers.Provider:
@@ -170,6 +206,8 @@ class Run:
         """One row per submitted unit so far: ids, worker, status, timing, inputs, answers (and ``calls``,
         how many calls its worker's page made, when the task has procedures; ``messages``, how many messages
         its worker sent, in a shared task)."""
+        if self._remote is not None:
+            return self._remote.df
         frame = self._frame.refresh()
         if self.spec.procedures or self.procedures:
             made = calls.per_unit(self.store, self.id)
@@ -224,6 +262,16 @@ class Run:
     def stop(self) -> None:
         """Stop cleanly: expire outstanding units, close worker sockets, free the port."""
         service, self._service = self._service, None
+        remote, self._remote = self._remote, None
+        if remote is not None:
+            try:
+                remote.stop()
+            except BaseException:
+                self._remote = remote  # still serving there: stop() again later
+                raise
+            self.project.served.pop(self.id, None)
+            log.info("run %s stopped; its rows are home", self.id)
+            return
         self.project.served.pop(self.id, None)
         if service is not None:
             self.store.update_run(self.id, status="stopped", stopped_at=now())
@@ -259,7 +307,7 @@ class Run:
         if self.spec.onboarding:  # before anything is written
             check_validate(self.spec.onboarding, self.hooks.get("onboarding_validate"))
         check_registered([p["name"] for p in self.spec.procedures], self.procedures)
-        if self._service is not None:
+        if self.serving:
             raise ConfigError(f"run {self.id} is already live at {self.url}")
         self.config = json.loads(self.store.get_run(self.id)["config"])
         if provider is None:
@@ -271,6 +319,11 @@ class Run:
             architect = architects.create(
                 self.config["architect"]["name"], **self.config["architect"]["options"], resume=True
             )
+        if architects.is_remote(architect):  # the router kept serving (or its folder kept its rows): reattach
+            if data is not None:
+                raise ConfigError("a router that runs elsewhere keeps the data it was launched with; launch a new run")
+            self._start_remote(architect, Rows(iter(()), "resume", True), reattach=True)
+            return self
         rows = load(data, self.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
         rows.exhausted = data is None
         lifecycle.relaunch_expired(self.store, self.id)
@@ -282,34 +335,35 @@ class Run:
     def approve(self, unit_ids: int | Iterable[int], note: str | None = None, bonus: float | None = None) -> int:
         """Accept and pay submitted units, optionally with a bonus each; approving twice pays once.
 
-        Returns how many units changed.
+        Returns how many units changed. A run served elsewhere applies it there, over the operator channel.
         """
-        from .providers.decisions import bonus as pay_bonus
-        from .providers.decisions import decide
-
         ids = _ids(unit_ids)
-        changed = decide(self, ids, S.ACCEPTED, note)
+        if self._remote is not None:
+            return int(self._remote.decide("approve", unit_ids=list(ids), note=note, bonus=bonus))
+        changed = decisions.decide(self, ids, S.ACCEPTED, note)
         if bonus is not None:
-            pay_bonus(self, ids, bonus, note or "Thank you for your careful work.", key="with-approval")
+            decisions.bonus(self, ids, bonus, note or "Thank you for your careful work.", key="with-approval")
         return changed
 
     def reject(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
         """Reject submitted units (not paid); the note is what the worker reads."""
-        from .providers.decisions import decide
-
-        return decide(self, _ids(unit_ids), S.REJECTED, note)
+        if self._remote is not None:
+            return int(self._remote.decide("reject", unit_ids=list(_ids(unit_ids)), note=note))
+        return decisions.decide(self, _ids(unit_ids), S.REJECTED, note)
 
     def soft_reject(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
         """Pay for units but mark the work as unusable."""
-        from .providers.decisions import decide
-
-        return decide(self, _ids(unit_ids), S.SOFT_REJECTED, note)
+        if self._remote is not None:
+            return int(self._remote.decide("soft_reject", unit_ids=list(_ids(unit_ids)), note=note))
+        return decisions.decide(self, _ids(unit_ids), S.SOFT_REJECTED, note)
 
     def bonus(self, unit_ids: int | Iterable[int], amount: float, reason: str, key: str | None = None) -> int:
         """Pay the workers of submitted units a bonus; the same bonus repeated is paid once (see ``key``)."""
-        from .providers.decisions import bonus
-
-        return bonus(self, _ids(unit_ids), amount, reason, key)
+        if self._remote is not None:
+            return int(
+                self._remote.decide("bonus", unit_ids=list(_ids(unit_ids)), amount=amount, reason=reason, key=key)
+            )
+        return decisions.bonus(self, _ids(unit_ids), amount, reason, key)
 
     def export(self, path: str | Path) -> Path:
         """Write this run's submissions to CSV, Parquet or JSONL (by suffix), uploaded files alongside; a live

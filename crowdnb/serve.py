@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, NotFound
 from .project import Project, ProjectLike, as_project
+from .remote import install_operator
 from .router.feed import token
 from .store.db import Store, project_root
 
@@ -71,6 +72,8 @@ def hosted_app(project: ProjectLike, run_id: int | None, url: str) -> tuple[Flas
     if run.state == "running":  # the previous server died without stopping it
         log.warning("run %s was left running (a crash?): expiring its outstanding units before resuming", run.id)
         run.stop()
+    # notebook functions (validators, onboarding and screening checks) answer over the operator channel
+    run.operator_hub = install_operator(run, str(run.store.get_run(run.id)["secret"]))
     architect = HostedArchitect(url)
     run.resume(architect=architect)
     assert architect.app is not None

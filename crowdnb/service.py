@@ -1,4 +1,8 @@
-"""The live parts of a run served by this process: provider, architect, dispatcher, rooms, monitor thread."""
+"""The live parts of a run served by this process: provider, architect, dispatcher, rooms, operator hub, monitor.
+
+``Run`` (the facade) starts a ``Service`` when the router runs here (``architect="local"``, or under
+``crowdnb serve``); a router that runs elsewhere is operated through ``crowdnb.remote`` instead.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,12 @@ from .providers import RunInfo
 from .quality.gold import GoldKeeper
 from .quality.onboarding import Onboarder
 from .quality.screening import Screener
+from .remote import install_operator
 from .router import feed, uploads
+from .router import operator as operator_routes
 from .router.app import create_app
 from .router.dispatch import Dispatcher
+from .router.operator import OperatorHub
 from .router.rooms import Chat, Rooms
 from .store import lifecycle, reports
 from .store import states as S
@@ -43,6 +50,7 @@ class Service:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=f"crowdnb-monitor-{run.id}", daemon=True)
         self.dispatcher: Dispatcher | None = None
+        self.hub: OperatorHub | None = None
         self.executor = Executor(run.procedures)  # runs the notebook's procedures for the router
         self.info: RunInfo | None = None
         self.next_sync = 0.0
@@ -72,6 +80,9 @@ class Service:
         self.dispatcher.sockets.expect(reports.live_agents(run.store, run.id), RECONNECT_SECONDS)
         if spec.gold:
             self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id)
+        # the operator channel; in `crowdnb serve` notebook functions are stood in for by calls over it
+        self.hub = run.operator_hub or install_operator(run, stored["secret"])
+        self.dispatcher.operator = self.hub
         if spec.shared:
             seats = spec.workers_per_assignment
             rules = Chat(**(spec.chat or {}))
@@ -97,8 +108,14 @@ class Service:
             procedures=self.executor,
         )
         app.register_blueprint(
-            feed.blueprint(run.store, run.id, stored["secret"], lambda: {"state": run.state, "counts": run.counts})
+            feed.blueprint(
+                run.store,
+                run.id,
+                stored["secret"],
+                lambda: {"state": run.state, "counts": run.counts, "spend": run.spend},
+            )
         )
+        app.register_blueprint(operator_routes.blueprint(self.hub, run.store, run.stop))
         url = self.architect.deploy(app)
         self.info = self.dispatcher.run = dataclasses.replace(info, url=url)
         config = json.loads(stored["config"])
@@ -180,5 +197,7 @@ class Service:
             self.provider.expire(self.info, expired)
         self.dispatcher.sockets.close_all(json.dumps({"type": "status", "status": S.A_EXPIRED}))
         self.executor.close()
+        if self.hub is not None:
+            self.hub.close()
         self.architect.shutdown()
         self.provider.cleanup_run(self.info)

@@ -1,7 +1,13 @@
-"""Architects: where the router runs (``local``: a thread of this process; ``ec2`` later).
+"""Architects: where the router runs. Entry-point group ``crowdnb.architects``.
 
-Entry-point group ``crowdnb.architects``; an architect deploys the router's WSGI app and returns the
-URL workers open.
+Two contracts:
+
+- ``Architect`` (``local``): the router runs in this process; it is handed the run's WSGI app and returns the
+  URL workers open.
+- ``RemoteArchitect`` (``process``, and ``ec2``/``heroku`` as they come): the router runs elsewhere, under
+  ``crowdnb serve``. It is handed the run itself, as a project folder holding the run's database (its
+  database of record from then on), and returns the public URL; it answers a health check and tears down
+  every resource it made. The notebook operates such a run over the operator channel (``crowdnb.remote``).
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from flask import Flask
 
 
@@ -26,6 +34,31 @@ class Architect(Protocol):
 
     def options(self) -> dict[str, object]:
         """The options to store with the run so a resume deploys the same way."""
+
+
+@runtime_checkable
+class RemoteArchitect(Protocol):
+    """The contract of an architect that runs the router somewhere else."""
+
+    name: str
+
+    def deploy_bundle(self, bundle: Path, run_id: str, env: dict[str, str]) -> str:
+        """Serve the project folder ``bundle`` (``crowdnb serve BUNDLE --run RUN_ID``, with ``env``); return the
+        public base URL (ending in "/") once it answers."""
+
+    def healthy(self) -> bool:
+        """Whether the router answers its health check now."""
+
+    def teardown(self) -> None:
+        """Stop the router and delete every resource made for it (nothing billable is left)."""
+
+    def options(self) -> dict[str, object]:
+        """What to store with the run so that a new kernel finds the router again."""
+
+
+def is_remote(architect: object) -> bool:
+    """Whether ``architect`` runs the router elsewhere (``RemoteArchitect``) rather than in this process."""
+    return callable(getattr(architect, "deploy_bundle", None))
 
 
 def create(name_or_architect: str | Architect, **options: object) -> Architect:

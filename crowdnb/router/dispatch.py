@@ -31,6 +31,7 @@ from ..store import lifecycle
 from ..store import states as S
 from ..store.db import Row, Store
 from ..store.lifecycle import Quota
+from .operator import OperatorHub
 from .uploads import Upload, keep
 
 if TYPE_CHECKING:
@@ -186,6 +187,7 @@ class Dispatcher:
         self.gold: GoldKeeper | None = None
         self.screener: Screener | None = None
         self.rooms: Rooms | None = None  # a shared task's lobby and conversations, set by the run
+        self.operator: OperatorHub | None = None  # the notebook operating this run, if it runs elsewhere
 
     # --- entering ------------------------------------------------------------------------------
     def enter(self, params: Mapping[str, str]) -> Entry | None:
@@ -193,6 +195,8 @@ class Dispatcher:
         identity = self.provider.identify(params)
         if identity is None:
             return None
+        if self.operator is not None:
+            self.operator.hold("unit")  # every unit needs notebook Python (validators, procedures) while it is away
         worker_id = self.store.worker(self.provider.name, identity.worker)
         held = self.store.qualifications_of(worker_id)
         unmet = first_unmet(self.run.requirements, held, self.provider.name)
@@ -202,11 +206,15 @@ class Dispatcher:
                 self._refusal(unmet.name) or f"You are not qualified for this task: it needs {unmet.describe()}.",
             )
         if self.onboarder is not None and self.onboarder.needed(held):
+            if self.operator is not None:
+                self.operator.hold("onboarding")
             token = self.onboarder.token(worker_id)
             return Entry(0, token, dict(self.onboarder.test.data), uuid.uuid4().hex, False, kind="onboarding")
         special = self.gold.pick(worker_id, held) if self.gold is not None else None
         if self.screener is not None and not self._holds_unit(worker_id):
             special = self.screener.pick(self.run.id, held)
+            if special is not None and self.operator is not None:
+                self.operator.hold("screening")
         agent, resumed = lifecycle.reserve(self.store, self.run.id, worker_id, self.quota, identity.external, special)
         full = self.store.get_agent(int(agent["id"]))
         return Entry(

@@ -59,10 +59,14 @@ def blueprint(store: Store, run_id: int, secret: str, state: Callable[[], dict[s
             return jsonify({"error": "after must be ≥ 0, limit ≥ 1 and wait ≥ 0"}), 400
         deadline = time.monotonic() + wait
         rows, more = changes(store, run_id, after, limit)
-        while not rows and time.monotonic() < deadline:
+        now = state()
+        # a stopped run has no news coming: answer at once, so a follower learns it and can close
+        while not rows and time.monotonic() < deadline and now["state"] == "running":
             time.sleep(POLL_SECONDS)  # cooperative under gevent; a thread of its own in the kernel
             rows, more = changes(store, run_id, after, limit)
+            if not rows:
+                now = state()
         cursor = int(rows[-1]["rev"]) if rows else after
-        return jsonify({"run": run_id, "cursor": cursor, "more": more, "rows": rows, **state()})
+        return jsonify({"run": run_id, "cursor": cursor, "more": more, "rows": rows, **(state() if rows else now)})
 
     return feed

@@ -290,7 +290,7 @@ def submit(
                 "files": json.dumps(files),
                 "meta": json.dumps(meta),
                 "submitted_at": now(),
-                "rev": _next_rev(conn),
+                "rev": next_rev(conn),
             },
         )
         return submission_id, False
@@ -333,7 +333,7 @@ def review(store: Store, unit_id: int, decision: str, actor: str, note: str | No
         agent_status = conn.execute("SELECT status FROM agents WHERE id = ?", (unit["agent_id"],)).fetchone()[0]
         _check_and_set_agent(conn, unit["agent_id"], agent_status, S.REVIEW_TO_AGENT[decision])
         _set_units(conn, [unit_id], decision, expect=(unit["status"],))
-        conn.execute("UPDATE submissions SET rev = ? WHERE unit_id = ?", (_next_rev(conn), unit_id))
+        conn.execute("UPDATE submissions SET rev = ? WHERE unit_id = ?", (next_rev(conn), unit_id))
         insert(
             conn,
             "reviews",
@@ -412,7 +412,7 @@ def _special_unit(conn: sqlite3.Connection, run_id: int, task_id: int, pay: floa
     return unit
 
 
-def _next_rev(conn: sqlite3.Connection) -> int:
+def next_rev(conn: sqlite3.Connection) -> int:
     row = conn.execute(
         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'rev' RETURNING value"
     ).fetchone()

@@ -1,0 +1,159 @@
+"""The notebook as operator of a router in another process (``architect="process"``): the live frame,
+decisions applied where the data lives (money once), notebook Python called from the router, the notebook
+away and back, and the rows brought home at stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import crowdnb as cn
+
+from .conftest import FORM, SENTENCES, Worker, wait_until
+
+TEST = '<p>{{ question }}</p><input name="answer">'
+
+
+def launch(project: cn.Project, **options: Any) -> cn.Run:
+    task = cn.Task(
+        "sentiment", title="Sentiment", reward=0.1, html=FORM, data=SENTENCES[:4], project=project, **options
+    )
+    return task.launch(provider="mock", architect="process")
+
+
+@pytest.fixture
+def remote_runs() -> Any:
+    runs: list[cn.Run] = []
+    yield runs
+    for run in runs:
+        if run.serving:
+            run.stop()
+
+
+def router_pid(run: cn.Run) -> int:
+    return int(run.config["architect"]["options"]["pid"])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/status").read_text().count("zombie")
+
+
+def test_a_run_in_a_child_process_is_operated_from_the_notebook(project: cn.Project, remote_runs: list) -> None:
+    run = launch(project)
+    remote_runs.append(run)
+    pid = router_pid(run)
+    assert pid != os.getpid() and alive(pid)
+    assert run.url.startswith("http://127.0.0.1:") and requests.get(run.url + "healthz", timeout=5).ok
+
+    sim = cn.simulate(run, workers=2, answer=lambda row: {"label": "pos", "why": row["text"]})
+    assert sim.errors == [] and sim.submitted == 4
+    wait_until(lambda: len(run.df) == 4, "the four submissions in the notebook's frame")
+    frame = run.df
+    assert sorted(frame["why"]) == sorted(s["text"] for s in SENTENCES[:4])
+    assert project.store.query("SELECT count(*) AS n FROM submissions")[0]["n"] == 0  # the router holds them
+
+    ids = [int(u) for u in frame["unit_id"]]
+    assert run.approve(ids[:3], bonus=0.25, note="Thanks!") == 3
+    assert run.approve(ids[:3], bonus=0.25, note="Thanks!") == 0  # twice: applied and paid once
+    assert run.reject(ids[3:], note="Empty answer") == 1
+    assert sorted(run.df["status"]) == ["accepted", "accepted", "accepted", "rejected"]
+    assert run.spend["bonuses"] == pytest.approx(0.75)
+
+    run.stop()
+    assert not alive(pid)
+    home = cn.open(project.root).run(run.id)
+    assert home.state == "stopped" and not home.serving
+    assert sorted(home.df["status"]) == ["accepted", "accepted", "accepted", "rejected"]
+    bonuses = project.store.query("SELECT actor, amount FROM reviews WHERE action = 'bonus'")
+    assert [(b["actor"], b["amount"]) for b in bonuses] == [("operator", 0.25)] * 3
+
+
+def test_onboarding_judged_by_notebook_python(project: cn.Project, remote_runs: list) -> None:
+    judged: list[str] = []
+
+    def validate(answers: dict[str, Any]) -> bool:
+        judged.append(answers["answer"])
+        return answers["answer"].strip().lower() == "ready"
+
+    onboarding = cn.Onboarding(html=TEST, data={"question": "Type 'ready'."}, validate=validate)
+    run = launch(project, onboarding=onboarding)
+    remote_runs.append(run)
+    alice, bob = Worker(run, "alice"), Worker(run, "bob")
+    assert alice.enter().json()["status"] == "onboarding"
+    assert alice.submit({"answer": " Ready "}).status_code == 200
+    assert alice.enter().json()["status"] == "assigned"
+    assert bob.enter().json()["status"] == "onboarding"
+    assert bob.submit({"answer": "nope"}).status_code == 403
+    assert judged == [" Ready ", "nope"]  # run in this process, by the function itself
+
+
+def test_a_forged_operator_is_refused(project: cn.Project, remote_runs: list) -> None:
+    run = launch(project)
+    remote_runs.append(run)
+    for headers in ({}, {"Authorization": "Bearer forged"}, {"Authorization": f"Bearer {run.feed_token}"}):
+        assert requests.get(run.url + "_crowd/operator/database", headers=headers, timeout=5).status_code == 401
+        assert requests.post(run.url + "_crowd/operator/stop", headers=headers, timeout=5).status_code == 401
+    assert run.state == "running"
+
+
+NOTEBOOK = """
+import sys, crowdnb as cn
+project = cn.open(sys.argv[1])
+def validate(answers):
+    return answers["answer"] == "ready"
+task = cn.Task("sentiment", title="Sentiment", reward=0.1, html={form!r}, data={rows!r}, project=project,
+               onboarding=cn.Onboarding(html={test!r}, data={{"question": "q"}}, validate=validate))
+run = task.launch(provider="mock", architect="process")
+print(run.id, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_the_study_goes_on_while_the_notebook_is_away(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    script = NOTEBOOK.format(form=FORM, rows=SENTENCES[:4], test=TEST)
+    kernel = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), str(root)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        run_id = int(kernel.stdout.readline())  # type: ignore[union-attr]
+        run = cn.open(root).run(run_id)
+        alice = Worker(run, "alice")
+        assert alice.enter().json()["status"] == "onboarding"
+        assert alice.submit({"answer": "ready"}).status_code == 200  # judged in the first kernel
+        alice.enter()
+        assert alice.submit({"label": "pos", "why": "before"}).status_code == 200
+    finally:
+        kernel.send_signal(signal.SIGKILL)  # the notebook dies; its router does not
+        kernel.communicate()
+    pid = int(run.config["architect"]["options"]["pid"])
+    assert alive(pid)
+    carol = Worker(run, "carol")
+    away = carol.enter()  # her onboarding needs notebook Python: held, with a clear message
+    assert away.status_code == 503 and "notebook is away" in away.json()["message"]
+    alice.enter()  # work that needs no notebook goes on
+    assert alice.submit({"label": "neg", "why": "while away"}).status_code == 200
+
+    run.resume(onboarding_validate=lambda answers: answers["answer"] == "ready")  # a new kernel reattaches
+    try:
+        assert run.serving and int(run.config["architect"]["options"]["pid"]) == pid
+        wait_until(lambda: len(run.df) == 2, "both of alice's answers, caught up")
+        frame = run.df
+        assert sorted(frame["why"]) == ["before", "while away"]
+        assert carol.enter().json()["status"] == "onboarding"
+        assert carol.submit({"answer": "ready"}).status_code == 200
+    finally:
+        run.stop()
+    assert not alive(pid)
+    assert sorted(cn.open(root).run(run_id).df["why"]) == ["before", "while away"]  # home, no duplicate
