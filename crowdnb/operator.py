@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any
 
 import simple_websocket
 
-from .errors import ArchitectError, ConfigError, CrowdError, NotFound, ProviderError, StateError
+from .errors import ArchitectError, ConfigError, CrowdError, NotFound, ProcedureError, ProviderError, StateError
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,11 @@ class Operator:
             if hook is None:
                 raise ConfigError(f"this notebook has no function for {message.get('hook')!r}")
             reply = {"ok": True, "value": hook(*message.get("args", []))}
+        except ProcedureError as exc:  # a message meant for the worker
+            reply = {"ok": False, "error": exc.detail or exc.message, "message": exc.message}
         except Exception as exc:  # the worker reads a short message; the traceback stays here
             log.exception("notebook function %s failed for a worker", message.get("hook"))
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            reply = {"ok": False, "error": "".join(traceback.format_exception(exc))}
         self._send({"type": "result", "id": message.get("id"), **reply})
 
     def _send(self, message: dict[str, Any]) -> None:

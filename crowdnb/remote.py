@@ -14,6 +14,7 @@ The router's side of the same story (stand-ins for notebook functions, decisions
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -27,11 +28,13 @@ import requests
 
 from .architects import RemoteArchitect
 from .attach import Attached
-from .errors import ArchitectError, ConfigError
+from .errors import ArchitectError, ConfigError, ProcedureError, WorkerRefused
 from .forms.validators import register, registered
 from .operator import Operator
+from .procedures import procedure
 from .providers import decisions
 from .router import feed, operator
+from .router.calls import Caller
 from .router.operator import OperatorHub
 from .store import copies, lifecycle
 from .store import states as S
@@ -58,19 +61,28 @@ def needs(run: Run) -> dict[str, Any]:
 
         versions = tuple(run.spec.form.get("versions", ()))
         validators = sorted(name for name in custom_validator_names(versions) if registered(name) is not None)
-    if validators:
+    if validators or run.spec.procedures:
         kinds.add("unit")
     return {"needs": sorted(kinds), "validators": validators}
 
 
 def notebook_hooks(run: Run) -> dict[str, Callable[..., Any]]:
     """The notebook functions the router may call, by the names it calls them."""
-    hooks = {name: fn for name, fn in run.hooks.items() if fn is not None}
+    hooks = {name: fn for name, fn in run.hooks.items() if callable(fn)}
+    for name, proc in run.procedures.items():
+        hooks[f"procedure:{name}"] = _procedure(proc.fn)
     for name in run.config.get("operator", {}).get("validators", ()):
         fn = registered(name)
         if fn is not None:
             hooks[f"validator:{name}"] = _validator(fn)
     return hooks
+
+
+def _procedure(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(args: dict[str, Any], worker: dict[str, Any]) -> Any:
+        return fn(args, Caller(**worker))
+
+    return call
 
 
 def _validator(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,7 +104,31 @@ def install_operator(run: Run, secret: str) -> OperatorHub:
     for name in declared.get("validators", ()):
         if registered(name) is None:
             register(name, hub.remote(f"validator:{name}"))
+    for stored in run.spec.procedures:
+        if stored["name"] not in run.procedures:
+            stand_in = _remote_procedure(hub, stored["name"], float(stored.get("timeout", 10.0)))
+            run.procedures[stored["name"]] = procedure(stored["name"], stand_in, stored.get("timeout", 10.0),
+                                                       stored.get("concurrency", 4))  # fmt: skip
     return hub
+
+
+def _remote_procedure(hub: OperatorHub, name: str, timeout: float) -> Callable[..., Any]:
+    """A procedure that runs in the notebook: the worker reads its ``ProcedureError`` message, or that it is away."""
+
+    def call(args: dict[str, Any], worker: Caller) -> Any:
+        try:
+            reply = hub.reply(f"procedure:{name}", [args, dataclasses.asdict(worker)], timeout)
+        except WorkerRefused as exc:
+            raise ProcedureError(exc.message, detail="no notebook is connected to answer") from None
+        if not reply.get("ok"):
+            message = (
+                reply.get("message")
+                or f"Something went wrong while the task worked on your request ({name}); please try again."
+            )
+            raise ProcedureError(message, detail=str(reply.get("error", "")))
+        return reply.get("value")
+
+    return call
 
 
 def apply_decision(run: Run, action: str, args: dict[str, Any]) -> Any:

@@ -157,3 +157,34 @@ def test_the_study_goes_on_while_the_notebook_is_away(tmp_path: Path) -> None:
         run.stop()
     assert not alive(pid)
     assert sorted(cn.open(root).run(run_id).df["why"]) == ["before", "while away"]  # home, no duplicate
+
+
+def test_a_procedure_in_the_notebook_answers_a_page_served_elsewhere(project: cn.Project, remote_runs: list) -> None:
+    task = cn.Task("guess", title="Guess", reward=0.1, html=FORM, data=SENTENCES[:2], project=project)
+    seen: list[tuple[str, str]] = []
+
+    @task.procedure
+    def guess(args: dict[str, Any], worker: Any) -> dict[str, Any]:
+        seen.append((worker.name, args["text"]))
+        if args["text"] == "boom":
+            raise cn.ProcedureError("The model is resting; try again in a minute.")
+        return {"label": "pos" if "good" in args["text"] else "neg", "pid": os.getpid()}
+
+    run = task.launch(provider="mock", architect="process")
+    remote_runs.append(run)
+    alice = Worker(run, "alice")
+    alice.enter()
+
+    def call(text: str, call_id: str) -> requests.Response:
+        body = {"token": alice.unit["token"], "id": call_id, "name": "guess", "args": {"text": text}}
+        return alice.http.post(run.url + "call", json=body, timeout=20)
+
+    reply = call("a good day", "call-0001").json()
+    assert reply["ok"] and reply["result"] == {"label": "pos", "pid": os.getpid()}  # ran in this process
+    assert call("a good day", "call-0001").json() == reply  # a retry is answered once, from the router's store
+    refused = call("boom", "call-0002").json()
+    assert not refused["ok"] and refused["message"] == "The model is resting; try again in a minute."
+    assert seen == [("alice", "a good day"), ("alice", "boom")]
+    run.stop()
+    calls = cn.open(project.root).run(run.id).calls_df
+    assert sorted(calls["call_id"]) == ["call-0001", "call-0002"]  # the calls came home with the run

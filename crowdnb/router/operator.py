@@ -93,6 +93,14 @@ class OperatorHub:
     # --- calls into notebook Python -----------------------------------------------------------------------
     def call(self, hook: str, args: list[Any], timeout: float = CALL_TIMEOUT) -> Any:
         """Run ``hook(*args)`` in the notebook and return its value; ``WorkerRefused("waiting")`` if it is away."""
+        reply = self.reply(hook, args, timeout)
+        if not reply.get("ok"):
+            log.warning("notebook hook %s failed: %s", hook, reply.get("error"))
+            raise WorkerRefused("bad_submission", "This answer could not be checked; please try again.")
+        return reply.get("value")
+
+    def reply(self, hook: str, args: list[Any], timeout: float = CALL_TIMEOUT) -> dict[str, Any]:
+        """The notebook's whole answer to ``hook(*args)``: ``{"ok", "value" | "error", "message"?}``."""
         pending, call_id = _Pending(), uuid.uuid4().hex
         with self._lock:
             ws = self._ws
@@ -106,10 +114,7 @@ class OperatorHub:
         finally:
             with self._lock:
                 self._pending.pop(call_id, None)
-        if not pending.reply.get("ok"):
-            log.warning("notebook hook %s failed: %s", hook, pending.reply.get("error"))
-            raise WorkerRefused("bad_submission", "This answer could not be checked; please try again.")
-        return pending.reply.get("value")
+        return pending.reply
 
     def remote(self, hook: str) -> Callable[..., Any]:
         """A stand-in for a notebook function: calling it runs ``hook`` in the notebook."""

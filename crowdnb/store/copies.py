@@ -17,7 +17,7 @@ from .db import Store
 from .lifecycle import next_rev
 
 # the run's own rows, in the order their references need; worker ids in them are mapped to local ones
-_RUN_TABLES = ("assignments", "units", "agents")
+_RUN_TABLES = ("assignments", "units", "agents", "calls")
 
 
 def backup(store: Store, dest: Path) -> Path:
@@ -42,7 +42,8 @@ def keep_only(path: Path, run_id: int) -> None:
     try:
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("BEGIN IMMEDIATE")
-        for table in ("submissions", "agents", "units", "assignments", "reviews", "provider_calls", "provider_objects"):
+        for table in ("calls", "submissions", "agents", "units", "assignments", "reviews", "provider_calls",
+                      "provider_objects"):  # fmt: skip
             conn.execute(f"DELETE FROM {table} WHERE task_run_id IS NOT ?", (run_id,))
         conn.execute("DELETE FROM task_runs WHERE id != ?", (run_id,))
         conn.execute("DELETE FROM tasks WHERE id NOT IN (SELECT task_id FROM task_runs)")
