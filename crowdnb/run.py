@@ -167,6 +167,18 @@ class Run:
         return self._service is not None or self._remote is not None
 
     @property
+    def operated(self) -> bool:
+        """Whether the router runs elsewhere and this notebook operates it (``architect="process"``, ``ec2`` …)."""
+        return self._remote is not None
+
+    def decide_remotely(self, action: str, **args: Any) -> Any:
+        """Apply a decision (``approve`` … ``grant``, ``block``, ``message``, ``worker_bonus``) on the router of a run
+        this notebook operates, where its data lives; ``cn.grant`` and friends call this for you."""
+        if self._remote is None:
+            raise ConfigError(f"run {self.id} is not served elsewhere; decide here (run.approve, cn.grant …)")
+        return self._remote.decide(action, **args)
+
+    @property
     def counts(self) -> dict[str, int]:
         """Units by status."""
         if self._remote is not None:

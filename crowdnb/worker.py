@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import providers
 from .pages.page import summary_table
@@ -11,6 +12,8 @@ from .store import reports
 
 if TYPE_CHECKING:
     from .project import Project
+
+_T = TypeVar("_T")
 
 
 class Worker:
@@ -32,29 +35,78 @@ class Worker:
     def _platform(self) -> providers.Provider:
         return providers.create(self.provider, self.project.store)
 
+    def _routers(self) -> list[Any]:
+        """The runs of this provider served elsewhere that this notebook operates: they enforce qualifications
+        and blocks from their own databases, so a decision is applied there too."""
+        return [
+            run
+            for run in list(self.project.served.values())
+            if run.operated and run.config["provider"]["name"] == self.provider
+        ]
+
+    def _everywhere(self, action: str, local: Callable[[], _T], **args: Any) -> _T:
+        """Qualifications and blocks: recorded here and on every router this notebook operates (the platform
+        push is idempotent, so it may happen from both)."""
+        done = local()
+        for run in self._routers():
+            run.decide_remotely(action, worker=self.name, provider=self.provider, **args)
+        return done
+
+    def _once(self, action: str, local: Callable[[], _T], **args: Any) -> _T:
+        """Messages and money: sent from exactly one place, a router this notebook operates if there is one
+        (its rows come home when the run stops)."""
+        routers = self._routers()
+        if routers:
+            return cast(_T, routers[0].decide_remotely(action, worker=self.name, provider=self.provider, **args))
+        return local()
+
     def grant(self, qualification: str, value: int = 1) -> int:
         """Grant a qualification (see ``cn.grant``)."""
-        return decisions.grant(self.project.store, self._platform(), self.name, qualification, value, self.actor)
+        store, platform = self.project.store, self._platform()
+        return self._everywhere(
+            "grant",
+            lambda: decisions.grant(store, platform, self.name, qualification, value, self.actor),
+            name=qualification,
+            value=value,
+        )
 
     def revoke(self, qualification: str) -> bool:
         """Revoke a qualification (see ``cn.revoke``)."""
-        return decisions.revoke(self.project.store, self._platform(), self.name, qualification, self.actor)
+        store, platform = self.project.store, self._platform()
+        return self._everywhere(
+            "revoke",
+            lambda: decisions.revoke(store, platform, self.name, qualification, self.actor),
+            name=qualification,
+        )
 
     def block(self, reason: str) -> bool:
         """Block this worker from every task (see ``cn.block``)."""
-        return decisions.block(self.project.store, self._platform(), self.name, reason, self.actor)
+        store, platform = self.project.store, self._platform()
+        return self._everywhere(
+            "block", lambda: decisions.block(store, platform, self.name, reason, self.actor), reason=reason
+        )
 
     def unblock(self) -> bool:
         """Lift a block (see ``cn.unblock``)."""
-        return decisions.unblock(self.project.store, self._platform(), self.name, self.actor)
+        store, platform = self.project.store, self._platform()
+        return self._everywhere("unblock", lambda: decisions.unblock(store, platform, self.name, self.actor))
 
     def message(self, text: str) -> None:
         """Send this worker a message (see ``cn.message``)."""
-        decisions.message(self.project.store, self._platform(), self.name, text, self.actor)
+        store, platform = self.project.store, self._platform()
+        self._once("message", lambda: decisions.message(store, platform, self.name, text, self.actor), text=text)
 
     def bonus(self, amount: float, reason: str, key: str | None = None) -> bool:
-        """Pay this worker a bonus outside any unit (see ``cn.bonus``)."""
-        return decisions.worker_bonus(self.project.store, self._platform(), self.name, amount, reason, key, self.actor)
+        """Pay this worker a bonus outside any unit (see ``cn.bonus``); once, wherever it is paid from."""
+        store, platform = self.project.store, self._platform()
+        paid = self._once(
+            "worker_bonus",
+            lambda: decisions.worker_bonus(store, platform, self.name, amount, reason, key, self.actor),
+            amount=amount,
+            reason=reason,
+            key=key,
+        )
+        return bool(paid)
 
     def _repr_html_(self) -> str:
         rows: dict[str, object] = {"provider": self.provider}

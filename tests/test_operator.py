@@ -188,3 +188,31 @@ def test_a_procedure_in_the_notebook_answers_a_page_served_elsewhere(project: cn
     run.stop()
     calls = cn.open(project.root).run(run.id).calls_df
     assert sorted(calls["call_id"]) == ["call-0001", "call-0002"]  # the calls came home with the run
+
+
+def test_the_review_table_and_worker_decisions_reach_the_router(project: cn.Project, remote_runs: list) -> None:
+    run = launch(project)
+    remote_runs.append(run)
+    cn.simulate(run, workers=1, prefix="ann", answer=lambda row: {"label": "pos", "why": "fine"})
+    wait_until(lambda: len(run.df) == 4, "four submissions in the frame")
+    table = run.review()  # the same widget table as in-kernel
+    for check in table.checks.values():
+        check.value = True
+    table.note.value = "Thanks"
+    table.bulk["approve"].click()
+    wait_until(lambda: set(run.df["status"]) == {"accepted"}, "the approvals applied on the router")
+    table.status.value = "accepted"
+    for check in table.checks.values():
+        check.value = True
+    table.bulk["bonus"].click()
+    table.bulk["bonus"].click()  # a double click pays once
+    assert run.spend["bonuses"] == pytest.approx(4 * table.amount.value)
+
+    assert cn.block("mallory", "spam", project=project) is True  # recorded here and on the router
+    refused = Worker(run, "mallory").enter()
+    assert refused.status_code == 403 and "no longer take" in refused.json()["message"]
+    assert cn.bonus("ann-1", 0.5, "make-up", project=project) is True
+    assert cn.bonus("ann-1", 0.5, "make-up", project=project) is False  # once
+    run.stop()
+    paid = project.store.query("SELECT count(*) AS n FROM reviews WHERE action = 'bonus' AND unit_id IS NULL")
+    assert paid[0]["n"] == 1  # paid on the router, once, and home with the run
