@@ -67,10 +67,15 @@ def chaotic_bot(run: cn.Run, name: str, seed: int, acked: list[tuple[str, str]],
                 continue
             assert again["input"] == unit["input"]
         elif roll < 0.25:  # open the page's socket and vanish: the unit is released after the grace period
-            ws = websocket.create_connection(run.url.replace("http", "ws") + "ws?token=" + unit["token"], timeout=10)
-            ws.send(json.dumps({"type": "heartbeat"}))
-            ws.recv()
-            ws.close()
+            try:
+                ws = websocket.create_connection(
+                    run.url.replace("http", "ws") + "ws?token=" + unit["token"], timeout=10
+                )
+                ws.send(json.dumps({"type": "heartbeat"}))
+                ws.recv()
+                ws.close()
+            except (OSError, websocket.WebSocketException):  # the socket dropped under load: the page vanished anyway
+                pass
             time.sleep(rng.uniform(1.2, 2))  # … and come back once the unit was released
             continue
         elif roll < 0.30:  # walk away without a word (the unit times out), and come back later
