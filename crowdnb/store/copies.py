@@ -17,7 +17,7 @@ from .db import Store
 from .lifecycle import next_rev
 
 # the run's own rows, in the order their references need; worker ids in them are mapped to local ones
-_RUN_TABLES = ("assignments", "units", "agents", "calls")
+_RUN_TABLES = ("assignments", "units", "agents", "calls", "messages")
 
 
 def backup(store: Store, dest: Path) -> Path:
@@ -42,7 +42,7 @@ def keep_only(path: Path, run_id: int) -> None:
     try:
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("BEGIN IMMEDIATE")
-        for table in ("calls", "submissions", "agents", "units", "assignments", "reviews", "provider_calls",
+        for table in ("messages", "calls", "submissions", "agents", "units", "assignments", "reviews", "provider_calls",
                       "provider_objects"):  # fmt: skip
             conn.execute(f"DELETE FROM {table} WHERE task_run_id IS NOT ?", (run_id,))
         conn.execute("DELETE FROM task_runs WHERE id != ?", (run_id,))
