@@ -73,6 +73,7 @@ class OperatorHub:
         self._ws: Any = None
         self._pending: dict[str, _Pending] = {}
         self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._inflight: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"crowdnb-operator-{run_id}")
 
     # --- who is connected ----------------------------------------------------------------------------
@@ -165,6 +166,10 @@ class OperatorHub:
                 pending.reply = message
                 pending.done.set()
         elif kind == "decide":
+            with self._lock:
+                if message_id in self._inflight:  # re-sent while the first is still being applied: one answer comes
+                    return
+                self._inflight.add(message_id)
             self._pool.submit(self._decide, ws, message_id, str(message.get("action")), message.get("args") or {})
 
     def _decide(self, ws: Any, message_id: str, action: str, args: dict[str, Any]) -> None:
@@ -188,6 +193,9 @@ class OperatorHub:
                 self._answered[message_id] = reply
                 while len(self._answered) > REMEMBERED:
                     self._answered.popitem(last=False)
+        with self._lock:
+            self._inflight.discard(message_id)
+            ws = self._ws or ws  # the operator may have reconnected meanwhile: answer on its socket
         self._send(ws, reply)
 
     def _send(self, ws: Any, message: dict[str, Any]) -> None:
