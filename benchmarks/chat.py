@@ -32,6 +32,8 @@ from live_load import enter, environment, percentiles, serve_floor, socket_url, 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
+WAIT = 60.0  # seconds a page waits for its room or a message before the chat counts as failed
+
 
 def serve_crowdnb(conn: Connection, chats: int, home: str) -> None:
     """Child process: a two-seat chat task with one assignment per chat, served in-kernel."""
@@ -63,7 +65,7 @@ async def chat(url: str, tokens: tuple[str, str], settings: dict[str, Any], out:
     try:
         if settings["wait_start"]:
             for ws in sockets:
-                while json.loads(await ws.recv()).get("type") != "room":
+                while json.loads(await asyncio.wait_for(ws.recv(), WAIT)).get("type") != "room":
                     pass
         await asyncio.sleep(settings["interval"] * (hash(tokens[0]) % 1000) / 1000)  # spread the chats' phases
         for number in range(settings["messages"]):
@@ -72,7 +74,7 @@ async def chat(url: str, tokens: tuple[str, str], settings: dict[str, Any], out:
             sent = time.perf_counter()
             await speaker.send(json.dumps({"type": "say", "id": message_id, "text": f"message {number}"}))
             while True:
-                got = json.loads(await partner.recv())
+                got = json.loads(await asyncio.wait_for(partner.recv(), WAIT))
                 if got.get("type") == "message" and got.get("id") == message_id:
                     break
                 if got.get("type") == "refused":
