@@ -173,6 +173,11 @@ def test_a_partner_who_does_not_come_back_ends_the_conversation_cleanly(shared: 
     events = run.messages_df.query("kind == 'event'")["event"].tolist()
     assert events[-4:] == ["away", "left", "ended", "submitted"]
     assert Worker(run, "bob").enter().json()["agent_id"] != bob.worker.unit["agent_id"]  # a new seat, elsewhere
+    ann.close()
+    time.sleep(1.5)  # monitor ticks: the ended room with no open page is forgotten, then rebuilt from the store
+    ann.open()
+    again = ann.until(kind("room"), "the ended room")
+    assert again["state"] == "ended" and [m["text"] for m in again["history"] if m["type"] == "message"] == ["bye"]
 
 
 def test_a_worker_who_waits_too_long_is_released_paid_and_told(shared: Any, page: Any) -> None:

@@ -245,6 +245,7 @@ class Rooms:
         for room in rooms:
             with room.lock:
                 if room.ended:
+                    self._forget_if_closed(room)
                     continue
                 if room.started:
                     gone = [a for a, at in room.away.items() if now - at > self.chat.partner_grace]
@@ -256,6 +257,14 @@ class Rooms:
                         del room.waiting[agent_id]  # closed the page and was released as usual
                     elif now - since > self.chat.lobby_timeout:
                         self._release(room, agent_id)
+
+    def _forget_if_closed(self, room: _Room) -> None:
+        """Drop an ended room whose pages have all closed (rebuilt from the store if one comes back)."""
+        if not any(self.sockets.is_open(agent_id) for agent_id in room.members):
+            with self._lock:
+                self._rooms.pop(int(room.assignment["id"]), None)
+                for agent_id in room.members:
+                    self._members.pop(agent_id, None)
 
     # --- inside a room (its lock held) ---------------------------------------------------------
     def _room(self, assignment_id: int) -> _Room:
