@@ -26,7 +26,7 @@ from .errors import (
 )
 from .notebook import views as _notebook_views
 from .pages.page import available_templates as templates
-from .project import Project
+from .project import Project, restore
 from .project import open_project as open
 from .quality.gold import Gold
 from .quality.onboarding import Onboarding
@@ -79,6 +79,7 @@ __all__ = [
     "open",
     "register",
     "requirement",
+    "restore",
     "revoke",
     "simulate",
     "templates",

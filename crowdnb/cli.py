@@ -10,7 +10,7 @@ from . import __version__
 from .architects.ec2_cli import ec2
 from .errors import CrowdError
 from .forms.cli import form
-from .project import open_project
+from .project import open_project, restore
 from .serve import CONNECTIONS
 
 
@@ -158,6 +158,57 @@ def mturk_cleanup(sandbox: bool, home: str | None, run_ids: tuple[int, ...]) -> 
     if done.running:
         ids = ", ".join(map(str, done.running))
         click.echo(f"left alone: run(s) {ids} still marked running; if their process died, pass --run ID")
+
+
+@cli.group()
+def db() -> None:
+    """A project's data in one archive: export|import (merge another project's runs), backup|restore."""
+
+
+@db.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+@click.option("--task", help="Only the runs of this task.")
+@click.option("--run", "run_id", type=int, help="Only this run.")
+@click.option("--since", help="Only runs started on or after this date (2026-12-01, or 2026-12-01T09:30).")
+def db_export(path: str, home: str | None, task: str | None, run_id: int | None, since: str | None) -> None:
+    """Write runs (default: all) with their answers, workers, audit rows and uploads to PATH (.tar.gz)."""
+    written = open_project(home).export_db(path, task=task, run=run_id, since=since)
+    click.echo(f"archive written to {written} ({written.stat().st_size} bytes; manifest.json inside lists it)")
+
+
+@db.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def db_import(path: str, home: str | None) -> None:
+    """Merge the archive PATH (from `crowdnb db export`, another machine's say) into this project."""
+    done = open_project(home).import_db(path)
+    for conflict in done.conflicts:
+        click.echo(f"conflict: {conflict}")
+    if not done.changed:
+        click.echo("nothing new: every row and file of the archive is here already")
+        return
+    rows = ", ".join(f"{n} {table}" for table, n in sorted(done.rows.items()))
+    click.echo(f"merged {rows or 'no rows'}; {done.files} uploaded files")
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def db_backup(path: str, home: str | None) -> None:
+    """Copy the whole project (database and uploads) to the archive PATH, while runs keep running."""
+    written = open_project(home).backup(path)
+    click.echo(f"backup of {open_project(home).root} written to {written}")
+
+
+@db.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder to replace.")
+@click.option("--force", is_flag=True, help="Overwrite the project even if it has runs marked running.")
+def db_restore(path: str, home: str | None, force: bool) -> None:
+    """Replace the project by the backup PATH (refused while it has live runs, unless --force)."""
+    project = restore(path, into=home, force=force)
+    click.echo(f"restored {project.root} from {path}: {len(project.runs)} run(s)")
 
 
 cli.add_command(form)  # crowdnb form verify|extrapolate|permutate (form_cli.py)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 import pandas as pd
 
+from .errors import DataError, StateError
 from .frame.export import export_frame
 from .frame.live import LiveFrame
-from .store import reports
+from .store import archive, reports
+from .store.archive import Imported
 from .store.db import Store, project_root
 from .worker import Worker
 
@@ -42,6 +45,26 @@ def open_project(path: str | os.PathLike[str] | None = None) -> Project:
         if root not in _open:
             _open[root] = Project(root)
         return _open[root]
+
+
+def restore(
+    path: str | os.PathLike[str], into: str | os.PathLike[str] | None = None, *, force: bool = False
+) -> Project:
+    """Replace the project at ``into`` (default as ``cn.open``) by the backup ``path``; returns it opened.
+
+    Refused while that project has runs marked running (they would lose what they write), unless ``force``.
+    """
+    root = project_root(into)
+    with _open_lock:
+        current = _open.get(root)
+        if current is not None and current.served:
+            ids = ", ".join(map(str, current.served))
+            raise StateError(f"run(s) {ids} of {root} are served by this process; stop them before restoring")
+        if current is not None:  # its connections would keep the replaced file: the next open starts afresh
+            current.store.close()
+            del _open[root]
+        archive.restore(Path(path), root, force=force)
+    return open_project(root)
 
 
 class Project:
@@ -123,6 +146,40 @@ class Project:
     def export(self, what: str | int, path: str | os.PathLike[str]) -> Path:
         """Write a task's submissions (by name) or a run's (by id) to CSV, Parquet or JSONL, by suffix."""
         return export_frame(self.frame(what), Path(path), self.root)
+
+    def export_db(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        task: str | None = None,
+        run: int | None = None,
+        since: str | datetime | None = None,
+    ) -> Path:
+        """Write runs with their tasks, workers, answers, audit rows and uploads to one archive (``.tar.gz``)
+        that ``import_db`` merges into another project. Filters (together): a task's runs, one run, runs
+        started on or after ``since`` (a date); none: every run. Works while runs are live."""
+        selection = {"task": task, "run": run, "since": None if since is None else archive.since_stamp(since)}
+        runs = None if selection == {"task": None, "run": None, "since": None} else self._selected(task, run, since)
+        return archive.export(self.store, Path(path), selection, runs)
+
+    def _selected(self, task: str | None, run: int | None, since: str | datetime | None) -> list[int]:
+        runs = archive.select_runs(self.store, task, run, since)
+        if not runs:
+            raise DataError(f"no run matches task={task!r} run={run!r} since={since!r}; see project.run_table()")
+        return runs
+
+    def import_db(self, path: str | os.PathLike[str]) -> Imported:
+        """Merge an archive written by ``export_db`` (another machine's, say) into this project.
+
+        Checksums are verified first (a damaged archive changes nothing); tasks, workers and qualifications
+        are matched by name; conflicts (a task of that name with another config …) are reported in the
+        result's ``conflicts``; importing the same archive twice writes nothing."""
+        return archive.import_into(self.store, Path(path))
+
+    def backup(self, path: str | os.PathLike[str]) -> Path:
+        """A consistent copy of the whole project (database and uploads) in one archive, made while runs
+        keep running (SQLite's online backup); ``cn.restore(path, into=...)`` brings it back."""
+        return archive.export(self.store, Path(path), {}, None, kind="backup")
 
     def __repr__(self) -> str:
         return f"<crowdnb project {str(self.root)!r}: {len(self.store.run_ids())} runs>"
