@@ -217,3 +217,18 @@ def test_the_cli(machines: Any, tmp_path: Path) -> None:
         "error: --since 'soon' is not a date; write it like 2026-12-01 or 2026-12-01T09:30"
     )
     assert runs
+
+
+def test_a_worker_id_seen_with_two_names_is_reported(tmp_path: Path) -> None:
+    one, third = cn.open(tmp_path / "one"), cn.open(tmp_path / "third")
+    run = study(one, rows=2)
+    third.import_db(one.export_db(tmp_path / "first.tar.gz"))
+    worker = one.store.query("SELECT id, name FROM workers ORDER BY id")[0]
+    with one.store.write() as conn:  # the source now knows that id under another name
+        conn.execute("UPDATE workers SET name = 'someone-else' WHERE id = ?", (worker["id"],))
+    done = third.import_db(one.export_db(tmp_path / "second.tar.gz"))
+    assert done.conflicts == [
+        f"worker id {worker['id']} is 'mock someone-else' there but 'mock {worker['name']}' here; given a new id"
+    ]
+    assert third.store.worker_name(worker["id"]) == worker["name"]  # what was here stays
+    same(third.run(run.id).df, one.run(run.id).df)  # the run reads as its source says
