@@ -217,8 +217,13 @@ class Remote:
     # --- what the run reads ------------------------------------------------------------------------
     @property
     def df(self) -> pd.DataFrame:
-        """Every submission mirrored so far."""
+        """Every submission so far: what the router holds now is pulled first (one short request), so a
+        submission a worker was told is saved is in the frame read after it."""
         assert self.mirror is not None
+        try:
+            self.mirror.pull()
+        except ArchitectError as exc:  # the router is unreachable: the mirror is what we have
+            log.warning("%s", exc)
         return self.mirror.df
 
     @property
