@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from .architects import RemoteArchitect
 from .attach import Attached
@@ -33,7 +34,7 @@ from .forms.validators import register, registered
 from .operator import Operator
 from .procedures import procedure
 from .providers import decisions
-from .router import feed, operator
+from .router import feed, metrics, operator
 from .router.calls import Caller
 from .router.operator import OperatorHub
 from .store import copies, lifecycle
@@ -243,6 +244,21 @@ class Remote:
         """The run's state as the router last reported it."""
         assert self.mirror is not None
         return self.mirror.state
+
+    def figures(self) -> dict[str, Any]:
+        """The router's figures, scraped from its ``/metrics``; the mirror's last report while it does not answer."""
+        secret, url = (
+            str(self.run.store.get_run(self.run.id)["secret"]),
+            str(self.run.store.get_run(self.run.id)["url"]),
+        )
+        try:
+            reply = requests.get(url + "metrics", timeout=10,
+                                 headers={"Authorization": f"Bearer {metrics.token(secret, self.run.id)}"})  # fmt: skip
+            reply.raise_for_status()
+            return metrics.read(text_string_to_metric_families(reply.text))
+        except requests.RequestException as exc:
+            log.debug("run %s: /metrics did not answer (%s); figures from the mirror", self.run.id, exc)
+            return {**metrics.read(()), "units": self.counts, "spend": self.spend}
 
     def decide(self, action: str, **args: Any) -> Any:
         """Apply a decision on the router; the mirror sees its effect on the next pull."""

@@ -23,10 +23,10 @@ from .procedures import Procedure, check_registered, procedure
 from .providers import decisions
 from .quality.onboarding import check_validate
 from .remote import Remote, needs
-from .router import feed
+from .router import feed, metrics
 from .router.dispatch import Listener
 from .router.operator import OperatorHub
-from .service import Service
+from .service import Service, figures
 from .spec import TaskSpec
 from .store import calls, lifecycle, reports, rooms
 from .store import states as S
@@ -189,6 +189,17 @@ class Run:
     def feed_token(self) -> str:
         """The token that lets a notebook elsewhere follow this run's submissions (``cn.attach``)."""
         return feed.token(self.store.get_run(self.id)["secret"], self.id)
+
+    @property
+    def metrics_token(self) -> str:
+        """The bearer token that reads ``run.url + "metrics"`` (Prometheus' text format; it reads nothing else)."""
+        return metrics.token(self.store.get_run(self.id)["secret"], self.id)
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """Units and agents by state, spend, submissions, refusals by reason, connected pages: read from the
+        series the run's ``/metrics`` serves (the live panel shows these)."""
+        return self._remote.figures() if self._remote is not None else figures(self, self._service)
 
     @property
     def gold_df(self) -> pd.DataFrame:

@@ -12,17 +12,18 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import architects, providers
 from .data import Rows
 from .procedures import Executor
 from .providers import RunInfo
+from .providers.meter import Meter
 from .quality.gold import GoldKeeper
 from .quality.onboarding import Onboarder
 from .quality.screening import Screener
 from .remote import install_operator
-from .router import feed, uploads
+from .router import feed, metrics, uploads
 from .router import operator as operator_routes
 from .router.app import create_app
 from .router.dispatch import Dispatcher
@@ -54,6 +55,7 @@ class Service:
         self.executor = Executor(run.procedures)  # runs the notebook's procedures for the router
         self.info: RunInfo | None = None
         self.next_sync = 0.0
+        self.metrics: metrics.RunMetrics | None = None
 
     def start(self) -> str:
         run, spec = self.run, self.run.spec
@@ -87,6 +89,7 @@ class Service:
             seats = spec.workers_per_assignment
             rules = Chat(**(spec.chat or {}))
             self.dispatcher.rooms = Rooms(run.store, self.dispatcher.sockets, self.provider, spec.roles, seats, rules)
+        self.metrics = self._metrics(spec.name)
         if spec.screening:
             self.dispatcher.screener = Screener(
                 run.store, self.provider, spec.screening, run.hooks.get("screening_validate"), run.task_id
@@ -106,6 +109,7 @@ class Service:
             max_upload_mb=spec.max_upload_mb,
             counts=lambda: run.store.unit_counts(run.id),
             procedures=self.executor,
+            metrics=self.metrics,
         )
         app.register_blueprint(
             feed.blueprint(
@@ -116,6 +120,7 @@ class Service:
             )
         )
         app.register_blueprint(operator_routes.blueprint(self.hub, run.store, run.stop))
+        app.register_blueprint(metrics.blueprint(self.metrics, stored["secret"], run.id, self.hub.authorized))
         url = self.architect.deploy(app)
         self.info = self.dispatcher.run = dataclasses.replace(info, url=url)
         config = json.loads(stored["config"])
@@ -126,6 +131,26 @@ class Service:
         self.launch()
         self.thread.start()
         return url
+
+    def _metrics(self, task: str) -> metrics.RunMetrics:
+        """The run's registry: the store's series read at each scrape, the platform's calls as they happen."""
+        run, dispatcher, hub = self.run, self.dispatcher, self.hub
+        assert dispatcher is not None and hub is not None
+        info = {"run": str(run.id), "task": task, "provider": self.provider.name, "architect": self.architect.name}
+        state = metrics.StateCollector(
+            info,
+            units=lambda: run.store.unit_counts(run.id),
+            agents=lambda: reports.agent_counts(run.store, run.id),
+            spend=lambda: reports.spend(run.store, "run", run.id, self.provider.fee_rate),
+            connected=dispatcher.sockets.connected,
+            operator=lambda: hub.connected,
+        )
+        # under gunicorn (`crowdnb serve`) the counted series live in files that outlast a worker
+        found = metrics.RunMetrics(state, getattr(self.architect, "metrics_dir", None))
+        meter = getattr(self.provider, "meter", None)  # a provider made elsewhere may not report its calls
+        if isinstance(meter, Meter):
+            meter.listen(found.platform_call)
+        return found
 
     # --- the monitor ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -201,3 +226,15 @@ class Service:
             self.hub.close()
         self.architect.shutdown()
         self.provider.cleanup_run(self.info)
+
+
+def figures(run: Run, service: Service | None) -> dict[str, Any]:
+    """The run's figures as its ``/metrics`` would serve them now (``metrics.read``): from the live registry
+    while this process serves the run, else from the store alone (no requests counted)."""
+    if service is not None and service.metrics is not None:
+        return service.metrics.figures()
+    info = {"run": str(run.id), "task": run.task_name, "provider": str(run.config["provider"]["name"]),
+            "architect": str(run.config["architect"]["name"])}  # fmt: skip
+    state = metrics.StateCollector(info, lambda: run.store.unit_counts(run.id),
+                                   lambda: reports.agent_counts(run.store, run.id), lambda: run.spend)  # fmt: skip
+    return metrics.read(state.collect())

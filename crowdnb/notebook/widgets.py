@@ -1,7 +1,8 @@
 """Notebook widgets: the task preview and the live panel of a run.
 
 No widget ever blocks a cell: the live panel refreshes itself from a daemon thread (ipywidgets sends
-trait changes from any thread), and every figure it shows comes from the store.
+trait changes from any thread), and every figure it shows comes from the store, through the same series as
+the run's ``/metrics`` (``run.figures``).
 """
 
 from __future__ import annotations
@@ -74,14 +75,16 @@ class LivePanel:
     def refresh(self) -> None:
         """Recompute every figure from the store and update the widgets."""
         run = self.run
-        counts = run.counts
+        # the series the run's /metrics serves (run.figures): a Prometheus dashboard and this panel agree
+        figures = run.figures
+        counts, money = figures["units"], figures["spend"]
         frame = run.df
         submitted = sum(counts[s] for s in S.UNIT_SUBMITTED)
         total = sum(counts.values()) - counts[S.EXPIRED] if run.serving else sum(counts.values())
         rate = _per_minute(frame)
         left = total - submitted
-        money = run.spend
-        self.figures = {"submitted": submitted, "total": total, "per_minute": rate, "left": left, **money}
+        self.figures = {"submitted": submitted, "total": total, "per_minute": rate, "left": left, **money,
+                        "connected": figures["connected"]}  # fmt: skip
         self.title.value = f"<b>{html.escape(run.spec.title)}</b> · run {run.id} · {html.escape(run.state)}" + (
             f' · <a href="{html.escape(run.link())}" target="_blank">worker page (preview)</a>' if run.serving else ""
         )
@@ -89,7 +92,7 @@ class LivePanel:
         by_status = " · ".join(f"{s.replace('_', '-')} {n}" for s, n in counts.items() if n)
         self.stats.value = (
             f"<div class='crowd-live-stats'>{submitted}/{total} submitted · {rate:.1f}/min · time left {eta} · "
-            f"cost ${money['total']:.2f} paid + ${money['pending']:.2f} pending"
+            f"cost ${money['total']:.2f} paid + ${money['pending']:.2f} pending · {figures['connected']} pages open"
             f"<br><small>{by_status or 'no units yet'}</small><br>{quality_line(frame, self.label)}</div>"
         )
         times = _seconds(frame["submitted_at"]).tolist()

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from ..errors import ConfigError
 from . import Completion, Identity, Report, RunInfo, UnitRef
+from .meter import Meter
 
 if TYPE_CHECKING:
     from ..store.db import Store
@@ -28,9 +29,11 @@ class MockProvider:
         if options:
             raise ConfigError(f"the mock provider takes no options; got {', '.join(sorted(options))}")
         self.store = store
+        self.meter = Meter()  # the calls a platform would have received, for the run's metrics
 
     def _record(self, call: str, key: str | None = None, **fields: object) -> bool:
-        return self.store.record_provider_call(self.name, call, idempotency_key=key, **fields)
+        with self.meter.timed(self.name, call):
+            return self.store.record_provider_call(self.name, call, idempotency_key=key, **fields)
 
     def identify(self, params: Mapping[str, str]) -> Identity | None:
         """``worker_id`` names the worker; without it the page is a preview."""

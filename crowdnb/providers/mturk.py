@@ -67,6 +67,7 @@ class MTurkProvider:
         self.poll_seconds = float(self.options["poll_seconds"])
         o = self.options
         self.api = MTurkAPI(self.sandbox, o["endpoint_url"], o["region"], float(o["timeout"]), float(o["retry_delay"]))
+        self.meter = self.api.meter
         self.hits = Hits(self.api, store, self.name, HitSettings(int(o["hit_lifetime"]), int(o["frame_height"])))
         self.review = Review(self.api, store, self.name, self.hits.tag)
 

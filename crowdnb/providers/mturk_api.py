@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 
 from ..credentials import lookup
 from ..errors import ConfigError, ProviderError
+from .meter import Meter
 from .retry import retried
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class MTurkAPI:
         self.timeout, self.retry_delay = timeout, retry_delay
         self._client: Any = None
         self._lock = threading.Lock()
+        self.meter = Meter()  # every attempt of every call, for the run's metrics
 
     def _boto(self) -> Any:
         with self._lock:
@@ -90,6 +92,10 @@ class MTurkAPI:
         return self._once(operation, params)
 
     def _once(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self.meter.timed("MTurk", operation):
+            return self._sent(operation, params)
+
+    def _sent(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         from botocore import exceptions as bx
         from botocore import xform_name
 

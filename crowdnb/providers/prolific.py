@@ -125,6 +125,7 @@ class ProlificProvider:
             raise ConfigError(f"base_url {base!r} must start with https:// (or http:// for a local fake)")
         self.store = store
         self.api = ProlificAPI(token, base, _number(options, "timeout", 30.0, low=0.1))
+        self.meter = self.api.meter
         self.workspace_name = str(options.get("workspace") or "crowdnb")
         self.project_name = str(options["project"]) if options.get("project") else None
         self.completion_url = str(options.get("completion_url") or COMPLETION_URL)

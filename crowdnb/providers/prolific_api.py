@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from ..errors import ProviderError
+from .meter import Meter
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,14 @@ class ProlificAPI:
         self.timeout = timeout
         self._http = requests.Session()
         self._http.headers.update({"Authorization": f"Token {token}", "Accept": "application/json"})
+        self.meter = Meter()  # every call, for the run's metrics
 
     def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         """``method path`` relative to the base URL; the decoded JSON answer (None when empty)."""
+        with self.meter.timed(PLATFORM, f"{method} {path}"):
+            return self._sent(method, path, json, params)
+
+    def _sent(self, method: str, path: str, json: Any, params: Mapping[str, Any] | None) -> Any:
         name = f"{method} {path}"
         url = path if path.startswith(("http://", "https://")) else self.base_url + path.lstrip("/")
         try:

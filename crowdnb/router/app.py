@@ -32,6 +32,7 @@ from ..pages.page import ASSETS, Field, TaskPage, message_page
 from ..providers import Completion
 from .calls import Calls, Procedures
 from .dispatch import Dispatcher, PageSocket
+from .metrics import RunMetrics
 from .uploads import discard, receive
 from .validation import SubmissionCheck
 
@@ -65,9 +66,13 @@ def create_app(
     max_upload_mb: float = 20,
     counts: Callable[[], dict[str, int]] | None = None,
     procedures: Procedures | None = None,
+    metrics: RunMetrics | None = None,
 ) -> Flask:
-    """The WSGI app of one run; ``procedures`` answers pages' calls (``crowd.call``), if the task has any."""
+    """The WSGI app of one run; ``procedures`` answers pages' calls (``crowd.call``), if the task has any;
+    ``metrics`` counts its requests, submissions and refusals (served by ``metrics.blueprint``)."""
     app = Flask("crowdnb.router.app", static_folder=None)
+    counted = metrics or RunMetrics()
+    counted.instrument(app)
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
@@ -87,6 +92,7 @@ def create_app(
         if status == 500:
             log.exception("router error")
         reason = exc.reason if isinstance(exc, WorkerRefused) else "error"
+        counted.refused(reason)
         text = str(exc) if status != 500 else "Something went wrong on our side; please try again in a moment."
         errors = exc.errors if isinstance(exc, InvalidAnswers) else None
         if wants_json():
@@ -123,6 +129,7 @@ def create_app(
                 raise
             # a JS task shows the reason itself (crowd.refusal), in its own look
             refusal = {"reason": exc.reason, "message": exc.message}
+            counted.refused(exc.reason)
             html = page.render(preview_row, title=title, description=description, mode="preview", refusal=refusal)
             return _no_store(Response(html, status=exc.http_status, headers={"X-Crowd-Reason": exc.reason}))
         if entry is None:
@@ -214,6 +221,7 @@ def create_app(
             discard(uploads)  # whatever was not kept under the project folder: nothing half-stored
         if rooms is not None and agent is not None and not duplicate:
             rooms.submitted(agent)
+        counted.submitted(duplicate)
         if wants_json():
             return jsonify({"status": "saved", "duplicate": duplicate, "completion": completion.__dict__})
         return _finish_page(completion, request.form.get("_crowd_return", ""))

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from . import states as S
 from .db import Row, Store
 
 # the columns of a submission that are not answers, as frames and exports name them
@@ -145,6 +146,13 @@ def worker_reviews(store: Store, provider: str, worker: str, limit: int = 100) -
         "WHERE w.provider = ? AND w.name = ? ORDER BY r.at DESC, r.id DESC LIMIT ?",
         (provider, worker, limit),
     )
+
+
+def agent_counts(store: Store, run_id: int) -> dict[str, int]:
+    """Agents (workers' attempts) of a run by status, every status present (zero when none)."""
+    found = {r["status"]: int(r["n"]) for r in store.query(
+        "SELECT status, count(*) AS n FROM agents WHERE task_run_id = ? GROUP BY status", (run_id,))}  # fmt: skip
+    return {status: found.get(status, 0) for status in S.AGENT_STATES}
 
 
 def live_agents(store: Store, run_id: int) -> list[int]:
