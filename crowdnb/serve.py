@@ -8,12 +8,19 @@ the process; gevent gives it thousands of cheap connections instead of a thread 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client import values
+from prometheus_client.multiprocess import mark_process_dead
 
 from .errors import ConfigError, NotFound
 from .project import Project, ProjectLike, as_project
 from .remote import install_operator
+from .router import metrics
 from .router.feed import token
 from .store.db import Store, project_root
 
@@ -26,12 +33,17 @@ log = logging.getLogger(__name__)
 
 
 class HostedArchitect:
-    """An architect for a server that someone else runs (gunicorn here): it only hands the app over."""
+    """An architect for a server that someone else runs (gunicorn here): it only hands the app over.
+
+    ``metrics_dir`` is where its processes keep the run's counted metrics (prometheus-client's multiprocess
+    mode), so a worker that gunicorn restarts goes on counting from where the last one stopped.
+    """
 
     name = "hosted"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, metrics_dir: Path | None = None) -> None:
         self.url = url.rstrip("/") + "/"
+        self.metrics_dir = metrics_dir
         self.app: Flask | None = None
 
     def deploy(self, app: Flask) -> str:
@@ -66,7 +78,9 @@ def pick_run(project: ProjectLike, run_id: int | None) -> Run:
     return where.run(_choose(where.store, run_id))
 
 
-def hosted_app(project: ProjectLike, run_id: int | None, url: str) -> tuple[Flask, Run]:
+def hosted_app(
+    project: ProjectLike, run_id: int | None, url: str, metrics_dir: Path | None = None
+) -> tuple[Flask, Run]:
     """Resume the run in this process behind a hosted architect; returns its WSGI app and the run."""
     run = pick_run(project, run_id)
     if run.state == "running":  # the previous server died without stopping it
@@ -74,7 +88,7 @@ def hosted_app(project: ProjectLike, run_id: int | None, url: str) -> tuple[Flas
         run.stop()
     # notebook functions (validators, onboarding and screening checks) answer over the operator channel
     run.operator_hub = install_operator(run, str(run.store.get_run(run.id)["secret"]))
-    architect = HostedArchitect(url)
+    architect = HostedArchitect(url, metrics_dir)
     run.resume(architect=architect)
     assert architect.app is not None
     return architect.app, run
@@ -93,9 +107,11 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
         raise ConfigError("crowdnb serve needs gunicorn and gevent: pip install 'crowdnb[serve]'") from exc
     url = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     state: dict[str, Any] = {}
-    run_id, feed_token = _feed_token(project, run_id)
+    run_id, feed_token, metrics_token, root = _tokens(project, run_id)
+    metrics_dir = counting_across_processes(root / "metrics" / f"run{run_id}")
     say(f"Serving run {run_id} at {url}")
     say(f"Attach a notebook: cn.attach({url!r}, token={feed_token!r})")
+    say(f"Prometheus: scrape {url}metrics with Authorization: Bearer {metrics_token}")
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -105,6 +121,8 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
                 # a worker's page holds its connection between GET and POST; gunicorn's 2 s default drops it
                 "keepalive": 75,
                 "worker_exit": _stop_on_exit(state),
+                # a dead worker's live gauges are dropped; its counters stay in the files and keep adding up
+                "child_exit": lambda server, worker: mark_process_dead(worker.pid, str(metrics_dir)),
                 # the worker may be killed after graceful_timeout (idle keep-alive connections): the master
                 # then stops the run from the file, as after a crash
                 "on_exit": lambda server: pick_run(project, run_id).stop(),
@@ -114,7 +132,7 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
         def load(self) -> Flask:
             from gevent import get_hub
 
-            app, state["run"] = hosted_app(project, run_id, url)
+            app, state["run"] = hosted_app(project, run_id, url, metrics_dir)
             # a COMMIT waits for fsync; on the event loop it would stop every connection meanwhile
             state["run"].store.commit_with(get_hub().threadpool.apply)
             log.info("serving run %s at %s", state["run"].id, url)
@@ -123,15 +141,27 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
     Server().run()
 
 
-def _feed_token(project: ProjectLike, run_id: int | None) -> tuple[int, str]:
-    """The run to serve and its feed token, read through a store of its own: gunicorn forks after this,
-    and a SQLite connection (the cached project's) must not cross a fork."""
+def _tokens(project: ProjectLike, run_id: int | None) -> tuple[int, str, str, Path]:
+    """The run to serve, its feed and metrics tokens and the project folder, read through a store of its own:
+    gunicorn forks after this, and a SQLite connection (the cached project's) must not cross a fork."""
     store = Store(project.root if isinstance(project, Project) else project_root(project))
     try:
         chosen = _choose(store, run_id)
-        return chosen, token(store.get_run(chosen)["secret"], chosen)
+        secret = store.get_run(chosen)["secret"]
+        return chosen, token(secret, chosen), metrics.token(secret, chosen), store.root
     finally:
         store.close()
+
+
+def counting_across_processes(folder: Path) -> Path:
+    """Put prometheus-client in multiprocess mode on an emptied ``folder`` (before gunicorn forks its worker):
+    counts left by an earlier server would be added to this one's."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    # prometheus-client picks its value class when first imported (crowdnb imported it already): pick again
+    values.ValueClass = values.get_value_class()
+    return folder
 
 
 def _stop_on_exit(state: dict[str, Any]) -> Callable[[Any, Any], None]:

@@ -3,6 +3,10 @@ prometheus-client's own parser; its figures agree with ``run.counts`` and ``run.
 
 from __future__ import annotations
 
+import os
+import signal
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 import crowdnb as cn
 from crowdnb.router.metrics import call_name, read
 
-from .conftest import wait_until
+from .conftest import FORM, wait_until
+from .serving import free_port, start_server
+
+JSON = {"Accept": "application/json"}
 
 
 def scrape(run: cn.Run, token: str | None = None) -> requests.Response:
@@ -167,3 +174,65 @@ def test_platform_calls_and_failures_are_counted_by_call(on_mturk: Any, mturk: A
     assert value(found, "crowdnb_platform_call_duration_seconds_count", platform="MTurk") == sum(
         v for (name, labels), v in found.items() if name == "crowdnb_platform_calls_total"
     )
+
+
+def test_serve_counts_across_worker_processes(tmp_path: Path) -> None:
+    project = cn.open(tmp_path / "served")
+    rows = [{"text": f"row {i}"} for i in range(6)]
+    run = cn.Task("served", title="T", reward=0.1, html='<input name="answer">', data=rows, project=project).launch()
+    run.stop()
+    folder = project.root / "metrics" / f"run{run.id}"
+    folder.mkdir(parents=True)
+    (folder / "counter_999999.db").write_bytes(b"left by an earlier server")  # wiped at start
+    port = free_port()
+    server = start_server(project.root, port)
+    base, auth = f"http://127.0.0.1:{port}/", {"Authorization": f"Bearer {run.metrics_token}"}
+    try:
+        for name in ("alice", "bob"):
+            unit = requests.get(f"{base}?worker_id={name}", headers=JSON, timeout=10).json()
+            body = {"token": unit["token"], "submission_id": uuid.uuid4().hex, "answers": {"answer": "yes"}}
+            assert requests.post(base + "submit", json=body, headers=JSON, timeout=10).ok
+        assert requests.get(base + "metrics", timeout=10).status_code == 401
+        found = samples(requests.get(base + "metrics", headers=auth, timeout=10).text)
+        assert value(found, "crowdnb_submissions_total", outcome="saved") == 2
+        assert value(found, "crowdnb_units", state="completed") == 2
+        assert not (folder / "counter_999999.db").exists()
+        (worker_pid,) = {int(p.stem.split("_")[-1]) for p in folder.glob("counter_*.db")}
+        # gunicorn replaces a worker that died: the counts go on from the dead one's files
+        os.kill(worker_pid, signal.SIGKILL)
+        wait_until(lambda: _answers(base) and len(list(folder.glob("counter_*.db"))) == 2, "a new worker", 30)
+        unit = requests.get(f"{base}?worker_id=carol", headers=JSON, timeout=10).json()
+        body = {"token": unit["token"], "submission_id": uuid.uuid4().hex, "answers": {"answer": "no"}}
+        assert requests.post(base + "submit", json=body, headers=JSON, timeout=10).ok
+        found = samples(requests.get(base + "metrics", headers=auth, timeout=10).text)
+        assert value(found, "crowdnb_submissions_total", outcome="saved") == 3
+        assert value(found, "crowdnb_http_requests_total", route="/submit", method="POST", status="200") == 3
+        assert value(found, "crowdnb_units", state="completed") == 3
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _answers(base: str) -> bool:
+    try:
+        return requests.get(base + "healthz", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def test_a_run_served_elsewhere_reads_its_figures_from_its_metrics(project: cn.Project) -> None:
+    rows = [{"text": f"s{i}"} for i in range(4)]
+    run = cn.Task("far", title="Far", reward=0.1, html=FORM, data=rows, project=project).launch(architect="process")
+    try:
+        cn.simulate(run, workers=2)
+        wait_until(lambda: len(run.df) == 4, "the four submissions in the notebook's frame")
+        run.approve(run.df["unit_id"][:2])
+        found = samples(scrape(run).text)
+        assert value(found, "crowdnb_operator_connected") == 1  # this notebook
+        assert value(found, "crowdnb_run_info", run=str(run.id), task="far", provider="mock", architect="hosted") == 1
+        figures = run.figures
+        assert figures["units"] == requests.get(run.url + "healthz", timeout=10).json()["units"]
+        assert figures["units"]["accepted"] == 2 and figures["submissions"] == 4
+        assert figures["spend"]["rewards"] == pytest.approx(0.2)
+    finally:
+        run.stop()
