@@ -236,3 +236,19 @@ def test_a_run_served_elsewhere_reads_its_figures_from_its_metrics(project: cn.P
         assert figures["spend"]["rewards"] == pytest.approx(0.2)
     finally:
         run.stop()
+
+
+def test_the_grafana_dashboard_asks_only_for_series_a_run_serves(run: cn.Run) -> None:
+    import json
+    import re
+
+    dashboard = json.loads((Path(cn.__file__).parent / "assets" / "grafana.json").read_text())
+    families = {f.name for f in text_string_to_metric_families(scrape(run).text)}
+    asked = {
+        re.sub(r"_(total|bucket|count|sum)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"crowdnb_\w+", target["expr"])
+    }
+    assert len(asked) >= 10 and asked <= families, asked - families
+    assert all(panel["datasource"]["uid"] == "${datasource}" for panel in dashboard["panels"])
