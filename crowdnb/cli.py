@@ -8,7 +8,7 @@ import click
 
 from . import __version__
 from .architects.ec2_cli import ec2
-from .errors import CrowdError
+from .errors import CrowdError, NotFound
 from .forms.cli import form
 from .project import open_project, restore
 from .serve import CONNECTIONS
@@ -65,6 +65,36 @@ def runs(home: str | None) -> None:
         counts = run.counts
         done = counts["completed"] + counts["accepted"]
         click.echo(f"{run.id}\t{run.task_name}\t{run.state}\t{sum(counts.values())} units\t{done} done")
+
+
+@cli.command()
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+@click.option("--run", "run_id", type=int, help="Only this run's lines.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing lines as they are written (Ctrl-C stops).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON lines as stored.")
+def logs(home: str | None, run_id: int | None, follow: bool, as_json: bool) -> None:
+    """Print a project's log (logs/crowdnb.log and its rotated files), oldest first."""
+    import json
+
+    project = open_project(home)
+    if run_id is not None and run_id not in project.runs:
+        raise NotFound(f"no run {run_id} in {project.root}; `crowdnb runs --home {project.root}` lists them")
+    lines = project.logs(run=run_id, follow=follow)
+    try:
+        for line in lines:
+            click.echo(json.dumps(line, ensure_ascii=False) if as_json else _shown(line))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        lines.close()
+
+
+def _shown(line: dict[str, object]) -> str:
+    """A log line for people: time, level, where (run, agent, request), logger, message, traceback."""
+    where = " ".join(f"{k}={line[k]}" for k in ("run", "agent", "request") if k in line)
+    text = f"{line.get('at', '')} {line.get('level', ''):<7} {where + ' ' if where else ''}{line.get('logger', '')}: {line.get('message', '')}"
+    error = line.get("error")
+    return text + ("\n    " + str(error).replace("\n", "\n    ") if error else "")
 
 
 @cli.command()

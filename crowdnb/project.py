@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Generator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
 
+from . import logs
 from .errors import DataError, StateError
 from .frame.export import export_frame
 from .frame.live import LiveFrame
@@ -75,6 +77,19 @@ class Project:
         self.store = Store(root)
         self.served: dict[int, Run] = {}  # runs served by this process
         self._frames: dict[str, LiveFrame] = {}
+        # the latest warnings and errors logged for each run by this process (``run.errors``)
+        self.problems: dict[int, list[str]] = {}
+        self.log_path = logs.install().attach(root, self._problem)
+
+    def _problem(self, run_id: int, text: str) -> None:
+        kept = self.problems.setdefault(run_id, [])
+        kept.append(text)
+        del kept[: -logs.KEPT]
+
+    def logs(self, run: int | None = None, follow: bool = False) -> Generator[dict[str, Any], None, None]:
+        """The project's log lines as dicts, oldest first (``run``: only that run's; ``follow``: and every
+        line written later, until the iterator is closed). See ``crowdnb.logs`` for the fields."""
+        return logs.lines(self.root, run, follow)
 
     @property
     def db_path(self) -> Path:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import architects, providers
+from . import architects, logs, providers
 from .data import Rows, load, rows_of
 from .errors import ConfigError
 from .frame.events import calls_frame, messages_frame
@@ -51,7 +51,8 @@ class Run:
         self.spec = TaskSpec.from_dict(self.config["task"])
         self.task_name: str = row["task_name"]
         self.task_id: int = row["task_id"]
-        self.errors: list[str] = []
+        # warnings and errors logged for this run by this process, latest last ("ERROR crowdnb.service: …")
+        self.errors: list[str] = project.problems.setdefault(run_id, [])
         # Python functions of the task (not storable): onboarding_validate, screening_validate, procedures
         self.hooks: dict[str, Any] = {"procedures": {}}
         self._listeners: list[Listener] = []
@@ -105,7 +106,8 @@ class Run:
             raise
         self._service = service
         self.project.served[self.id] = self
-        log.info("run %s of task %r live at %s", self.id, self.task_name, self.url)
+        with logs.bound(project=self.project.root, run=self.id):
+            log.info("run %s of task %r live at %s", self.id, self.task_name, self.url)
 
     def _start_remote(self, architect: Any, rows: Rows, reattach: bool = False) -> None:
         remote = Remote(self, architect)
@@ -127,7 +129,8 @@ class Run:
         self.config = config
         self._remote = remote
         self.project.served[self.id] = self
-        log.info("run %s of task %r served by %s at %s", self.id, self.task_name, architect.name, url)
+        with logs.bound(project=self.project.root, run=self.id):
+            log.info("run %s of task %r served by %s at %s", self.id, self.task_name, architect.name, url)
 
     # --- what a user reads ---------------------------------------------------------------------
     @property
@@ -284,6 +287,10 @@ class Run:
     # --- stopping and resuming -----------------------------------------------------------------
     def stop(self) -> None:
         """Stop cleanly: expire outstanding units, close worker sockets, free the port."""
+        with logs.bound(project=self.project.root, run=self.id):
+            self._stop()
+
+    def _stop(self) -> None:
         service, self._service = self._service, None
         remote, self._remote = self._remote, None
         if remote is not None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import architects, providers
+from . import architects, logs, providers
 from .data import Rows
 from .procedures import Executor
 from .providers import RunInfo
@@ -58,6 +58,11 @@ class Service:
         self.metrics: metrics.RunMetrics | None = None
 
     def start(self) -> str:
+        """Serve the run: store its first rows, build and deploy its router, publish, start the monitor."""
+        with logs.bound(project=self.run.project.root, run=self.run.id):
+            return self._start()
+
+    def _start(self) -> str:
         run, spec = self.run, self.run.spec
         uploads.sweep(run.store, run.id)  # files a crash left between their move and the commit
         self.feed()
@@ -154,6 +159,7 @@ class Service:
 
     # --- the monitor ---------------------------------------------------------------------------
     def _loop(self) -> None:
+        logs.bind(project=self.run.project.root, run=self.run.id)  # what this thread logs is about its run
         while not self.stopping.wait(TICK_SECONDS):
             try:
                 self.tick()
@@ -193,8 +199,7 @@ class Service:
                 return
         loaded = int(store.get_run(run.id)["rows_loaded"])
         batch = self.rows.take(None if self.rows.finite else FEED_BATCH)
-        if self.rows.error is not None:
-            run.errors.append(str(self.rows.error))
+        if self.rows.error is not None:  # the log line lands in run.errors too
             log.error("run %s: stopped reading data: %s", run.id, self.rows.error)
         if batch:
             spec = run.spec
@@ -213,6 +218,11 @@ class Service:
             self.provider.publish(self.info, launched)
 
     def stop(self) -> None:
+        """Stop the monitor, expire what is outstanding, close sockets, shut the router down."""
+        with logs.bound(project=self.run.project.root, run=self.run.id):
+            self._stop()
+
+    def _stop(self) -> None:
         self.stopping.set()
         if self.thread.is_alive():
             self.thread.join(timeout=10)

@@ -47,6 +47,8 @@ class Meter:
             yield
         except ProviderError as exc:
             failure = "transient" if exc.transient else "refused"
+            # the caller decides what follows (a retry, a check, a failed tick); the log keeps every failure
+            log.warning("%s (%s)", exc, failure)
             raise
         except Exception:  # no answer to read (no keys, a bug): counted as failed all the same
             failure = "error"

@@ -13,19 +13,23 @@ Routes::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, request, send_from_directory
+from flask import Flask, Response, g, jsonify, redirect, request, send_from_directory
 from flask_sock import Sock
 from markupsafe import escape
 from simple_websocket import ConnectionClosed
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .. import logs
 from ..errors import CrowdError, InvalidAnswers, NotFound, WorkerRefused, http_status
 from ..pages.bundle import serve_asset
 from ..pages.page import ASSETS, Field, TaskPage, message_page
@@ -39,6 +43,7 @@ from .validation import SubmissionCheck
 log = logging.getLogger(__name__)
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 FEEDBACK_CHARS = 5000
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")  # a proxy's request id is kept; anything else is replaced
 
 _TITLES = {
     "not_qualified": "Not qualified",
@@ -73,6 +78,27 @@ def create_app(
     app = Flask("crowdnb.router.app", static_folder=None)
     counted = metrics or RunMetrics()
     counted.instrument(app)
+    project, run_id = dispatcher.store.root, dispatcher.run.id
+
+    @app.before_request
+    def bind_log() -> None:
+        # every line this request logs names the run and the request (and the agent, once known)
+        sent = request.headers.get("X-Request-Id", "")
+        g.crowdnb_request = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex[:16]
+        g.crowdnb_log = logs.bind(project=project, run=run_id, request=g.crowdnb_request)
+
+    @app.after_request
+    def request_id(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("crowdnb_request", "")
+        return response
+
+    @app.teardown_request
+    def unbind_log(_: BaseException | None) -> None:
+        token = g.pop("crowdnb_log", None)
+        if token is not None:
+            with contextlib.suppress(ValueError):  # bound in another context (a websocket's own thread)
+                logs.unbind(token)
+
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
@@ -132,6 +158,8 @@ def create_app(
             counted.refused(exc.reason)
             html = page.render(preview_row, title=title, description=description, mode="preview", refusal=refusal)
             return _no_store(Response(html, status=exc.http_status, headers={"X-Crowd-Reason": exc.reason}))
+        if entry is not None:
+            logs.bind(agent=entry.agent_id)
         if entry is None:
             if wants_json():
                 return jsonify({"status": "preview", "title": title, "description": description})
@@ -208,6 +236,8 @@ def create_app(
             )
             agent = check(token, answers, _file_names(request.files))
             meta, uploads = _meta(request.form.get("_crowd_feedback")), receive(request.files)
+        if agent is not None:  # None for an onboarding test
+            logs.bind(agent=int(agent["id"]))
         if declared and set(answers) - declared:  # a JS task's typo would otherwise be a column nobody reads
             unknown = sorted(set(answers) - declared)
             raise InvalidAnswers(
@@ -232,6 +262,7 @@ def create_app(
         if not isinstance(body, dict):
             raise WorkerRefused("bad_submission", "A call must be a JSON object with a token, an id, a name and args.")
         agent = dispatcher.agent_for(str(body.get("token", "")))
+        logs.bind(agent=int(agent["id"]))
         return jsonify(calls.answer(agent, body))
 
     @app.before_request
@@ -250,6 +281,7 @@ def create_app(
             ws.send(json.dumps({"type": "error", "message": str(exc)}))
             return
         agent_id = int(agent["id"])
+        logs.bind(agent=agent_id)
         dispatcher.sockets.opened(agent_id, ws)
         try:
             if rooms is not None:
