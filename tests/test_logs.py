@@ -123,6 +123,7 @@ def test_crowdnb_logs_prints_a_runs_lines_and_follows(project: cn.Project, make_
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+        follower.stdout.close()
 
 
 def test_the_log_rotates_and_is_read_back_whole(tmp_path: Path) -> None:
