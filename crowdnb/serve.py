@@ -96,10 +96,11 @@ def hosted_app(
 
 def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port: int = 8000,
           public_url: str | None = None, connections: int = CONNECTIONS,
-          say: Callable[[str], None] = log.info) -> None:  # fmt: skip
+          say: Callable[[str], None] | None = None) -> None:  # fmt: skip
     """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly).
 
-    ``say`` hears how a notebook attaches to it (the URL and the run's feed token).
+    ``say`` hears how a notebook attaches to it and how Prometheus scrapes it (the URL, the run's feed and
+    metrics tokens: credentials, so never logged; the command prints them).
     """
     try:
         from gunicorn.app.base import BaseApplication
@@ -109,9 +110,10 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
     state: dict[str, Any] = {}
     run_id, feed_token, metrics_token, root = _tokens(project, run_id)
     metrics_dir = counting_across_processes(root / "metrics" / f"run{run_id}")
-    say(f"Serving run {run_id} at {url}")
-    say(f"Attach a notebook: cn.attach({url!r}, token={feed_token!r})")
-    say(f"Prometheus: scrape {url}metrics with Authorization: Bearer {metrics_token}")
+    if say is not None:
+        say(f"Serving run {run_id} at {url}")
+        say(f"Attach a notebook: cn.attach({url!r}, token={feed_token!r})")
+        say(f"Prometheus: scrape {url}metrics with Authorization: Bearer {metrics_token}")
 
     class Server(BaseApplication):
         def load_config(self) -> None:
