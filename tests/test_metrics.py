@@ -212,7 +212,7 @@ def test_serve_counts_across_worker_processes(tmp_path: Path) -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     logged = (project.root / "logs" / "crowdnb.log").read_text()  # the server's lines, in the project's log
-    assert f"serving run {run.id}" in logged and '"run": %d' % run.id in logged
+    assert f"serving run {run.id}" in logged and f'"run": {run.id}' in logged
     assert run.metrics_token not in logged and run.feed_token not in logged  # credentials are never logged
 
 
