@@ -115,6 +115,7 @@ class Service:
             counts=lambda: run.store.unit_counts(run.id),
             procedures=self.executor,
             metrics=self.metrics,
+            extra_answers=spec.extra_answers,
         )
         app.register_blueprint(
             feed.blueprint(

@@ -41,6 +41,7 @@ class TaskSpec:
     kind: str = "jinja"  # how ``html`` is read: "jinja", "dollar" (${var}, MTurk/Turkle/Mephisto) or "js"
     js_dir: str | None = None  # a JS task's bundle folder (index.html and/or main.js)
     answers: tuple[str, ...] = ()  # a JS task's declared answer names (optional; others are then refused)
+    extra_answers: bool = False  # accept answers the page does not declare (a template's script sends them)
     feedback: str = ""  # the worker-feedback box's prompt; "" = no box
     form: dict[str, Any] | None = None  # a form task's versions and insertions (form_source.FormSource.to_dict)
     procedures: tuple[dict[str, Any], ...] = ()  # live procedures pages call: name, timeout, concurrency

@@ -39,7 +39,9 @@ class Task:
     with ``${var}`` placeholders and no Jinja markup (MTurk, Turkle, Mephisto static tasks) works as is;
     ``syntax="dollar"`` or ``"jinja"`` says which when the guess is wrong. ``js=`` is a folder with a
     prebuilt JS bundle that talks to ``window.crowd``; its answers are whatever it submits (``answers=``
-    declares them). ``feedback=True`` (or a prompt) adds an optional comment box, stored apart from
+    declares them, and then only those are accepted). A template's answers are the fields its page declares:
+    others are refused unless ``extra_answers=True`` (a page whose script sends answers of its own).
+    ``feedback=True`` (or a prompt) adds an optional comment box, stored apart from
     the answers (the ``_feedback`` column).
     """
 
@@ -75,6 +77,7 @@ class Task:
         workers_per_assignment: int | None = None,
         roles: Sequence[str] = (),
         chat: Chat | None = None,
+        extra_answers: bool = False,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(
@@ -133,6 +136,8 @@ class Task:
             raise ConfigError(
                 f"feedback= takes True (a box with the default prompt), False or a prompt; got {feedback!r}"
             )
+        if not isinstance(extra_answers, bool):
+            raise ConfigError(f"extra_answers= takes True or False; got {extra_answers!r}")
         prompt = DEFAULT_FEEDBACK if feedback is True else (feedback or "")
         if workers_per_assignment is None and template is not None:  # a gallery chat declares its seats
             workers_per_assignment, roles = _declared_seats(str(template), roles)
@@ -164,6 +169,7 @@ class Task:
             kind=kind,
             js_dir=js_dir,
             answers=tuple(answers),
+            extra_answers=extra_answers,
             feedback=prompt.strip(),
             form=stored_form,
             workers_per_assignment=workers,

@@ -34,6 +34,7 @@ from ..errors import CrowdError, InvalidAnswers, NotFound, WorkerRefused, http_s
 from ..pages.bundle import serve_asset
 from ..pages.page import ASSETS, Field, TaskPage, message_page
 from ..providers import Completion
+from . import limits
 from .calls import Calls, Procedures
 from .dispatch import Dispatcher, PageSocket
 from .metrics import RunMetrics
@@ -72,6 +73,7 @@ def create_app(
     counts: Callable[[], dict[str, int]] | None = None,
     procedures: Procedures | None = None,
     metrics: RunMetrics | None = None,
+    extra_answers: bool = False,
 ) -> Flask:
     """The WSGI app of one run; ``procedures`` answers pages' calls (``crowd.call``), if the task has any;
     ``metrics`` counts its requests, submissions and refusals (served by ``metrics.blueprint``)."""
@@ -103,8 +105,8 @@ def create_app(
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
     sock = Sock(app)
     multiple = {f.name for f in fields if f.multiple}
-    declared = {f.name for f in fields if f.kind == "js"}  # a JS task's answers, when it declares them
-    check = SubmissionCheck(dispatcher, page)  # every answer against its field's rules, before anything is stored
+    # every answer against its field's rules and the task's policy on undeclared answers, before anything is stored
+    check = SubmissionCheck(dispatcher, page, extra_answers=extra_answers)
     rooms = dispatcher.rooms  # a shared task's lobby and conversations, or None
     calls = Calls(dispatcher.store, procedures, role_of=rooms.role if rooms else None)
     if rooms is not None:
@@ -217,7 +219,7 @@ def create_app(
     @app.post("/submit")
     def submit() -> Any:
         if request.is_json:
-            body = request.get_json(silent=True)
+            body = limits.parse(request.get_data(cache=False))
             if not isinstance(body, dict) or not isinstance(body.get("answers", {}), dict):
                 raise WorkerRefused("bad_submission", "The submission must be a JSON object with an 'answers' object.")
             token, client_id = str(body.get("token", "")), str(body.get("submission_id", ""))
@@ -225,7 +227,7 @@ def create_app(
             if not isinstance(raw_meta, dict):
                 raise WorkerRefused("bad_submission", "The submission's 'meta' must be a JSON object.")
             answers, meta, uploads = body.get("answers", {}), _meta(raw_meta.get("feedback")), []
-            agent = check(token, answers, {})
+            agent = check(token, answers, {}, request.content_length)
         else:
             token = request.form.get("_crowd_token", "")
             client_id = request.form.get("_crowd_submission_id", "")
@@ -234,15 +236,10 @@ def create_app(
                 if "_crowd_answers" in request.form
                 else _form_answers(request.form, multiple)
             )
-            agent = check(token, answers, _file_names(request.files))
+            agent = check(token, answers, _file_names(request.files), request.content_length)
             meta, uploads = _meta(request.form.get("_crowd_feedback")), receive(request.files)
         if agent is not None:  # None for an onboarding test
             logs.bind(agent=int(agent["id"]))
-        if declared and set(answers) - declared:  # a JS task's typo would otherwise be a column nobody reads
-            unknown = sorted(set(answers) - declared)
-            raise InvalidAnswers(
-                {k: f"not one of this task's answers ({', '.join(sorted(declared))})" for k in unknown}
-            )
         if rooms is not None and agent is not None:
             rooms.check_submit(agent)
         try:
@@ -377,10 +374,7 @@ def _file_names(files: Any) -> dict[str, list[tuple[str, str]]]:
 
 def _json_answers(form: Any) -> dict[str, Any]:
     """The answers of a JS task sending files: a JSON object in ``_crowd_answers``."""
-    try:
-        answers = json.loads(form["_crowd_answers"])
-    except ValueError as exc:
-        raise WorkerRefused("bad_submission", "_crowd_answers must be a JSON object of answers.") from exc
+    answers = limits.parse(form["_crowd_answers"], "_crowd_answers")
     if not isinstance(answers, dict):
         raise WorkerRefused("bad_submission", "_crowd_answers must be a JSON object of answers.")
     return answers

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidAnswers
 from ..forms.rules import js_string, python_regex
 from ..forms.validators import registered
+from . import limits
 
 if TYPE_CHECKING:
     from ..pages.page import Field, TaskPage
@@ -187,32 +188,75 @@ def answer_errors(
     return errors
 
 
-class SubmissionCheck:
-    """The router's check of each submission against the page its worker was shown (that unit's row)."""
+def undeclared_errors(
+    fields: Sequence[Field],
+    answers: Mapping[str, Any],
+    files: Mapping[str, Sequence[FileInfo]] | None,
+    open_answers: bool = False,
+    kind: str = "jinja",
+) -> dict[str, str]:
+    """One message per text sent for a file field and, unless ``open_answers``, per answer or upload the
+    page (of ``kind``) does not declare."""
+    names = {f.name for f in fields}
+    file_fields = {f.name for f in fields if f.kind == "file"}
+    uploads = file_fields | {f.name for f in fields if f.kind == "js"}  # a JS task's answer may be a file
+    errors = {}
+    for name in answers:
+        if name in file_fields:
+            errors[name] = "this field takes an upload, not text"
+        elif name not in names and not open_answers:
+            listed = ", ".join(sorted(names))
+            errors[name] = (
+                f"not one of this task's answers ({listed})"  # a JS task's typo: a column nobody would read
+                if kind == "js"
+                else f"not a field of this task's page (its fields: {listed or 'none'}); a task whose page "
+                "sends other answers passes extra_answers=True to cn.Task"
+            )
+    for name in files or {}:
+        if name not in uploads and not open_answers:
+            errors[name] = (
+                f"not a file field of this task's page (its file fields: {', '.join(sorted(uploads)) or 'none'})"
+            )
+    return errors
 
-    def __init__(self, dispatcher: Dispatcher, page: TaskPage, size: int = 256) -> None:
-        self.dispatcher, self.page, self.size = dispatcher, page, size
+
+class SubmissionCheck:
+    """The router's check of each submission against the page its worker was shown (that unit's row):
+    the bounds of ``limits``, the task's policy on undeclared answers, then each field's rules."""
+
+    def __init__(self, dispatcher: Dispatcher, page: TaskPage, size: int = 256, *, extra_answers: bool = False) -> None:
+        self.dispatcher, self.page, self.size, self.extra_answers = dispatcher, page, size, extra_answers
         self._fields: OrderedDict[str, list[Field]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(
-        self, token: str, answers: Mapping[str, Any], files: Mapping[str, Sequence[FileInfo]] | None
+        self,
+        token: str,
+        answers: Mapping[str, Any],
+        files: Mapping[str, Sequence[FileInfo]] | None,
+        body_bytes: int | None = None,
     ) -> Row | None:
-        """Raise ``InvalidAnswers`` (422) when an answer breaks its field's rules; the token is checked first.
+        """Raise ``InvalidAnswers`` (422) when an answer breaks its field's rules or the task's policy, and
+        a ``WorkerRefused`` beyond the bounds of ``limits``; the token is checked first.
 
         Returns the agent the token names (None for an onboarding test), for the submit that follows.
         """
         from ..quality.onboarding import PREFIX
 
         onboarder = self.dispatcher.onboarder
-        agent = None
+        agent, page = None, self.page
         if onboarder is not None and token.startswith(PREFIX):
+            page = onboarder.page
             fields = self._cached("onboarding", lambda: onboarder.page.fields(dict(onboarder.test.data)))
         else:
             agent = self.dispatcher.agent_for(token)  # AuthError for a bad token, as before
             source = str(agent["input"])
             fields = self._cached(source, lambda: self.page.fields(json.loads(source)))
-        errors = answer_errors(fields, answers, files)
+        limits.check(answers, body_bytes)
+        # a JS page declaring no answers (``Task(js=…)`` without ``answers=``) takes whatever it sends
+        open_answers = self.extra_answers or (page.kind == "js" and not fields)
+        errors = undeclared_errors(fields, answers, files, open_answers, page.kind)
+        errors.update(answer_errors(fields, answers, files))
         if errors:
             log.debug("refused a submission: %d invalid field(s)", len(errors))
             raise InvalidAnswers(errors)

@@ -1,0 +1,145 @@
+"""Hostile workers (issue 13, items 1-5 and 7): what a worker sends can never reach outside the run's
+uploads, break an export, crash the router or mislead a reviewer, and a refusal says what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import crowdnb as cn
+from crowdnb.router import limits
+
+from .conftest import Worker
+
+BUNDLE = Path(__file__).resolve().parent / "fixtures" / "react_bundle"  # a JS task: its answers are what it sends
+PAIR = [{"id": "item-1", "left": "A dog runs.", "right": "A cat sleeps on a mat.", "image": ""}]
+PHOTO = '<p>{{ text }}</p><input type="file" name="photo"><input name="why">'
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+ESCAPES = ["files/../crowdnb.db", "files/" + "../" * 12 + "etc/hostname"]
+
+
+def js_run(make_run: Any, rows: int = 1, **options: Any) -> cn.Run:
+    return make_run(html=None, js=str(BUNDLE), data=PAIR * rows, **options)
+
+
+def submitted(run: cn.Run, name: str, answers: dict[str, Any]) -> requests.Response:
+    worker = Worker(run, name)
+    entered = worker.enter()
+    assert entered.status_code == 200, entered.text
+    return worker.submit(answers)
+
+
+def upload(run: cn.Run, name: str, field: str, answers: dict[str, Any] | None = None) -> requests.Response:
+    """A multipart submission with one PNG in ``field`` (a JS task's answers as JSON beside it)."""
+    worker = Worker(run, name)
+    assert worker.enter().status_code == 200
+    form = {"_crowd_token": worker.unit["token"], "_crowd_submission_id": uuid.uuid4().hex}
+    if answers is not None:
+        form["_crowd_answers"] = json.dumps(answers)
+    files = [(field, ("cat.png", PNG, "image/png"))]
+    return worker.http.post(run.url + "submit", data=form, files=files, timeout=10)
+
+
+def stored(run: cn.Run) -> int:
+    return int(run.store.scalar("SELECT count(*) FROM submissions WHERE task_run_id = ?", (run.id,)))
+
+
+def crowdnb_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CROWDNB_HOME"}
+    command = [sys.executable, "-m", "crowdnb", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+
+
+# --- 2. undeclared answers: refused unless the task opts in; bounded either way ----------------------
+def test_a_template_refuses_answers_its_page_does_not_declare(make_run: Any) -> None:
+    run = make_run()
+    reply = submitted(run, "mallory", {"label": "pos", "zz": "x", "yy": "y"})
+    assert reply.status_code == 422, reply.text
+    errors = reply.json()["errors"]
+    assert set(errors) == {"zz", "yy"} and "extra_answers=True" in errors["zz"] and "label" in errors["zz"]
+    # a form post the same
+    worker = Worker(run, "mallory")
+    worker.enter()
+    form = {"_crowd_token": worker.unit["token"], "_crowd_submission_id": uuid.uuid4().hex, "label": "pos", "zz": "x"}
+    assert worker.http.post(run.url + "submit", data=form, timeout=10).status_code == 422
+    # and a file sent for a field the page does not have
+    assert upload(run, "mallory", "zz").status_code == 422
+    assert stored(run) == 0 and not run.store.files_dir.exists()
+
+
+def test_extra_answers_opts_in_and_is_stored_with_the_run(make_run: Any) -> None:
+    run = make_run(extra_answers=True)
+    assert submitted(run, "alice", {"label": "pos", "zz": "x"}).status_code == 200
+    assert run.df.loc[0, "zz"] == "x"
+    assert cn.open(run.store.root).runs[run.id].spec.extra_answers is True
+
+
+def too_deep(levels: int) -> Any:
+    value: Any = "x"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("kind", ["js", "extra"])
+@pytest.mark.parametrize(
+    ("answers", "status", "limit"),
+    [
+        ({f"k{i}": "x" for i in range(5000)}, 422, "MAX_ANSWERS"),
+        ({"essay": "x" * (8 * 1024 * 1024)}, 413, "MAX_ANSWER_BYTES"),
+        ({"deep": too_deep(40)}, 400, "MAX_DEPTH"),
+    ],
+    ids=["5000-keys", "8MB-value", "40-deep"],
+)
+def test_answers_are_bounded_either_way(make_run: Any, kind: str, answers: Any, status: int, limit: str) -> None:
+    run = js_run(make_run) if kind == "js" else make_run(extra_answers=True)
+    reply = submitted(run, "mallory", answers)
+    assert reply.status_code == status, reply.text[:300]
+    bound = getattr(limits, limit)
+    assert f"{bound:,}" in reply.json()["message"] or f"{bound:,}" in json.dumps(reply.json().get("errors"))
+    assert stored(run) == 0
+
+
+def test_text_that_is_not_unicode_is_refused(make_run: Any) -> None:
+    run = js_run(make_run)
+    worker = Worker(run, "mallory")
+    worker.enter()
+    fields = {"token": worker.unit["token"], "submission_id": uuid.uuid4().hex}
+    body = json.dumps(fields)[:-1] + ', "answers": {"a": "\\ud800"}}'  # an unpaired surrogate, escaped
+    reply = worker.http.post(run.url + "submit", data=body, headers={"Content-Type": "application/json"}, timeout=10)
+    assert reply.status_code == 400 and "not valid Unicode" in reply.json()["message"]
+    assert stored(run) == 0
+
+
+def test_answers_of_the_default_form_still_pass(run: cn.Run) -> None:
+    assert submitted(run, "alice", {"label": "pos", "why": "upbeat"}).status_code == 200
+
+
+# --- 4. deeply nested JSON ---------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["body", "multipart"])
+def test_deeply_nested_json_is_a_400(make_run: Any, where: str) -> None:
+    run = js_run(make_run)
+    worker = Worker(run, "mallory")
+    worker.enter()
+    deep = "[" * 100_000
+    if where == "body":
+        reply = worker.http.post(
+            run.url + "submit", data=deep, headers={"Content-Type": "application/json"}, timeout=30
+        )
+    else:
+        form = {"_crowd_token": worker.unit["token"], "_crowd_submission_id": uuid.uuid4().hex, "_crowd_answers": deep}
+        reply = worker.http.post(run.url + "submit", data=form, timeout=30)
+    assert reply.status_code == 400, reply.text[:300]
+    assert f"{limits.MAX_DEPTH}" in reply.json()["message"]
+    assert stored(run) == 0
