@@ -160,7 +160,12 @@ class Project:
 
     def export(self, what: str | int, path: str | os.PathLike[str]) -> Path:
         """Write a task's submissions (by name) or a run's (by id) to CSV, Parquet or JSONL, by suffix."""
-        return export_frame(self.frame(what), Path(path), self.root)
+        frame = self.frame(what)
+        if isinstance(what, int):
+            files = reports.uploaded_files(self.store, "run", what)
+        else:
+            files = reports.uploaded_files(self.store, "task", int(self.store.get_task(what)["id"]))
+        return export_frame(frame, Path(path), self.root, files)
 
     def export_db(
         self,

@@ -400,7 +400,7 @@ class Run:
         task's messages and calls go beside it in the same format (``<name>.messages.csv``, ``<name>.calls.csv``)."""
         from .frame.export import export_frame
 
-        written = export_frame(self.df, Path(path), self.store.root)
+        written = export_frame(self.df, Path(path), self.store.root, reports.uploaded_files(self.store, "run", self.id))
         beside = {
             "messages": self.messages_df if self.spec.shared else None,
             "calls": self.calls_df if self.spec.procedures or self.procedures else None,

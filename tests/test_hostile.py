@@ -11,13 +11,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import requests
 
 import crowdnb as cn
+from crowdnb.notebook.review_table import ReviewTable
+from crowdnb.review.app import create_review_app
 from crowdnb.router import limits
 
 from .conftest import Worker
+from .test_review_app import TOKEN, serving
 
 BUNDLE = Path(__file__).resolve().parent / "fixtures" / "react_bundle"  # a JS task: its answers are what it sends
 PAIR = [{"id": "item-1", "left": "A dog runs.", "right": "A cat sleeps on a mat.", "image": ""}]
@@ -59,6 +63,60 @@ def crowdnb_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CROWDNB_HOME"}
     command = [sys.executable, "-m", "crowdnb", *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+
+
+# --- 1. an export copies only the run's own uploads ---------------------------------------------------
+@pytest.mark.parametrize("escape", ESCAPES)
+def test_an_answer_shaped_like_a_path_is_never_copied_by_an_export(make_run: Any, tmp_path: Path, escape: str) -> None:
+    run = js_run(make_run)
+    assert submitted(run, "mallory", {"zz": escape}).status_code == 200
+    for suffix in (".csv", ".parquet", ".jsonl"):
+        written = run.export(tmp_path / f"run{suffix}")
+        run.project.export(run.task_name, tmp_path / f"task{suffix}")
+        for name in ("run", "task"):
+            assert not (tmp_path / f"{name}_files").exists(), f"{name}{suffix} copied {escape!r}"
+        assert pd.read_csv(written)["zz"].tolist() == [escape] if suffix == ".csv" else True
+    with serving(create_review_app(run.store.root, TOKEN)) as base:
+        http = requests.Session()
+        assert http.get(f"{base}/?token={TOKEN}", timeout=10).status_code == 200
+        page = http.get(f"{base}/tasks/{run.task_name}", timeout=10)
+        assert page.status_code == 200 and "/files/" not in page.text
+        for fmt in ("csv", "jsonl", "parquet"):
+            assert http.get(f"{base}/tasks/{run.task_name}/export.{fmt}", timeout=10).status_code == 200, fmt
+    done = crowdnb_cli("export", run.task_name, "cli.csv", "--home", str(run.store.root), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "cli_files").exists()
+
+
+def test_a_text_answer_naming_someone_elses_upload_is_shown_as_text(make_run: Any, tmp_path: Path) -> None:
+    run = js_run(make_run, rows=2)
+    assert upload(run, "bob", "photo", {"choice": "left"}).status_code == 200
+    bobs = str(run.df.loc[0, "photo"])
+    assert bobs.startswith(f"files/{run.id}/")
+    assert submitted(run, "alice", {"photo": bobs}).status_code == 200  # bob's path, typed by alice
+    with serving(create_review_app(run.store.root, TOKEN)) as base:
+        http = requests.Session()
+        assert http.get(f"{base}/?token={TOKEN}", timeout=10).status_code == 200
+        groups = http.get(f"{base}/api/tasks/{run.task_name}", timeout=10).json()["workers"]
+    units = {group["worker"]: group["units"][0] for group in groups}
+    assert [f["name"] for f in units["bob"]["files"]] == ["cat.png"]
+    assert units["alice"]["files"] == [] and units["alice"]["answers"]["photo"] == bobs
+    table = ReviewTable(run)
+    shown = {
+        row.children[1].value.split("<b>")[1].split("</b>")[0]: row.children[2].value for row in table.rows.children
+    }
+    assert "data:image/png" in shown["bob"] and "data:image/png" not in shown["alice"]
+    assert bobs in shown["alice"]
+    run.export(tmp_path / "out.csv")  # bob's file is copied, once
+    assert [p.name for p in (tmp_path / "out_files").rglob("*") if p.is_file()] == ["0.png"]
+
+
+def test_a_file_field_takes_no_text_answer(make_run: Any) -> None:
+    run = make_run(html=PHOTO, data=[{"text": "x"}])
+    reply = submitted(run, "mallory", {"photo": "files/../crowdnb.db", "why": "x"})
+    assert reply.status_code == 422, reply.text
+    assert "photo" in reply.json()["errors"] and "upload" in reply.json()["errors"]["photo"]
+    assert stored(run) == 0
 
 
 # --- 2. undeclared answers: refused unless the task opts in; bounded either way ----------------------
@@ -124,6 +182,28 @@ def test_text_that_is_not_unicode_is_refused(make_run: Any) -> None:
 
 def test_answers_of_the_default_form_still_pass(run: cn.Run) -> None:
     assert submitted(run, "alice", {"label": "pos", "why": "upbeat"}).status_code == 200
+
+
+# --- 3. no single submission breaks an export --------------------------------------------------------
+MIXED = [{"mix": [1, {"a": 1}]}, {"mix": "text"}, {"mix": 2**70}, {"mix": [{"b": [True, None]}]}, {"mix": 1.5}]
+
+
+def test_a_mixed_type_answer_breaks_no_export(make_run: Any, tmp_path: Path) -> None:
+    run = js_run(make_run, rows=len(MIXED))
+    for number, answers in enumerate(MIXED):
+        assert submitted(run, f"w{number}", answers).status_code == 200
+    expected = [m["mix"] for m in MIXED]
+    for suffix in (".csv", ".parquet", ".jsonl"):
+        run.export(tmp_path / f"out{suffix}")
+    assert [json.loads(v) for v in pd.read_csv(tmp_path / "out.csv")["mix"]] == expected
+    assert [json.loads(v) for v in pd.read_parquet(tmp_path / "out.parquet")["mix"]] == expected
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["mix"] for line in lines] == expected
+    with serving(create_review_app(run.store.root, TOKEN)) as base:
+        http = requests.Session()
+        assert http.get(f"{base}/?token={TOKEN}", timeout=10).status_code == 200
+        for fmt in ("csv", "jsonl", "parquet"):
+            assert http.get(f"{base}/tasks/{run.task_name}/export.{fmt}", timeout=10).status_code == 200, fmt
 
 
 # --- 4. deeply nested JSON ---------------------------------------------------------------------------

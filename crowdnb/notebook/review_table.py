@@ -16,7 +16,7 @@ import pandas as pd
 from .. import quality
 from ..errors import CrowdError
 from ..pages import gallery
-from ..router.uploads import notebook_html, paths_of
+from ..router.uploads import notebook_html
 from ..store import reports
 from ..store import states as S
 from ..store.reports import FEEDBACK_COLUMN, META_COLUMNS
@@ -51,6 +51,7 @@ class ReviewTable:
         self.render = gallery.review_for(run.spec)  # a gallery template's review.html, if the page is one
         self.row_buttons: dict[int, dict[str, W.Button]] = {}
         self.talk: dict[int, str] = {}
+        self.uploads: dict[int, list[dict[str, Any]]] = {}
         for box in (self.status, self.worker, self.answer):
             box.observe(self._filters_changed, names="value")
         self.select_all.observe(self._select_page, names="value")
@@ -91,6 +92,7 @@ class ReviewTable:
         self.page = min(self.page, pages - 1)
         shown = frame.iloc[self.page * self.page_size : (self.page + 1) * self.page_size]
         stats = reports.worker_stats(self.run.store, sorted(set(shown["worker"])), self.run.config["provider"]["name"])
+        self.uploads = reports.uploaded_files(self.run.store, "run", self.run.id)
         self.flags = _flags(self.run.df, shown, self.label)  # agreement with every answer, whatever the filter
         self.checks, self.row_buttons = {}, {}
         self.talk = _conversations(self.run) if self.run.spec.shared else {}  # a shared task's transcripts
@@ -104,7 +106,13 @@ class ReviewTable:
         check = W.Checkbox(indent=False, layout=W.Layout(width="28px"))
         self.checks[unit_id] = check
         answers = {k: v for k, v in record.items() if k not in META_COLUMNS}
-        content = "<br>".join(_cell(self.run.store.root, k, v, answers) for k, v in answers.items())
+        files: dict[str, list[dict[str, Any]]] = {}  # by column: what the store says this unit uploaded
+        for entry in self.uploads.get(unit_id, []):
+            files.setdefault(
+                f"answer_{entry['field']}" if entry["field"] in META_COLUMNS else entry["field"], []
+            ).append(entry)
+        shown = {k: v for k, v in answers.items() if not (k.endswith("_name") and k.removesuffix("_name") in files)}
+        content = "<br>".join(_cell(self.run.store.root, k, v, files.get(k)) for k, v in shown.items())
         if self.render is not None:
             content = f"{self.render(record)}<details><summary>every column</summary>{content}</details>"
         content += self.talk.get(int(record["assignment_id"]), "")
@@ -188,11 +196,12 @@ def _conversations(run: Run) -> dict[int, str]:
     }
 
 
-def _cell(root: Path, column: str, value: Any, answers: dict[Any, Any]) -> str:
-    """One answer as HTML: an uploaded file as a thumbnail (or its path), feedback marked as such."""
+def _cell(root: Path, column: str, value: Any, uploads: list[dict[str, Any]] | None = None) -> str:
+    """One answer as HTML: the unit's uploads as a thumbnail (or their path), feedback marked as such;
+    text that reads like an upload path is shown as the text it is."""
     label = "worker's feedback" if column == FEEDBACK_COLUMN else column
-    if paths_of(value):
-        return f"<b>{html.escape(label)}</b>: {notebook_html(root, value, answers.get(f'{column}_name'))}"
+    if uploads:
+        return f"<b>{html.escape(label)}</b>: {notebook_html(root, uploads)}"
     return f"<b>{html.escape(label)}</b>: {html.escape(str(value))}"
 
 

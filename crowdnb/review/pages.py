@@ -25,7 +25,7 @@ from ..frame.export import export_frame
 from ..frame.live import FEEDBACK_COLUMN, META_COLUMNS, flatten
 from ..pages import charts, gallery
 from ..quality.requirements import BLOCKED
-from ..router.uploads import FOLDER, kind_of, paths_of
+from ..router.uploads import FOLDER, kind_of
 from ..store import reports, rooms
 from ..store import states as S
 
@@ -75,9 +75,13 @@ def task_view(project: Project, name: str, status: str = "all", page: int = 1) -
     }
     renderers = {run.id: gallery.review_for(run.spec) for run in runs}  # a gallery template's review.html
     conversations = _transcripts(project, runs)
+    files = reports.uploaded_files(project.store, "task", int(project.store.get_task(name)["id"]))
     groups = []
     for (provider, worker), rows in shown.groupby(["provider", "worker"], sort=False):
-        units = [_unit(record, inputs, renderers.get(record["run_id"])) for record in rows.to_dict("records")]
+        units = [
+            _unit(record, inputs, renderers.get(record["run_id"]), files.get(int(record["unit_id"]), []))
+            for record in rows.to_dict("records")
+        ]
         for unit, record in zip(units, rows.to_dict("records"), strict=True):
             unit["transcript"] = conversations.get(int(record["assignment_id"]), [])
         groups.append(
@@ -221,7 +225,7 @@ def export_file(project: Project, name: str, fmt: str) -> tuple[bytes, str]:
     if fmt not in EXPORTS:
         raise ConfigError(f"cannot export to {fmt!r}; use one of {', '.join(EXPORTS)}")
     frame = project.task_frame(name)
-    with tempfile.TemporaryDirectory(prefix="crowdnb-review-") as folder:
+    with tempfile.TemporaryDirectory(prefix="crowdnb-review-") as folder:  # only the table is sent: no files copied
         written = export_frame(frame, Path(folder) / f"{name}.{fmt}", project.root)
         return written.read_bytes(), f"{name}.{fmt}"
 
@@ -310,8 +314,13 @@ def _frame(project: Project, name: str, runs: Sequence[Run]) -> tuple[pd.DataFra
     return frame, [c for c in inputs if c in frame.columns], list(categorical)
 
 
-def _unit(record: dict[Any, Any], inputs: list[str], render: Callable[[dict[str, Any]], Markup] | None = None) -> View:
-    files = _files(record)
+def _unit(
+    record: dict[Any, Any],
+    inputs: list[str],
+    render: Callable[[dict[str, Any]], Markup] | None = None,
+    uploads: Sequence[dict[str, Any]] = (),
+) -> View:
+    files = _files(uploads)
     skip = {*META_COLUMNS, "provider", "too_fast", FEEDBACK_COLUMN, *(f["column"] for f in files)}
     skip.update(f"{f['column']}_name" for f in files)
     return {
@@ -345,23 +354,18 @@ def _transcripts(project: Project, runs: Sequence[Run]) -> dict[int, list[View]]
     return found
 
 
-def _files(record: dict[Any, Any]) -> list[View]:
-    """The unit's uploaded files: field, the worker's file name, the app's link to it and how to show it."""
-    found = []
-    for column, value in record.items():
-        paths = paths_of(value)
-        names = record.get(f"{column}_name")
-        names = names if isinstance(names, list) else [names] * len(paths)
-        for path, name in zip(paths, names, strict=False):
-            found.append(
-                {
-                    "column": str(column),
-                    "name": str(name or Path(path).name),
-                    "url": url_for("review_file", name=path.removeprefix(f"{FOLDER}/")),
-                    "kind": kind_of(path),
-                }
-            )
-    return found
+def _files(uploads: Sequence[dict[str, Any]]) -> list[View]:
+    """The unit's uploaded files (as the store recorded them, never an answer that reads like a path):
+    the field's column, the worker's file name, the app's link to it and how to show it."""
+    return [
+        {
+            "column": f"answer_{entry['field']}" if entry["field"] in META_COLUMNS else str(entry["field"]),
+            "name": str(entry.get("name") or Path(entry["path"]).name),
+            "url": url_for("review_file", name=str(entry["path"]).removeprefix(f"{FOLDER}/")),
+            "kind": kind_of(str(entry["path"])),
+        }
+        for entry in uploads
+    ]
 
 
 def _agreement(frame: pd.DataFrame, column: str) -> dict[str, float | None]:

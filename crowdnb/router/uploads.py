@@ -162,14 +162,6 @@ def frame_columns(files: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def paths_of(value: Any) -> list[str]:
-    """The stored file paths a frame cell holds (none when it is not a file column's cell)."""
-    values = value if isinstance(value, list) else [value]
-    if values and all(isinstance(v, str) and v.startswith(f"{FOLDER}/") for v in values):
-        return list(values)
-    return []
-
-
 def kind_of(path: str) -> str:
     """How a reviewer is shown a stored file: "image", "audio", "video" or "download"."""
     media = INLINE.get(Path(path).suffix.lower(), "")
@@ -192,14 +184,14 @@ def serve(root: Path, name: str) -> Response:
     return response
 
 
-def notebook_html(root: Path, value: Any, names: Any = None) -> str:
-    """A file cell as HTML for the notebook's review table: small images and sounds inline, else a link."""
-    paths = paths_of(value)
-    labels = names if isinstance(names, list) else [names] * len(paths)
+def notebook_html(root: Path, entries: list[dict[str, Any]]) -> str:
+    """A unit's uploads of one field (``reports.uploaded_files``) as HTML for the notebook's review table:
+    small images and sounds inline, anything else its name and path."""
     parts = []
-    for path, label in zip(paths, labels, strict=False):
+    for entry in entries:
+        path = str(entry["path"])
         file = (root / path).resolve()
-        text = escape(label or Path(path).name)
+        text = escape(entry.get("name") or Path(path).name)
         kind = kind_of(path)
         if not file.is_file() or not file.is_relative_to(root.resolve()):
             parts.append(f"<code>{escape(path)}</code> (missing)")

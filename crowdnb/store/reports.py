@@ -6,12 +6,16 @@ SQL lives in ``store`` (rows and plain queries), ``lifecycle`` (transitions) and
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 from . import states as S
 from .db import Row, Store
+
+log = logging.getLogger(__name__)
 
 # the columns of a submission that are not answers, as frames and exports name them
 META_COLUMNS = [
@@ -206,6 +210,37 @@ def worker_names(store: Store, worker_ids: Iterable[int]) -> dict[int, str]:
     ids = json.dumps(sorted({int(w) for w in worker_ids}))
     rows = store.query("SELECT w.id, w.name FROM json_each(?) j JOIN workers w ON w.id = j.value", (ids,))
     return {int(r["id"]): str(r["name"]) for r in rows}
+
+
+def uploaded_files(store: Store, scope: str, scope_id: int) -> dict[int, list[Row]]:
+    """The files each submitted unit of a run (``scope="run"``) or task uploaded, by unit id: one
+    ``{field, path, name, type, size, sha256}`` per file, as the router stored them.
+
+    Only these are files: an answer that reads like an upload path is text, whoever's upload it names.
+    A path that does not resolve inside its run's upload folder (``files/<run id>/``) is left out.
+    """
+    column = {"run": "task_run_id", "task": "task_id"}[scope]
+    found: dict[int, list[Row]] = {}
+    folders: dict[int, Path] = {}
+    rows = store.query(
+        f"SELECT unit_id, task_run_id, files FROM submissions WHERE {column} = ? AND files != '{{}}'", (scope_id,)
+    )
+    for row in rows:
+        run_id = int(row["task_run_id"])
+        folder = folders.setdefault(run_id, (store.files_dir / str(run_id)).resolve())
+        for field, value in json.loads(row["files"]).items():
+            for entry in value if isinstance(value, list) else [value]:  # one dict per field in early rows
+                path = str(entry.get("path", ""))
+                if path and (store.root / path).resolve().is_relative_to(folder):
+                    found.setdefault(int(row["unit_id"]), []).append({**entry, "field": field})
+                else:
+                    log.warning(
+                        "unit %s: stored upload path %r is outside run %s's files; ignored",
+                        row["unit_id"],
+                        path,
+                        run_id,
+                    )
+    return found
 
 
 # --- review app ------------------------------------------------------------------------------
