@@ -10,6 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pandas as pd
 import pytest
@@ -223,3 +224,69 @@ def test_deeply_nested_json_is_a_400(make_run: Any, where: str) -> None:
     assert reply.status_code == 400, reply.text[:300]
     assert f"{limits.MAX_DEPTH}" in reply.json()["message"]
     assert stored(run) == 0
+
+
+# --- 5. worker ids -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", ["nul\x00byte", "bell\x07", "esc\x1b[31mred", "rtl\u202eevil", "isolate\u2066x", "..", "."]
+)
+def test_a_worker_id_with_control_or_bidi_characters_is_refused(run: cn.Run, name: str) -> None:
+    reply = requests.get(run.url, params={"worker_id": name}, headers={"Accept": "application/json"}, timeout=10)
+    assert reply.status_code == 400, reply.text
+    assert "worker id" in reply.json()["message"]
+    assert run.store.scalar("SELECT count(*) FROM workers") == 0
+    with pytest.raises(cn.ConfigError, match="worker id"):
+        cn.grant(name, "trusted", project=run.project)
+    assert run.store.scalar("SELECT count(*) FROM workers") == 0
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../tasks", "a?b#c", "100%", "a b"])
+def test_review_links_to_a_worker_reach_that_worker(run: cn.Run, name: str) -> None:
+    assert submitted(run, name, {"label": "pos"}).status_code == 200
+    with serving(create_review_app(run.store.root, TOKEN)) as base:
+        http = requests.Session()
+        assert http.get(f"{base}/?token={TOKEN}", timeout=10).status_code == 200
+        url = f"{base}/tasks/{run.task_name}"
+        page = http.get(url, timeout=10).text
+        links = [part.split('"')[0] for part in page.split('href="')[1:] if "/workers/" in part.split('"')[0]]
+        assert len(links) == 1, links
+        target = urljoin(url, links[0].replace("&amp;", "&"))  # as a browser resolves it
+        assert urlsplit(target).path.startswith("/workers/mock/")
+        worker = http.get(target.replace("/workers/", "/api/workers/", 1), timeout=10)
+        assert worker.status_code == 200 and worker.json()["worker"] == name
+
+
+def test_a_prolific_worker_link_quotes_the_worker_id(launch: Any) -> None:
+    run = launch()
+    url = run.worker_url("a&STUDY_ID=other#x")
+    assert url.endswith("PROLIFIC_PID=a%26STUDY_ID%3Dother%23x")
+
+
+# --- 7. after a crash, the refusal says what happened ------------------------------------------------
+def test_a_retry_after_a_restart_says_the_worker_took_the_unit_again(make_run: Any) -> None:
+    run = make_run(data=[{"text": "only"}])
+    before = Worker(run, "alice")
+    assert before.enter().status_code == 200
+    run.stop()  # what `crowdnb serve` does with a run a crash left running
+    run.resume()
+    again = Worker(run, "alice")
+    assert again.enter().status_code == 200
+    assert again.unit["input"] == before.unit["input"] and again.unit["token"] != before.unit["token"]
+    late = before.submit({"label": "pos"})  # the old page's retry
+    assert late.status_code == 409, late.text
+    message = late.json()["message"]
+    assert "another worker" not in message and "again" in message and "restarted" in message
+    assert again.submit({"label": "neg"}).status_code == 200
+
+
+def test_a_late_answer_for_a_unit_another_worker_took_says_so(make_run: Any) -> None:
+    run = make_run(data=[{"text": "only"}])
+    before = Worker(run, "alice")
+    assert before.enter().status_code == 200
+    run.stop()
+    run.resume()
+    other = Worker(run, "bob")
+    assert other.enter().status_code == 200
+    late = before.submit({"label": "pos"})
+    assert late.status_code == 409
+    assert "another worker" in late.json()["message"] and "restarted" in late.json()["message"]

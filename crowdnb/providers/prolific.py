@@ -43,6 +43,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from .. import credentials
 from ..errors import ConfigError, ProviderError, StateError
@@ -161,7 +162,7 @@ class ProlificProvider:
 
     def worker_url(self, base_url: str, worker: str) -> str:
         """The study link with only the participant filled in (Prolific fills in the study and session)."""
-        return f"{base_url}{'&' if '?' in base_url else '?'}PROLIFIC_PID={worker}"
+        return f"{base_url}{'&' if '?' in base_url else '?'}PROLIFIC_PID={quote(worker, safe='')}"
 
     def completion(self, run: RunInfo, external: Mapping[str, str]) -> Completion:
         """Back to Prolific with the study's completion code (the submission then awaits review)."""

@@ -14,10 +14,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pandas as pd
 from flask import Flask, Response, jsonify, render_template, request, send_file, url_for
 from markupsafe import Markup
+from werkzeug.routing import PathConverter
 
 from .. import quality
 from ..errors import ConfigError, CrowdError
@@ -230,8 +232,17 @@ def export_file(project: Project, name: str, fmt: str) -> tuple[bytes, str]:
         return written.read_bytes(), f"{name}.{fmt}"
 
 
+class WorkerName(PathConverter):
+    """A worker's name in a path: matched with any "/" it holds, linked with every character that could end
+    the segment or climb out of it quoted ("../x" is one segment, not a way to another page)."""
+
+    def to_url(self, value: str) -> str:
+        return quote(str(value), safe="")
+
+
 def register_pages(app: Flask, project: Project) -> None:
     """Add the HTML pages, the export download and their JSON mirrors to ``app``."""
+    app.url_map.converters["worker"] = WorkerName
 
     def render(template: str, **context: Any) -> str:
         return render_template(template, project_root=str(project.root), **context)
@@ -261,7 +272,7 @@ def register_pages(app: Flask, project: Project) -> None:
     def qualifications_page() -> str:
         return render("qualifications.html", title="Qualifications", qualifications=qualifications_view(project))
 
-    @app.get("/workers/<provider>/<path:name>")
+    @app.get("/workers/<provider>/<worker:name>")
     def worker_page(provider: str, name: str) -> str:
         view = worker_view(project, provider, name)
         return render("worker.html", title=f"Worker {name}", worker=view, next=request.full_path.rstrip("?"))
@@ -283,7 +294,7 @@ def register_pages(app: Flask, project: Project) -> None:
     def api_qualifications() -> Response:
         return jsonify({"qualifications": qualifications_view(project)})
 
-    @app.get("/api/workers/<provider>/<path:name>")
+    @app.get("/api/workers/<provider>/<worker:name>")
     def api_worker(provider: str, name: str) -> Response:
         return jsonify(worker_view(project, provider, name))
 

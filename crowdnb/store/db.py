@@ -26,6 +26,7 @@ import sqlite_utils
 
 from ..errors import NotFound
 from . import states as S
+from .names import check_name
 from .schema import MIGRATIONS, migrate
 from .writer import Writer
 
@@ -487,10 +488,8 @@ def _find_or_create(conn: sqlite3.Connection, table: str, provider: str, name: s
     row = conn.execute(f"SELECT id FROM {table} WHERE provider = ? AND name = ?", (provider, name)).fetchone()
     if row:
         return int(row[0])
-    new = new_id()
-    conn.execute(
-        f"INSERT INTO {table} (id, provider, name, created_at) VALUES (?, ?, ?, ?)", (new, provider, name, now())
-    )
+    check_name(name, "worker id" if table == "workers" else "requester name")  # a name first seen: printable?
+    insert(conn, table, {"id": (new := new_id()), "provider": provider, "name": name, "created_at": now()})
     return new
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NotFound, StateError, WorkerRefused
 from . import states as S
 from .db import Row, Store, ago, insert, new_id, now, table
+from .refusals import taken_since
 
 if TYPE_CHECKING:
     from ..providers import Report
@@ -494,6 +495,4 @@ def _reclaim_or_refuse(conn: sqlite3.Connection, agent: sqlite3.Row) -> None:
         return
     if agent["status"] == S.RETURNED:
         raise WorkerRefused("taken", "You returned this unit, so this answer could not be saved.")
-    raise WorkerRefused(
-        "taken", "This unit timed out and was offered to another worker, so this answer could not be saved."
-    )
+    raise WorkerRefused("taken", taken_since(conn, agent))
