@@ -11,7 +11,7 @@ from .architects.ec2_cli import ec2
 from .errors import CrowdError, NotFound
 from .forms.cli import form
 from .project import open_project, restore
-from .serve import CONNECTIONS
+from .serve import CONNECTIONS, ClientLimits
 
 
 class _Group(click.Group):
@@ -130,7 +130,7 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
 @cli.command()
 @click.argument("project", type=click.Path(file_okay=False), required=False)
 @click.option("--run", "run_id", type=int, help="Run id (default: the project's latest run).")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=8000, show_default=True, help="Port.")
 @click.option("--public-url", help="The address workers open, when a proxy or load balancer is in front.")
 @click.option(
@@ -139,13 +139,38 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
     show_default=True,
     help="Open connections at most (a worker's page holds two).",
 )
+@click.option(
+    "--header-timeout",
+    default=ClientLimits.header_seconds,
+    show_default=True,
+    help="Seconds a client has to send a request's headers (an idle keep-alive connection is closed then).",
+)
+@click.option(
+    "--read-timeout", default=ClientLimits.read_seconds, show_default=True, help="Seconds each read of a body may wait."
+)
+@click.option(
+    "--per-address",
+    default=ClientLimits.per_address,
+    show_default=True,
+    help="Connections one client address may hold (0: no cap; behind a proxy every worker shares its address).",
+)
 def serve(
-    project: str | None, run_id: int | None, host: str, port: int, public_url: str | None, connections: int
+    project: str | None,
+    run_id: int | None,
+    host: str,
+    port: int,
+    public_url: str | None,
+    connections: int,
+    header_timeout: float,
+    read_timeout: float,
+    per_address: int,
 ) -> None:
     """Serve a run's router outside the notebook (gunicorn + gevent, one worker) until stopped."""
     from .serve import serve as run_server
 
-    run_server(project, run_id, host=host, port=port, public_url=public_url, connections=connections, say=click.echo)
+    limits = ClientLimits(header_timeout, read_timeout, per_address)
+    run_server(project, run_id, host=host, port=port, public_url=public_url, connections=connections,
+               say=click.echo, limits=limits)  # fmt: skip
 
 
 @cli.command()

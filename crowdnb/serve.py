@@ -7,7 +7,9 @@ the process; gevent gives it thousands of cheap connections instead of a thread 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import values
 from prometheus_client.multiprocess import mark_process_dead
 
+from .architects.guard import AddressCap, ClientLimits, refuse
 from .errors import ConfigError, NotFound
 from .project import Project, ProjectLike, as_project
 from .remote import install_operator
@@ -94,16 +97,20 @@ def hosted_app(
     return architect.app, run
 
 
-def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port: int = 8000,
+def serve(project: ProjectLike, run_id: int | None, host: str = "127.0.0.1", port: int = 8000,
           public_url: str | None = None, connections: int = CONNECTIONS,
-          say: Callable[[str], None] | None = None) -> None:  # fmt: skip
+          say: Callable[[str], None] | None = None, limits: ClientLimits | None = None) -> None:  # fmt: skip
     """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly).
 
     ``say`` hears how a notebook attaches to it and how Prometheus scrapes it (the URL, the run's feed and
-    metrics tokens: credentials, so never logged; the command prints them).
+    metrics tokens: credentials, so never logged; the command prints them). ``host`` is this machine only unless asked ("0.0.0.0": every interface). ``limits`` bound slow and greedy
+    clients (``crowdnb.architects.guard``: header and read timeouts, connections per client address).
     """
+    bounds = limits or ClientLimits()
     try:
+        from gevent import Timeout
         from gunicorn.app.base import BaseApplication
+        from gunicorn.workers.ggevent import GeventWorker
     except ImportError as exc:
         raise ConfigError("crowdnb serve needs gunicorn and gevent: pip install 'crowdnb[serve]'") from exc
     url = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
@@ -118,10 +125,11 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in {
-                "bind": f"{host}:{port}", "workers": 1, "worker_class": "gevent",
+                "bind": f"{host}:{port}", "workers": 1, "worker_class": _worker(GeventWorker, Timeout, bounds),
                 "worker_connections": connections, "accesslog": None, "graceful_timeout": 10,
-                # a worker's page holds its connection between GET and POST; gunicorn's 2 s default drops it
-                "keepalive": 75,
+                # gevent's worker reads a request's line and headers (after any idle keep-alive wait)
+                # under one deadline (``timeout_ctx``): a slow client's header deadline
+                "keepalive": max(1, math.ceil(bounds.header_seconds)),
                 "worker_exit": _stop_on_exit(state),
                 # a dead worker's live gauges are dropped; its counters stay in the files and keep adding up
                 "child_exit": lambda server, worker: mark_process_dead(worker.pid, str(metrics_dir)),
@@ -141,6 +149,36 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "0.0.0.0", port:
             return app
 
     Server().run()
+
+
+def _worker(base: type, timeout: type, limits: ClientLimits) -> type:
+    """gunicorn's gevent worker, with a cap on connections per client address and a read timeout on
+    request bodies (its keep-alive deadline already bounds the headers)."""
+    cap = AddressCap(limits.per_address)
+
+    class Worker(base):
+        def handle(self, listener: Any, client: Any, addr: Any) -> None:
+            address = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+            if not cap.enter(address):
+                refuse(client, address)
+                return
+            try:
+                super().handle(listener, client, addr)
+            finally:
+                cap.leave(address)
+
+        def timeout_ctx(self) -> Any:
+            return timeout(limits.header_seconds, False)  # gunicorn's keep-alive setting, to the fraction
+
+        def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+            sock.settimeout(limits.read_seconds)  # each read of the body (each write of the reply) waits this long
+            try:
+                return super().handle_request(listener_name, req, sock, addr)
+            finally:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(None)  # the next request's headers: under the keep-alive deadline
+
+    return Worker
 
 
 def _tokens(project: ProjectLike, run_id: int | None) -> tuple[int, str, str, Path]:

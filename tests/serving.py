@@ -19,11 +19,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(root: Path, port: int, *options: str, host: str | None = "127.0.0.1") -> subprocess.Popen[bytes]:
+    """`crowdnb serve ROOT --port PORT [--host HOST] OPTIONS…` in a session of its own, once it answers."""
     log = root / f"serve-{port}.log"
+    where = ["--host", host] if host is not None else []
     with log.open("ab") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "crowdnb", "serve", str(root), "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "crowdnb", "serve", str(root), *where, "--port", str(port), *options],
             stdout=out, stderr=out, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + 30

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
 from ..errors import ArchitectError, ConfigError
+from .guard import HEADER_SECONDS, PER_ADDRESS, READ_SECONDS, AddressCap, ClientLimits, Deadlines, refuse
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -23,26 +24,38 @@ class LocalArchitect:
     """Serve the router on ``host:port`` from a background thread; ``port=0`` picks a free port.
 
     ``public_url`` is what workers open when the router sits behind a proxy or tunnel. ``resume=True``
-    (set by ``Run.resume``) falls back to a free port when the stored one is taken.
+    (set by ``Run.resume``) falls back to a free port when the stored one is taken. ``header_seconds``,
+    ``read_seconds`` and ``per_address`` bound slow and greedy clients (``crowdnb.architects.guard``;
+    behind a proxy or tunnel every worker shares one address: raise ``per_address``, or 0 lifts it).
     """
 
     name = "local"
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None, resume: bool = False
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
+        resume: bool = False,
+        header_seconds: float = HEADER_SECONDS,
+        read_seconds: float = READ_SECONDS,
+        per_address: int = PER_ADDRESS,
     ) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"port {port!r} is not a port number (0–65535; 0 picks a free one)")
         if public_url is not None and not public_url.startswith(("http://", "https://")):
             raise ConfigError(f"public_url {public_url!r} must start with http:// or https://")
         self.host, self.port, self.public_url, self.resume = host, port, public_url, resume
+        self.limits = ClientLimits(header_seconds, read_seconds, per_address)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._deadlines: Deadlines | None = None
 
     def deploy(self, app: Flask) -> str:
         """Start serving; the URL ends with "/"."""
+        self._deadlines = self._deadlines or Deadlines()
         try:
-            self._server = make_server(self.host, self.port, app, threaded=True)
+            self._server = _server(self.host, self.port, app, self.limits, self._deadlines)
         except (OSError, SystemExit) as exc:  # werkzeug prints and exits when the port is taken
             if self.resume and self.port:
                 log.warning("port %d is taken; serving the resumed run on a free port", self.port)
@@ -74,7 +87,61 @@ class LocalArchitect:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._deadlines is not None:
+            self._deadlines.stop()
+            self._deadlines = None
 
     def options(self) -> dict[str, object]:
-        """Host, the port actually used (a resume tries it again) and the public URL."""
-        return {"host": self.host, "port": self.port, "public_url": self.public_url}
+        """Host, the port actually used (a resume tries it again), the public URL and the client bounds."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "public_url": self.public_url,
+            "header_seconds": self.limits.header_seconds,
+            "read_seconds": self.limits.read_seconds,
+            "per_address": self.limits.per_address,
+        }
+
+
+def _server(host: str, port: int, app: Flask, limits: ClientLimits, deadlines: Deadlines) -> BaseWSGIServer:
+    """werkzeug's threaded server, bounding each client: a thread per connection is what a slow client holds."""
+    cap = AddressCap(limits.per_address)
+    counted: dict[Any, str] = {}  # the connections counted against their address, until closed
+
+    class Handler(WSGIRequestHandler):
+        timeout = limits.read_seconds  # socket.settimeout: each read waits this long for data
+
+        def handle_one_request(self) -> None:
+            deadlines.arm(self.connection, limits.header_seconds)  # the request line and headers, in total
+            try:
+                super().handle_one_request()
+            finally:
+                deadlines.disarm(self.connection)
+
+        def log_error(self, format: str, *args: Any) -> None:
+            # a client timed out or sent a bad request line: theirs to fix, not an error of the router
+            log.debug("router: " + format, *args)
+
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()
+            if not deadlines.disarm(self.connection):  # cut off mid-headers: what was read is not a request
+                self.close_connection = True
+                return False
+            return parsed
+
+    class Server(ThreadedWSGIServer):
+        def verify_request(self, request: Any, client_address: Any) -> bool:
+            address = str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+            if not cap.enter(address):
+                refuse(request, address)
+                return False
+            counted[request] = address
+            return True
+
+        def shutdown_request(self, request: Any) -> None:
+            address = counted.pop(request, None)
+            if address is not None:
+                cap.leave(address)
+            super().shutdown_request(request)
+
+    return Server(host, port, app, Handler)
