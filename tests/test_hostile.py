@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import pandas as pd
 import pytest
 import requests
+import websocket
 
 import crowdnb as cn
 from crowdnb.notebook.review_table import ReviewTable
@@ -208,15 +209,18 @@ def test_a_mixed_type_answer_breaks_no_export(make_run: Any, tmp_path: Path) -> 
 
 
 # --- 4. deeply nested JSON ---------------------------------------------------------------------------
-@pytest.mark.parametrize("where", ["body", "multipart"])
+@pytest.mark.parametrize("where", ["body", "multipart", "call"])
 def test_deeply_nested_json_is_a_400(make_run: Any, where: str) -> None:
     run = js_run(make_run)
     worker = Worker(run, "mallory")
     worker.enter()
     deep = "[" * 100_000
-    if where == "body":
+    if where in ("body", "call"):
         reply = worker.http.post(
-            run.url + "submit", data=deep, headers={"Content-Type": "application/json"}, timeout=30
+            run.url + ("submit" if where == "body" else "call"),
+            data=deep,
+            headers={"Content-Type": "application/json"},
+            timeout=30,
         )
     else:
         form = {"_crowd_token": worker.unit["token"], "_crowd_submission_id": uuid.uuid4().hex, "_crowd_answers": deep}
@@ -224,6 +228,18 @@ def test_deeply_nested_json_is_a_400(make_run: Any, where: str) -> None:
     assert reply.status_code == 400, reply.text[:300]
     assert f"{limits.MAX_DEPTH}" in reply.json()["message"]
     assert stored(run) == 0
+
+
+def test_deeply_nested_json_on_the_socket_is_only_a_heartbeat(make_run: Any) -> None:
+    run = js_run(make_run)
+    worker = Worker(run, "mallory")
+    worker.enter()
+    ws = websocket.create_connection(run.url.replace("http", "ws") + f"ws?token={worker.unit['token']}", timeout=10)
+    try:
+        ws.send('{"type": "call", "args": ' + "[" * 100_000)
+        assert json.loads(ws.recv())["type"] == "status"  # the socket lives on
+    finally:
+        ws.close()
 
 
 # --- 5. worker ids -----------------------------------------------------------------------------------

@@ -255,7 +255,7 @@ def create_app(
 
     @app.post("/call")
     def call() -> Any:
-        body = request.get_json(silent=True)
+        body = limits.parse(request.get_data(cache=False), "The call")
         if not isinstance(body, dict):
             raise WorkerRefused("bad_submission", "A call must be a JSON object with a token, an id, a name and args.")
         agent = dispatcher.agent_for(str(body.get("token", "")))
@@ -336,10 +336,10 @@ def create_app(
 
 
 def _message(raw: str | bytes) -> dict[str, Any]:
-    """A page's socket message as a dict (a heartbeat may be anything)."""
+    """A page's socket message as a dict (a heartbeat may be anything, even JSON nested too deep)."""
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = limits.parse(raw, "The message")
+    except WorkerRefused:
         return {}
     return body if isinstance(body, dict) else {}
 
