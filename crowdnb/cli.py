@@ -152,7 +152,12 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
     "--per-address",
     default=ClientLimits.per_address,
     show_default=True,
-    help="Connections one client address may hold (0: no cap; behind a proxy every worker shares its address).",
+    help="Connections one client address may hold (0: no cap).",
+)
+@click.option(
+    "--proxies",
+    help="Comma-separated networks not capped, where a proxy or load balancer connects from "
+    "(default: loopback and private networks; 'none' caps every address).",
 )
 def serve(
     project: str | None,
@@ -164,11 +169,17 @@ def serve(
     header_timeout: float,
     read_timeout: float,
     per_address: int,
+    proxies: str | None,
 ) -> None:
     """Serve a run's router outside the notebook (gunicorn + gevent, one worker) until stopped."""
     from .serve import serve as run_server
 
-    limits = ClientLimits(header_timeout, read_timeout, per_address)
+    networks = (
+        ClientLimits.proxies
+        if proxies is None
+        else tuple(p.strip() for p in proxies.split(",") if p.strip() and p.strip() != "none")
+    )
+    limits = ClientLimits(header_timeout, read_timeout, per_address, networks)
     run_server(project, run_id, host=host, port=port, public_url=public_url, connections=connections,
                say=click.echo, limits=limits)  # fmt: skip
 

@@ -154,7 +154,7 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "127.0.0.1", por
 def _worker(base: type, timeout: type, limits: ClientLimits) -> type:
     """gunicorn's gevent worker, with a cap on connections per client address and a read timeout on
     request bodies (its keep-alive deadline already bounds the headers)."""
-    cap = AddressCap(limits.per_address)
+    cap = AddressCap(limits)
 
     class Worker(base):
         def handle(self, listener: Any, client: Any, addr: Any) -> None:

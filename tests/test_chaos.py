@@ -140,7 +140,7 @@ def check_exactly_once(run: cn.Run, acked: list[tuple[str, str]], units: int) ->
 
 def test_chaotic_crowd_completes_every_unit_exactly_once(make_run) -> None:
     rows = [{"text": f"row {i}"} for i in range(60)]
-    run = make_run(data=rows, units_per_assignment=3, assignment_duration=3, disconnect_grace=0.5)
+    run = make_run(html=PAGE, data=rows, units_per_assignment=3, assignment_duration=3, disconnect_grace=0.5)
     acked = unleash(run, 100)
     # whoever is left finishes politely
     cn.simulate(run, workers=6, answer=lambda row: {"who": "finisher", "row": row["text"]}, prefix="finisher")

@@ -142,10 +142,21 @@ def test_the_kernels_router_drops_slow_clients_and_keeps_answering(local_run: cn
 
 
 def test_the_kernels_router_caps_connections_per_address(project: cn.Project) -> None:
-    run = launch(project, **FAST, per_address=8)
+    run = launch(project, **FAST, per_address=8, proxies=[])  # 127.0.0.1 capped like any address
     try:
         check_the_cap_per_address(run.url, port_of(run), 8)
     finally:
+        run.stop()
+
+
+def test_a_proxys_address_is_not_capped(project: cn.Project) -> None:
+    # a tunnel or jupyter-server-proxy connects from 127.0.0.1 for every worker: loopback is a proxy's by default
+    run = launch(project, **FAST, per_address=8)
+    idle = open_sockets(port_of(run), 12, b"")
+    try:
+        assert healthy(run.url)
+    finally:
+        close_all(idle)
         run.stop()
 
 
@@ -163,10 +174,13 @@ def test_a_heartbeat_socket_outlives_the_read_timeout(local_run: cn.Run) -> None
 def test_bounds_are_checked_and_kept_for_resume(project: cn.Project) -> None:
     with pytest.raises(cn.ConfigError, match=r"read_seconds=0 must be a number of seconds above 0"):
         launch(project, read_seconds=0)
+    with pytest.raises(cn.ConfigError, match=r"proxies: 'lan' is not a network"):
+        launch(project, proxies=["lan"])
     run = launch(project, **FAST, per_address=7)
     try:
         stored = run.config["architect"]["options"]
         assert (stored["header_seconds"], stored["read_seconds"], stored["per_address"]) == (1.0, 1.0, 7)
+        assert "127.0.0.0/8" in stored["proxies"]
     finally:
         run.stop()
 
@@ -211,6 +225,6 @@ def test_serve_drops_slow_clients_and_keeps_answering(stopped_run: cn.Run) -> No
 
 
 def test_serve_caps_connections_per_address_and_listens_on_this_machine_only(stopped_run: cn.Run) -> None:
-    with serving(stopped_run, "--per-address", "8", host=None) as (base, port):
+    with serving(stopped_run, "--per-address", "8", "--proxies", "none", host=None) as (base, port):
         assert listening_addresses(port) == {"127.0.0.1"}
         check_the_cap_per_address(base, port, 8)

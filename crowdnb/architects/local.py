@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
 from ..errors import ArchitectError, ConfigError
-from .guard import HEADER_SECONDS, PER_ADDRESS, READ_SECONDS, AddressCap, ClientLimits, Deadlines, refuse
+from .guard import HEADER_SECONDS, PER_ADDRESS, PROXIES, READ_SECONDS, AddressCap, ClientLimits, Deadlines, refuse
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -25,8 +26,8 @@ class LocalArchitect:
 
     ``public_url`` is what workers open when the router sits behind a proxy or tunnel. ``resume=True``
     (set by ``Run.resume``) falls back to a free port when the stored one is taken. ``header_seconds``,
-    ``read_seconds`` and ``per_address`` bound slow and greedy clients (``crowdnb.architects.guard``;
-    behind a proxy or tunnel every worker shares one address: raise ``per_address``, or 0 lifts it).
+    ``read_seconds`` and ``per_address`` bound slow and greedy clients, but for the addresses of ``proxies``
+    (loopback and private networks, where a tunnel or proxy connects from; ``crowdnb.architects.guard``).
     """
 
     name = "local"
@@ -40,13 +41,16 @@ class LocalArchitect:
         header_seconds: float = HEADER_SECONDS,
         read_seconds: float = READ_SECONDS,
         per_address: int = PER_ADDRESS,
+        proxies: Sequence[str] = PROXIES,
     ) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"port {port!r} is not a port number (0–65535; 0 picks a free one)")
         if public_url is not None and not public_url.startswith(("http://", "https://")):
             raise ConfigError(f"public_url {public_url!r} must start with http:// or https://")
         self.host, self.port, self.public_url, self.resume = host, port, public_url, resume
-        self.limits = ClientLimits(header_seconds, read_seconds, per_address)
+        if isinstance(proxies, str):
+            raise ConfigError(f"proxies={proxies!r} must be a list of networks, e.g. ['10.0.0.0/8']")
+        self.limits = ClientLimits(header_seconds, read_seconds, per_address, tuple(proxies))
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._deadlines: Deadlines | None = None
@@ -100,12 +104,13 @@ class LocalArchitect:
             "header_seconds": self.limits.header_seconds,
             "read_seconds": self.limits.read_seconds,
             "per_address": self.limits.per_address,
+            "proxies": list(self.limits.proxies),
         }
 
 
 def _server(host: str, port: int, app: Flask, limits: ClientLimits, deadlines: Deadlines) -> BaseWSGIServer:
     """werkzeug's threaded server, bounding each client: a thread per connection is what a slow client holds."""
-    cap = AddressCap(limits.per_address)
+    cap = AddressCap(limits)
     counted: dict[Any, str] = {}  # the connections counted against their address, until closed
 
     class Handler(WSGIRequestHandler):

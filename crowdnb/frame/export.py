@@ -136,7 +136,7 @@ def _mixed(column: pd.Series, kind: str | None = None) -> bool:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value)  # ASCII, as CSV cells of lists always were: any text survives any encoding
 
 
 def _arrow_ready(frame: pd.DataFrame, pa: Any) -> tuple[pd.DataFrame, list[str]]:
