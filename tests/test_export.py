@@ -160,3 +160,11 @@ def test_any_answers_export_to_every_format_and_read_back(tmp_path_factory, answ
             assert as_json, (column, sent, cells)
         else:
             assert as_json or all(plain_text(s, t) for s, t in zip(sent, cells, strict=True)), (column, sent, cells)
+
+
+def test_a_carriage_return_keeps_its_csv_row(tmp_path: Path) -> None:
+    # "\r" alone was written unquoted (lines end in "\n"), and a reader broke the row there
+    frame = frame_of([{"a": "x\ry"}, {"a": "z"}])
+    export_frame(frame, tmp_path / "out.csv", tmp_path)
+    back = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert back["a"].tolist() == ["x\ry", "z"] and back["unit_id"].tolist() == ["1", "2"]

@@ -44,7 +44,9 @@ def export_frame(
                 text = utc_text(out[column])
                 if text is not None:
                     out[column] = text
-        out.to_csv(path, index=False)
+        # a text with a carriage return but no newline is not quoted when lines end in "\n", and a reader
+        # breaks the row there: such a file ends its lines in "\r\n" (RFC 4180), which quotes it
+        out.to_csv(path, index=False, lineterminator="\r\n" if _carriage_return(out) else None)
     elif suffix == ".parquet":
         _write_parquet(frame, path)
     else:
@@ -59,13 +61,23 @@ def export_frame(
     return path
 
 
+def _carriage_return(frame: pd.DataFrame) -> bool:
+    """Whether a text cell holds a carriage return (a column of text at a time, in C)."""
+    return any(
+        _kind(frame[column]) == "string" and bool(frame[column].str.contains("\r", regex=False).any())
+        for column in frame.columns
+    )
+
+
 def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
     """``to_json`` lines, numbers to pandas' most decimal places (15; its default writes 10). A column
     holding a number that 15 digits round past the largest double (it would read back as Infinity) is
     written by ``json.dumps`` instead, after the others on each line."""
-    exact = [column for column in frame.columns if _huge(frame[column])]
+    text = frame.to_json(orient="records", lines=True, date_format="iso", double_precision=15)
+    # such a number is written 1.79769313486232e+308: only then is each column looked into
+    exact = [column for column in frame.columns if _huge(frame[column])] if "e+308" in text else []
     if not exact:
-        frame.to_json(path, orient="records", lines=True, date_format="iso", double_precision=15)
+        path.write_text(text, encoding="utf-8")
         return
     text = frame.drop(columns=exact).to_json(orient="records", lines=True, date_format="iso", double_precision=15)
     cells = [[json.dumps(None if _missing(v) else v) for v in frame[column].tolist()] for column in exact]
@@ -155,11 +167,13 @@ def _arrow_ready(frame: pd.DataFrame, pa: Any) -> tuple[pd.DataFrame, list[str]]
         values = frame[column].tolist()
         try:
             array = pa.array(values, from_pandas=True)
-            back = array.to_pylist() if _storable(array.type, pa) else None
         except (pa.ArrowException, OverflowError, TypeError, ValueError):
-            back = None
-        if back is not None and all(map(_same, values, back)):
-            continue
+            array = None
+        if array is not None and _storable(array.type, pa):
+            if _exact(array.type, pa):  # lists of text (checkbox answers): nothing to compare, 1M in 0.2 s
+                continue
+            if all(map(_same, values, array.to_pylist())):
+                continue
         if out is frame:
             out = frame.copy(deep=False)
         out[column] = frame[column].map(_json_text, na_action="ignore")
@@ -172,6 +186,14 @@ def _storable(kind: Any, pa: Any) -> bool:
     if kind.num_fields == 0:
         return not pa.types.is_struct(kind)
     return all(_storable(kind.field(i).type, pa) for i in range(kind.num_fields))
+
+
+def _exact(kind: Any, pa: Any) -> bool:
+    """Whether every value Arrow infers this type from reads back as it was: no struct (it fills in the
+    keys other rows have) and no floating point (whole numbers among fractions become fractions)."""
+    if pa.types.is_struct(kind) or pa.types.is_floating(kind):
+        return False
+    return all(_exact(kind.field(i).type, pa) for i in range(kind.num_fields))
 
 
 def _same(sent: Any, back: Any) -> bool:
