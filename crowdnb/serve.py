@@ -103,8 +103,9 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "127.0.0.1", por
     """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly).
 
     ``say`` hears how a notebook attaches to it and how Prometheus scrapes it (the URL, the run's feed and
-    metrics tokens: credentials, so never logged; the command prints them). ``host`` is this machine only unless asked ("0.0.0.0": every interface). ``limits`` bound slow and greedy
-    clients (``crowdnb.architects.guard``: header and read timeouts, connections per client address).
+    metrics tokens: credentials, so never logged; the command prints them). ``host`` is this machine only
+    unless asked ("0.0.0.0": every interface). ``limits`` bound slow and greedy clients
+    (``crowdnb.architects.guard``: header and read timeouts, connections per client address).
     """
     bounds = limits or ClientLimits()
     try:
