@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -10,8 +11,8 @@ from . import __version__
 from .architects.ec2_cli import ec2
 from .errors import CrowdError, NotFound
 from .forms.cli import form
-from .project import open_project, restore
-from .serve import CONNECTIONS
+from .project import Project, missing_project, open_project, project_exists, restore
+from .serve import CONNECTIONS, NO_PROJECT
 
 
 class _Group(click.Group):
@@ -23,6 +24,13 @@ class _Group(click.Group):
         except CrowdError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+
+
+def _existing(home: str | None) -> Project:
+    """The project a command reads: a typo in ``--home`` is an error, never a new empty project."""
+    if not project_exists(home):
+        raise NotFound(missing_project(home, NO_PROJECT))
+    return open_project(home)
 
 
 @click.group(cls=_Group)
@@ -42,6 +50,8 @@ def demo(home: str | None, workers: int, replicas: int, keep_open: bool) -> None
     """Run a demo study end to end: local router, mock crowd, SQLite."""
     from .demo import run_demo
 
+    # SIGTERM (a process manager, `kill`) ends the demo as Ctrl-C would: its run is stopped, not left running
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     run_demo(home, workers=workers, replicas=replicas, keep_open=keep_open, say=click.echo)
 
 
@@ -51,7 +61,7 @@ def demo(home: str | None, workers: int, replicas: int, keep_open: bool) -> None
 @click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
 def export(target: str, path: str, home: str | None) -> None:
     """Export TARGET (a task name, or a run id) to PATH (.csv, .parquet or .jsonl)."""
-    project, what = open_project(home), int(target) if target.isdigit() else target
+    project, what = _existing(home), int(target) if target.isdigit() else target
     written = project.export(what, path)
     click.echo(f"{len(project.frame(what))} rows written to {written}")
 
@@ -60,7 +70,7 @@ def export(target: str, path: str, home: str | None) -> None:
 @click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
 def runs(home: str | None) -> None:
     """List the runs of a project."""
-    project = open_project(home)
+    project = _existing(home)
     for run in project.runs.values():
         counts = run.counts
         done = counts["completed"] + counts["accepted"]
@@ -76,7 +86,7 @@ def logs(home: str | None, run_id: int | None, follow: bool, as_json: bool) -> N
     """Print a project's log (logs/crowdnb.log and its rotated files), oldest first."""
     import json
 
-    project = open_project(home)
+    project = _existing(home)
     if run_id is not None and run_id not in project.runs:
         raise NotFound(f"no run {run_id} in {project.root}; `crowdnb runs --home {project.root}` lists them")
     lines = project.logs(run=run_id, follow=follow)
@@ -106,16 +116,14 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
     """Serve the review web app: tasks, units by worker, decisions, qualifications, stats, export."""
     import secrets
 
-    from werkzeug.serving import make_server
+    from .review.app import review_server
 
-    from .review.app import create_review_app
-
-    project = open_project(home)
+    project = _existing(home)
     token = token or secrets.token_urlsafe(32)
-    server = make_server(host, port, create_review_app(project, token), threaded=True)
+    server = review_server(project, token, host, port)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Review app for {project.root}")
-    click.echo(f"Open http://{shown}:{server.server_port}/?token={token}")
+    click.echo(f"Open http://{shown}:{server.port}/?token={token}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo("Note: plain HTTP; put it behind HTTPS before sharing the link beyond this machine.")
     click.echo("Press Ctrl-C to stop.")
@@ -129,9 +137,9 @@ def review(home: str | None, host: str, port: int, token: str | None) -> None:
 
 @cli.command()
 @click.argument("project", type=click.Path(file_okay=False), required=False)
-@click.option("--run", "run_id", type=int, help="Run id (default: the project's latest run).")
+@click.option("--run", "run_id", type=int, help="Run id (default: the latest run with work left).")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, help="Port.")
+@click.option("--port", default=8000, show_default=True, help="Port (0 picks a free one).")
 @click.option("--public-url", help="The address workers open, when a proxy or load balancer is in front.")
 @click.option(
     "--connections",
@@ -180,7 +188,7 @@ def mturk_cleanup(sandbox: bool, home: str | None, run_ids: tuple[int, ...]) -> 
     """Dispose of HITs stopped or crashed runs left, and send what MTurk never confirmed (decisions, bonuses …)."""
     from .providers.mturk import cleanup
 
-    done = cleanup(open_project(home), sandbox=sandbox, runs=run_ids)
+    done = cleanup(_existing(home), sandbox=sandbox, runs=run_ids)
     click.echo(
         f"{done.disposed} HITs disposed, {done.pending} kept (work awaiting review, or a worker still on them), "
         f"{done.found} found only by annotation; {done.settled} unsent calls sent (decisions, bonuses, qualifications, blocks)"
@@ -203,7 +211,7 @@ def db() -> None:
 @click.option("--since", help="Only runs started on or after this date (2026-12-01, or 2026-12-01T09:30).")
 def db_export(path: str, home: str | None, task: str | None, run_id: int | None, since: str | None) -> None:
     """Write runs (default: all) with their answers, workers, audit rows and uploads to PATH (.tar.gz)."""
-    written = open_project(home).export_db(path, task=task, run=run_id, since=since)
+    written = _existing(home).export_db(path, task=task, run=run_id, since=since)
     click.echo(f"archive written to {written} ({written.stat().st_size} bytes; manifest.json inside lists it)")
 
 
@@ -212,7 +220,11 @@ def db_export(path: str, home: str | None, task: str | None, run_id: int | None,
 @click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
 def db_import(path: str, home: str | None) -> None:
     """Merge the archive PATH (from `crowdnb db export`, another machine's say) into this project."""
-    done = open_project(home).import_db(path)
+    new = not project_exists(home)  # merging into a new folder makes a project there: say so
+    project = open_project(home, create=True)
+    if new:
+        click.echo(f"new project at {project.root}")
+    done = project.import_db(path)
     for conflict in done.conflicts:
         click.echo(f"conflict: {conflict}")
     if not done.changed:
@@ -227,8 +239,9 @@ def db_import(path: str, home: str | None) -> None:
 @click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
 def db_backup(path: str, home: str | None) -> None:
     """Copy the whole project (database and uploads) to the archive PATH, while runs keep running."""
-    written = open_project(home).backup(path)
-    click.echo(f"backup of {open_project(home).root} written to {written}")
+    project = _existing(home)
+    written = project.backup(path)
+    click.echo(f"backup of {project.root} written to {written}")
 
 
 @db.command("restore")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
 from collections.abc import Generator
@@ -12,16 +14,19 @@ from typing import TYPE_CHECKING, Any, Union
 import pandas as pd
 
 from . import logs
-from .errors import DataError, StateError
+from .errors import DataError, NotFound, StateError
 from .frame.export import export_frame
 from .frame.live import LiveFrame
+from .spec import TaskSpec
 from .store import archive, reports
 from .store.archive import Imported
-from .store.db import Store, project_root
+from .store.db import DB_NAME, Store, holds_project, project_root
 from .worker import Worker
 
 if TYPE_CHECKING:
     from .run import Run
+
+log = logging.getLogger(__name__)
 
 _open: dict[Path, Project] = {}
 
@@ -32,19 +37,28 @@ _open_lock = threading.Lock()
 ProjectLike = Union["Project", str, os.PathLike[str], None]
 
 
-def as_project(project: ProjectLike) -> Project:
-    """A Project from a Project, a folder, or None (the default folder)."""
-    return project if isinstance(project, Project) else open_project(project)
+def as_project(project: ProjectLike, *, create: bool = False) -> Project:
+    """A Project from a Project, a folder, or None (the default folder); see ``open_project``."""
+    return project if isinstance(project, Project) else open_project(project, create=create)
 
 
-def open_project(path: str | os.PathLike[str] | None = None) -> Project:
-    """The project at ``path`` (default ``$CROWDNB_HOME`` or ``./crowdnb_data``), created if new.
+def open_project(path: str | os.PathLike[str] | None = None, *, create: bool = False) -> Project:
+    """The project at ``path`` (default ``$CROWDNB_HOME`` or ``./crowdnb_data``).
 
-    Opening the same folder twice in one process returns the same object, so live runs are shared.
+    A folder without a project is ``NotFound`` (a typo must not make an empty project), unless
+    ``create=True``. Opening the same folder twice in one process returns the same object, so live
+    runs are shared.
     """
     root = project_root(path)
     with _open_lock:
         if root not in _open:
+            if not holds_project(root):
+                if not create:
+                    shown = repr(str(path)) if path else ""
+                    raise NotFound(
+                        missing_project(path, f"cn.open({shown}{', ' if shown else ''}create=True) starts one")
+                    )
+                log.info("new crowdnb project at %s", root)
             _open[root] = Project(root)
         return _open[root]
 
@@ -67,6 +81,17 @@ def restore(
             del _open[root]
         archive.restore(Path(path), root, force=force)
     return open_project(root)
+
+
+def project_exists(path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``path`` (default ``$CROWDNB_HOME`` or ``./crowdnb_data``) holds a crowdnb project."""
+    return project_root(path) in _open or holds_project(project_root(path))
+
+
+def missing_project(path: str | os.PathLike[str] | None, remedy: str) -> str:
+    """The one line for a folder that holds no project, ending with ``remedy`` (how to make one there)."""
+    source = " (from $CROWDNB_HOME)" if not path and os.environ.get("CROWDNB_HOME") else ""
+    return f"no crowdnb project at {project_root(path)}{source} (no {DB_NAME} there); check the path, or {remedy}"
 
 
 class Project:
@@ -110,9 +135,9 @@ class Project:
         return {run_id: self.run(run_id) for run_id in self.store.run_ids()}
 
     def task_runs(self, name: str) -> list[Run]:
-        """The runs of task ``name``, oldest first."""
-        task = self.store.get_task(name)
-        return [self.run(run_id) for run_id in self.store.run_ids(int(task["id"]))]
+        """The runs of task ``name``, oldest first (none for a task never launched here)."""
+        task = self.store.find_task(name)
+        return [] if task is None else [self.run(run_id) for run_id in self.store.run_ids(int(task["id"]))]
 
     @property
     def tasks(self) -> pd.DataFrame:
@@ -150,9 +175,11 @@ class Project:
 
     def task_frame(self, name: str) -> pd.DataFrame:
         """Every submission of every run of task ``name``."""
-        task = self.store.get_task(name)
-        frame = self._frames.setdefault(name, LiveFrame(self.store, "task", int(task["id"])))
-        return frame.refresh()
+        if name not in self._frames:
+            task = self.store.get_task(name)
+            spec = TaskSpec.from_dict(json.loads(task["config"]))
+            self._frames[name] = LiveFrame(self.store, "task", int(task["id"]), columns=spec.frame_columns)
+        return self._frames[name].refresh()
 
     def frame(self, what: str | int) -> pd.DataFrame:
         """The submissions of a task (by name) or of a run (by id)."""

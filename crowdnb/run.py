@@ -56,7 +56,9 @@ class Run:
         # Python functions of the task (not storable): onboarding_validate, screening_validate, procedures
         self.hooks: dict[str, Any] = {"procedures": {}}
         self._listeners: list[Listener] = []
-        self._frame = LiveFrame(self.store, "run", run_id)
+        self._frame = LiveFrame(
+            self.store, "run", run_id, columns=lambda: self.spec.frame_columns(self.store.first_input(run_id))
+        )
         self._service: Service | None = None
         self._remote: Remote | None = None  # the router runs elsewhere and this notebook operates it
         self.operator_hub: OperatorHub | None = None  # set by `crowdnb serve` before resuming
@@ -88,12 +90,12 @@ class Run:
         run = cls(project, run_id)
         run.hooks.update(hooks or {})
         run.hooks.setdefault("procedures", {})
-        run._start(prov, arch, rows_of(rows))
+        run._start(prov, arch, rows_of(rows), fresh=True)
         if isinstance(provider, str):  # where this run went is where the project's later calls go
             providers.settings.keep(project.store, prov, provider_options)
         return run
 
-    def _start(self, provider: providers.Provider, architect: Any, rows: Rows) -> None:
+    def _start(self, provider: providers.Provider, architect: Any, rows: Rows, fresh: bool = False) -> None:
         if architects.is_remote(architect):
             self._start_remote(architect, rows)
             return
@@ -102,7 +104,11 @@ class Run:
             service.start()
         except BaseException:
             architect.shutdown()
-            self.store.update_run(self.id, status="stopped", stopped_at=now())
+            if fresh and not service.told_provider:  # a failed launch leaves no run behind
+                self.store.delete_run(self.id)
+                log.info("run %s failed to start and was removed", self.id)
+            else:
+                self.store.update_run(self.id, status="stopped", stopped_at=now())
             raise
         self._service = service
         self.project.served[self.id] = self

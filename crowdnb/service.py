@@ -56,6 +56,7 @@ class Service:
         self.info: RunInfo | None = None
         self.next_sync = 0.0
         self.metrics: metrics.RunMetrics | None = None
+        self.told_provider = False
 
     def start(self) -> str:
         """Serve the run: store its first rows, build and deploy its router, publish, start the monitor."""
@@ -132,6 +133,7 @@ class Service:
         if self.architect.name == config["architect"]["name"]:  # a hosted server keeps the run's own options
             config["architect"]["options"] = self.architect.options()
         run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
+        self.told_provider = True  # from here a failed launch may have left something on the platform
         self.provider.setup_run(self.info)
         self.launch()
         self.thread.start()

@@ -55,7 +55,7 @@ def wait_until(condition: Any, what: str = "the condition", timeout: float = 10.
 @pytest.fixture
 def project(tmp_path: Path) -> cn.Project:
     """An empty project folder of its own."""
-    return cn.open(tmp_path / "project")
+    return cn.open(tmp_path / "project", create=True)
 
 
 @pytest.fixture

@@ -304,7 +304,7 @@ def test_quickstart_runs_in_jupyterlab(lab: Lab, context: BrowserContext) -> Non
 PROXY_NOTEBOOK = [
     "import crowdnb as cn",
     'task = cn.Task("proxy-check", title="Proxy check", reward=0.01, html=\'<p>{{ text }}</p><input name="answer">\',\n'
-    '               data=[{"text": "hello"}], project=cn.open("proxy_data"))\n'
+    '               data=[{"text": "hello"}], project=cn.open("proxy_data", create=True))\n'
     "run = task.launch()  # not stopped: the router keeps serving until the kernel goes\n"
     'print(run.link("carol"))',
 ]

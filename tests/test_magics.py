@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import ipywidgets as W
@@ -30,7 +31,7 @@ def crowd(shell: InteractiveShell, tmp_path: Path):
     magics.tasks, magics.runs, magics.current = {}, {}, None
     data = tmp_path / "rows.csv"
     data.write_text("text\nfirst\nsecond\nthird\n")
-    shell.run_line_magic("crowd", f"open {tmp_path / 'project'}")
+    shell.run_line_magic("crowd", f"open {tmp_path / 'project'} --create")
     shell.user_ns["DATA"] = str(data)
     yield magics
     for run in magics.runs.values():
@@ -129,3 +130,35 @@ def test_status_after_a_kernel_restart_finds_the_stored_run(shell: InteractiveSh
     crowd.tasks, crowd.runs = {}, {}  # a new kernel knows nothing
     found = shell.run_line_magic("crowd", "status t5")
     assert found.id == run.id
+
+
+def test_open_refuses_a_folder_without_a_project_unless_told_to_create(shell: InteractiveShell, crowd, tmp_path):
+    typo = tmp_path / "nowhere"
+    with pytest.raises(UsageError) as refused:
+        shell.run_line_magic("crowd", f"open {typo}")
+    assert str(refused.value) == (
+        f"no crowdnb project at {typo} (no crowdnb.db there); check the path, or start one there: "
+        f"%crowd open {typo} --create"
+    )
+    assert not typo.exists()
+    project = shell.run_line_magic("crowd", f"open {typo} --create")
+    assert project.root == typo and (typo / "crowdnb.db").is_file()
+    assert shell.run_line_magic("crowd", f"open {typo}") is project
+
+
+def test_a_taken_port_is_one_line_and_leaves_no_run(shell: InteractiveShell, crowd, capfd) -> None:
+    shell.run_cell(f"%%crowd template t6 --title T --reward 0 --data $DATA\n{PAGE}")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = shell.run_cell(f"%crowd launch t6 --port {port}")
+    assert not result.success
+    err = capfd.readouterr().err
+    assert err.strip().splitlines() == [
+        f"UsageError: port {port} on 127.0.0.1 is already in use; launch with port=0 to take a free one: "
+        "task.launch(port=0), %crowd launch --port 0"
+    ]
+    assert crowd.project.runs == {}
+    run = shell.run_line_magic("crowd", "launch t6 --port 0")
+    assert run.serving and list(crowd.project.runs) == [run.id]

@@ -110,7 +110,7 @@ def test_a_forged_operator_is_refused(project: cn.Project, remote_runs: list) ->
 
 NOTEBOOK = """
 import sys, crowdnb as cn
-project = cn.open(sys.argv[1])
+project = cn.open(sys.argv[1], create=True)
 def validate(answers):
     return answers["answer"] == "ready"
 task = cn.Task("sentiment", title="Sentiment", reward=0.1, html={form!r}, data={rows!r}, project=project,

@@ -209,16 +209,63 @@ def test_resume_with_more_data_from_a_generator(run: cn.Run) -> None:
     assert len(run.df) == 9 and sorted(run.df["row_index"]) == list(range(9))
 
 
-def test_taken_port_is_a_clear_error(project: cn.Project) -> None:
-    task = cn.Task("t", title="T", reward=0, html="<input name=a>", project=project)
+def test_taken_port_is_one_line_with_a_hint_that_works_and_leaves_no_run(project: cn.Project, capfd) -> None:
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", data=[{}] * 3, project=project)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        with pytest.raises(cn.ArchitectError, match=rf"cannot listen on 127.0.0.1:{port} \(is it taken\?\)"):
+        with pytest.raises(cn.ArchitectError) as failed:
             task.launch(architect_options={"port": port})
-    assert [r.state for r in project.runs.values()] == ["stopped"]
-    assert project.served == {}
+        message = str(failed.value)
+        assert message == (
+            f"port {port} on 127.0.0.1 is already in use; "
+            "launch with port=0 to take a free one: task.launch(port=0), %crowd launch --port 0"
+        )
+        assert failed.value.__cause__ is None and failed.value.__suppress_context__  # no chained traceback
+        assert capfd.readouterr().err == ""  # werkzeug printed its own lines to stderr
+        assert project.store.query("SELECT * FROM task_runs") == [] and project.runs == {}
+        assert project.store.query("SELECT * FROM units") == [] and project.store.query("SELECT * FROM tasks") == []
+        assert project.served == {}
+        with pytest.raises(cn.ArchitectError, match="is already in use"):
+            task.launch(port=port)  # what the hint says users type
+        run = task.launch(port=0)
+    try:
+        assert run.serving and list(project.runs) == [run.id] and run.counts["launched"] == 3
+    finally:
+        run.stop()
+
+
+def test_port_given_twice_is_refused_before_anything_is_written(project: cn.Project) -> None:
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", project=project)
+    with pytest.raises(cn.ConfigError, match=r"port=0 and architect_options\['port'\]=8000 disagree"):
+        task.launch(port=0, architect_options={"port": 8000})
+    assert project.store.query("SELECT * FROM task_runs") == []
+
+
+def test_a_launch_failing_after_its_units_were_stored_leaves_no_run(project: cn.Project) -> None:
+    class Broken:  # an architect that cannot deploy, after the run's units were stored
+        name = "broken"
+
+        def deploy(self, app: object) -> str:
+            raise cn.ArchitectError("no room on the cloud")
+
+        def shutdown(self) -> None:
+            pass
+
+        def options(self) -> dict[str, object]:
+            return {}
+
+    earlier = cn.Task("other", title="T", reward=0, html="<input name=a>", project=project).launch()
+    earlier.stop()
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", data=[{}] * 4, project=project)
+    with pytest.raises(cn.ArchitectError, match="no room on the cloud"):
+        task.launch(architect=Broken())
+    assert list(project.runs) == [earlier.id]
+    assert [r["name"] for r in project.store.query("SELECT name FROM tasks")] == ["other"]
+    assert project.store.scalar("SELECT count(*) FROM units WHERE task_run_id != ?", (earlier.id,)) == 0
+    assert project.store.scalar("SELECT count(*) FROM assignments WHERE task_run_id != ?", (earlier.id,)) == 0
+    assert task.runs == [] and task.df.empty
 
 
 def test_project_folder_comes_from_crowdnb_home(tmp_path) -> None:

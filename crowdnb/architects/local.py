@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,32 @@ log = logging.getLogger(__name__)
 
 
 BACKLOG = 4096  # pending connections (the kernel caps it at net.core.somaxconn)
+
+
+def listen(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (0: a free port); ``OSError`` when it cannot.
+
+    Bound here rather than by werkzeug, which prints to stderr and exits when the port is taken.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port a stopped run left in TIME_WAIT
+        sock.bind((host, port))
+        # a crowd arriving at once (a study going live) overflows werkzeug's backlog of 128: dropped
+        # SYNs are retried by the client after 1, 3, 7 … s, which a worker sees as a page that hangs
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def unavailable(host: str, port: int, exc: OSError, hint: str) -> str:
+    """One line on why ``host:port`` cannot be listened on, ending with ``hint`` (how to pick a free port)."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use; {hint}"
+    return f"cannot listen on {host}:{port} ({exc.strerror or exc}); check the address, or {hint}"
 
 
 class LocalArchitect:
@@ -42,19 +70,17 @@ class LocalArchitect:
     def deploy(self, app: Flask) -> str:
         """Start serving; the URL ends with "/"."""
         try:
-            self._server = make_server(self.host, self.port, app, threaded=True)
-        except (OSError, SystemExit) as exc:  # werkzeug prints and exits when the port is taken
+            sock = listen(self.host, self.port)
+        except OSError as exc:
             if self.resume and self.port:
                 log.warning("port %d is taken; serving the resumed run on a free port", self.port)
                 self.port = 0
                 return self.deploy(app)
-            raise ArchitectError(
-                f"cannot listen on {self.host}:{self.port} (is it taken?); pass port=0 for a free port"
-            ) from exc
-        self.port = self._server.server_port
-        # a crowd arriving at once (a study going live) overflows werkzeug's backlog of 128: dropped
-        # SYNs are retried by the client after 1, 3, 7 … s, which a worker sees as a page that hangs
-        self._server.socket.listen(BACKLOG)
+            hint = "launch with port=0 to take a free one: task.launch(port=0), %crowd launch --port 0"
+            raise ArchitectError(unavailable(self.host, self.port, exc, hint)) from None
+        with sock:  # werkzeug serves a duplicate of it
+            self._server = make_server(self.host, self.port, app, threaded=True, fd=sock.fileno())
+        self.port = self._server.port
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..errors import CrowdError
 from ..pages.gallery import Gallery, templates
-from ..project import Project, open_project
+from ..project import Project, missing_project, open_project, project_exists
 from ..run import Run
 from ..simulate import simulate
 from ..task import Task
@@ -59,7 +59,9 @@ def _parsers() -> dict[str, _Parser]:
         "workers": parser("workers", "Every worker of the project with their units by status.", task=False),
         "simulate": parser("simulate", "Simulated workers through the real HTTP path (in the background)."),
         "qualify": parser("qualify", "Grant (or --revoke) a qualification to a worker.", task=False),
-        "open": parser("open", "Use the project folder PATH for the following commands.", task=False),
+        "open": parser(
+            "open", "Use the project folder PATH for the following commands (--create: a new one).", task=False
+        ),
         "templates": parser("templates", "The template gallery: thumbnails, inputs and answers.", task=False),
     }
     for t in (made["template"], made["form"]):
@@ -86,6 +88,7 @@ def _parsers() -> dict[str, _Parser]:
     q.add_argument("--revoke", action="store_true")
     q.add_argument("--provider", default="mock")
     made["open"].add_argument("path")
+    made["open"].add_argument("--create", action="store_true", help="start a project there if there is none")
     return made
 
 
@@ -134,6 +137,8 @@ class CrowdMagics(Magics):
     # --- helpers -------------------------------------------------------------------------------
     def _project(self) -> Project:
         if self.project is None:
+            if not project_exists():
+                raise UsageError(missing_project(None, "%crowd open PATH [--create] names the project folder"))
             self.project = open_project()
         return self.project
 
@@ -172,7 +177,7 @@ class CrowdMagics(Magics):
             data=args.data,
             units_per_assignment=args.units,
             assignment_duration=args.duration,
-            project=self._project(),
+            project=self.project,  # None: the default folder, made at the first launch
         )
         self.tasks[task.name] = task
         return task
@@ -188,7 +193,7 @@ class CrowdMagics(Magics):
             ) from None
         options = {"units_per_assignment": args.units, "assignment_duration": args.duration, "tags": args.tags}
         task = Task(self._name(args), title=args.title, reward=args.reward, description=args.description,
-                    form=config, data=args.data, project=self._project(), **options)  # fmt: skip
+                    form=config, data=args.data, project=self.project, **options)  # fmt: skip
         self.tasks[task.name] = task
         return task
 
@@ -233,15 +238,17 @@ class CrowdMagics(Magics):
 
     def _qualify(self, args: argparse.Namespace, cell: str | None) -> int | None:
         if args.revoke:
-            revoke(args.worker, args.qualification, provider=args.provider, project=self._project())
+            revoke(args.worker, args.qualification, provider=args.provider, project=self.project)
             return None
-        return grant(args.worker, args.qualification, args.value, provider=args.provider, project=self._project())
+        return grant(args.worker, args.qualification, args.value, provider=args.provider, project=self.project)
 
     def _templates(self, args: argparse.Namespace, cell: str | None) -> Gallery:
         return templates()
 
     def _open(self, args: argparse.Namespace, cell: str | None) -> Project:
-        self.project = open_project(args.path)
+        if not args.create and not project_exists(args.path):
+            raise UsageError(missing_project(args.path, f"start one there: %crowd open {args.path} --create"))
+        self.project = open_project(args.path, create=True)
         return self.project
 
 

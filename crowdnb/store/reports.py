@@ -100,6 +100,15 @@ def runs_overview(store: Store) -> list[Row]:
     )
 
 
+def units_to_do(store: Store) -> dict[int, int]:
+    """Run id → units that can still be worked on: on offer, held, or expired (a resume offers them again)."""
+    rows = store.query(
+        "SELECT task_run_id, count(*) AS n FROM units "
+        "WHERE status IN ('created', 'launched', 'assigned', 'expired') GROUP BY task_run_id"
+    )
+    return {r["task_run_id"]: r["n"] for r in rows}
+
+
 def workers_overview(store: Store) -> list[Row]:
     """Every worker with their units by status and their qualifications."""
     return store.query(
