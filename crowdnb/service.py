@@ -31,7 +31,7 @@ from .router.operator import OperatorHub
 from .router.rooms import Chat, Rooms
 from .store import lifecycle, reports
 from .store import states as S
-from .store.lifecycle import Quota
+from .store.offers import Quota
 
 if TYPE_CHECKING:
     from .run import Run

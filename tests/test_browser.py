@@ -271,3 +271,25 @@ def test_worker_blocked_mid_run_sees_a_clear_page(make_run: Any, new_page: Calla
     expect(page.locator("h1")).to_have_text("Not qualified")
     expect(page.locator("#crowd-message")).to_contain_text("can no longer take this requester's tasks")
     assert page.locator("form, #crowd-submit, script").count() == 0
+
+
+def test_the_next_unit_opens_by_itself_after_a_save(make_run: Any, new_page: Callable[..., Page]) -> None:
+    run = make_run(data=[{"text": "the first sentence"}, {"text": "the second sentence"}])
+    page = new_page(run.worker_url("ada"))
+    first = sentence(page)
+    page.reload()  # back to the unit they hold
+    expect(page.locator("#crowd-notice")).to_contain_text("Welcome back")
+    fill_in(page, "pos", "one")
+    page.click("#crowd-submit")
+    expect(page.locator("#crowd-saved")).to_contain_text("Your next unit opens in a moment.")
+    expect(page.locator("#crowd-notice")).to_be_hidden()  # "Welcome back" was about the unit just saved
+    expect(page.locator("fieldset.crowd-task p")).not_to_have_text(first)  # the next unit, by itself
+    expect(page.locator("#crowd-notice")).to_have_count(0)
+    fill_in(page, "neg", "two")
+    page.click("#crowd-submit")
+    expect(page.locator("#crowd-saved")).to_have_text(
+        "Saved. There is no work left for you in this task right now. Thank you!"
+    )
+    expect(page.locator("#crowd-next")).to_have_count(0)  # nothing to go to: the page stays, thanking them
+    assert page.errors == []  # type: ignore[attr-defined]
+    assert sorted(run.df["why"]) == ["one", "two"] and run.counts["completed"] == 2

@@ -9,7 +9,7 @@ from collections import Counter
 
 import crowdnb as cn
 from crowdnb.store import lifecycle
-from crowdnb.store.lifecycle import Quota
+from crowdnb.store.offers import Quota
 
 from .conftest import wait_until
 

@@ -279,7 +279,8 @@ class TaskPage:
         return_to: str = "",
         refusal: dict[str, str] | None = None,
     ) -> str:
-        """The full page a worker receives. ``mode`` is "task", "onboarding" or "preview" (inputs disabled);
+        """The full page a worker receives. ``mode`` is "task", "onboarding", "preview" (inputs disabled) or
+        "dry_run" (a notebook's preview: inputs live, Submit stores nothing);
         ``refusal`` ({reason, message}) is only shown by pages that ``serves_refusals``."""
         config = self.config(row, mode, token, submission_id, base)
         return _env.get_template("page.html").render(
@@ -335,11 +336,18 @@ def summary_table(title: str, rows: dict[str, object]) -> str:
 
 
 def message_page(
-    title: str, message: str, *, status: str = "info", base: str = "", details: list[str] | None = None
+    title: str,
+    message: str,
+    *,
+    status: str = "info",
+    base: str = "",
+    details: list[str] | None = None,
+    next_url: str = "",
 ) -> str:
     """A plain page for a refusal, a thank-you or an error: the worker never hangs on a spinner.
 
-    ``details`` are listed under the message (the fields to correct, for a page without JavaScript)."""
+    ``details`` are listed under the message (the fields to correct, for a page without JavaScript);
+    ``next_url`` is opened by itself after a moment (the worker's next unit), with a link to go at once."""
     return _env.get_template("message.html").render(
-        title=title, message=message, status=status, base=base, details=details or []
+        title=title, message=message, status=status, base=base, details=details or [], next_url=next_url
     )

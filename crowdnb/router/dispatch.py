@@ -27,10 +27,10 @@ from ..quality.onboarding import PREFIX as ONBOARDING_PREFIX
 from ..quality.onboarding import Onboarder
 from ..quality.requirements import BLOCKED, first_unmet
 from ..quality.screening import Screener
-from ..store import lifecycle
+from ..store import lifecycle, offers
 from ..store import states as S
 from ..store.db import Row, Store
-from ..store.lifecycle import Quota
+from ..store.offers import Quota
 from .operator import OperatorHub
 from .uploads import Upload, keep
 
@@ -323,6 +323,10 @@ class Dispatcher:
         if completion.kind == "form_post":
             # the platform's record then names crowdnb's submission; MTurk refuses a post of assignmentId alone
             completion = replace(completion, fields={**completion.fields, SUBMISSION_FIELD: client_id})
+        if completion.kind == "next":  # no next unit for them: thank them instead of opening a refusal
+            refusal = offers.next_refusal(self.store, self.run.id, int(agent["worker_id"]), self.quota)
+            if refusal is not None:
+                completion = replace(completion, kind="message", message=f"Saved. {refusal.message}")
         if not duplicate and agent["kind"] == "gold" and self.gold is not None:
             self.gold.judge(self.store.worker_name(int(agent["worker_id"])), int(agent["row_index"]), answers)
         elif not duplicate and agent["kind"] == "screening" and self.screener is not None:

@@ -16,17 +16,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NotFound, StateError, WorkerRefused
 from . import states as S
 from .db import Row, Store, ago, insert, new_id, now, table
+from .offers import LIVE_AGENT, Quota, offer
 
 if TYPE_CHECKING:
     from ..providers import Report
-
-
-@dataclass(frozen=True)
-class Quota:
-    """The per-worker limits checked while reserving a unit."""
-
-    allowed_concurrent: int = 0  # live units of this run at once; 0 = unlimited
-    maximum_units_per_worker: int = 0  # units of this task, all runs; 0 = unlimited
 
 
 def add_assignments(
@@ -144,11 +137,7 @@ def reserve(
     Returns ``(agent, resumed)``. Raises ``WorkerRefused`` with the reason when nothing can be given.
     """
     with store.write() as conn:
-        live = conn.execute(
-            "SELECT * FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task') "
-            "ORDER BY id LIMIT 1",
-            (run_id, worker_id),
-        ).fetchone()
+        live = conn.execute(LIVE_AGENT, (run_id, worker_id)).fetchone()
         if live:
             if external and json.loads(live["external"]) != external:
                 # the platform moved the worker to another assignment (MTurk: a HIT returned, another
@@ -156,37 +145,7 @@ def reserve(
                 conn.execute("UPDATE agents SET external = ? WHERE id = ?", (json.dumps(external), live["id"]))
                 return {**dict(live), "external": json.dumps(external)}, True
             return dict(live), True
-        run = conn.execute("SELECT status, task_id FROM task_runs WHERE id = ?", (run_id,)).fetchone()
-        if run is None or run["status"] != "running":
-            raise WorkerRefused("finished", "This task is finished. Thank you for your interest!")
-        if quota.maximum_units_per_worker:
-            done = conn.execute(
-                "SELECT count(*) FROM units WHERE task_id = ? AND worker_id = ? "
-                "AND status IN ('assigned', 'completed', 'accepted', 'rejected', 'soft_rejected')",
-                (run["task_id"], worker_id),
-            ).fetchone()[0]
-            if done >= quota.maximum_units_per_worker:
-                raise WorkerRefused(
-                    "max_reached",
-                    f"You have done the maximum of {quota.maximum_units_per_worker} units of this task. Thank you!",
-                )
-        unit = conn.execute(
-            "SELECT u.* FROM units u WHERE u.task_run_id = ? AND u.status = 'launched' AND u.unit_index >= 0 "
-            "AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.assignment_id = u.assignment_id "
-            "AND a.worker_id = ? AND a.status NOT IN ('disconnect', 'timeout', 'returned', 'expired')) "
-            "ORDER BY u.id LIMIT 1",
-            (run_id, worker_id),
-        ).fetchone()
-        if unit is None:
-            raise WorkerRefused("no_work", "There is no work left for you in this task right now. Thank you!")
-        # allowed_concurrent is checked after a unit is found so "no work" wins over "too many"
-        if quota.allowed_concurrent:
-            held = conn.execute(
-                "SELECT count(*) FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task')",
-                (run_id, worker_id),
-            ).fetchone()[0]
-            if held >= quota.allowed_concurrent:
-                raise WorkerRefused("too_many", "You have too many units of this task open at once; finish one first.")
+        run, unit = offer(lambda sql, params: conn.execute(sql, params).fetchone(), run_id, worker_id, quota)
         if special is not None:
             unit = _special_unit(conn, run_id, run["task_id"], unit["pay_amount"], special)
         agent = {
