@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -17,6 +17,7 @@ from . import logs
 from .errors import DataError, NotFound, StateError
 from .frame.export import export_frame
 from .frame.live import LiveFrame
+from .router import uploads
 from .spec import TaskSpec
 from .store import archive, reports
 from .store.archive import Imported
@@ -152,6 +153,21 @@ class Project:
     def worker(self, name: str, provider: str = "mock") -> Worker:
         """A worker of this project (their units and qualifications)."""
         return Worker(self, name, provider)
+
+    def worker_records(self, provider: str = "mock", names: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+        """Per worker of ``provider`` (those ``names``, or all): their units by status, across every task and run."""
+        return reports.worker_stats(self.store, None if names is None else sorted(set(names)), provider)
+
+    def upload_cells(self, records: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, str]]:
+        """Per ``run.df`` record (by unit id): its answers that are uploaded files, as HTML for a notebook
+        (small images and sounds inline, anything else its name and path). Records without files are left out."""
+        cells: dict[int, dict[str, str]] = {}
+        for record in records:
+            for column, value in record.items():
+                if uploads.paths_of(value):
+                    html = uploads.notebook_html(self.root, value, record.get(f"{column}_name"))
+                    cells.setdefault(int(record["unit_id"]), {})[str(column)] = html
+        return cells
 
     def run_table(self) -> pd.DataFrame:
         """One row per run: task, state, provider, address, units, submitted, accepted."""

@@ -12,6 +12,7 @@ from .data import DataSource, load
 from .errors import ConfigError, CrowdError, NotFound
 from .frame.bulk import typed_empty, with_columns
 from .pages.page import Field, Preview, find_template, summary_table
+from .previews import link
 from .procedures import Procedure, procedure
 from .project import Project, open_project
 from .quality.gold import Gold
@@ -193,6 +194,7 @@ class Task:
             check_rows(self.page, self._loaded, self._rows.source)
         self._project = project
         self.procedures: dict[str, Procedure] = {}
+        self._preview_key: str | None = None  # where this task's dry run is mounted (crowdnb.previews)
 
     def procedure(self, fn: Any = None, *, name: str | None = None, timeout: float = 10.0, concurrency: int = 4) -> Any:
         """Register ``fn(args, worker) -> dict`` as a procedure the task's pages call: ``crowd.call(name, args)``.
@@ -245,9 +247,14 @@ class Task:
             self.page.preview_html(self._sample_row(row), title=self.spec.title, description=self.spec.description)
         )
 
-    def preview_widget(self) -> Any:
-        """A widget: the page for any row, at phone or desktop width."""
-        return views().preview(self)
+    def preview_link(self, row: int = 0) -> str:
+        """A dry run of the page for input ``row`` that a browser opens: its scripts and files work, and
+        Submit shows what would be stored (or what is wrong) and stores nothing."""
+        return link(self, row)
+
+    def preview_widget(self, row: int = 0) -> Any:
+        """A widget: the dry run of the page for any row, at phone or desktop width."""
+        return views().preview(self, row)
 
     def launch(
         self,

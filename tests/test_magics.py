@@ -8,6 +8,7 @@ from pathlib import Path
 import ipywidgets as W
 import pandas as pd
 import pytest
+import requests
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -71,16 +72,16 @@ def test_assignment_from_a_magic(shell: InteractiveShell, crowd) -> None:
 def test_preview_live_and_review_return_widgets(shell: InteractiveShell, crowd) -> None:
     shell.run_cell(f"%%crowd template t2 --title T --reward 0.2 --data $DATA\n{PAGE}")
     preview = shell.run_line_magic("crowd", "preview")
-    assert isinstance(preview, W.VBox)
-    page = shell.run_line_magic("crowd", "preview --row 1")
-    assert "second" in page and "<iframe" in page._repr_html_()
+    assert isinstance(preview, W.DOMWidget) and preview.row == 0
+    second = shell.run_line_magic("crowd", "preview --row 1")  # the dry run, opened on row 1
+    assert second.row == 1 and "second" in requests.get(second.src, timeout=10).text
     shell.run_line_magic("crowd", "launch")
     panel = shell.run_line_magic("crowd", "live")
-    table = shell.run_line_magic("crowd", "review")
+    grid = shell.run_line_magic("crowd", "review")
     panel.close()
     with capture_output() as shown:
-        shell.display_formatter.format(table)  # what the notebook would render
-    assert table.widget is not None and shown is not None
+        shell.display_formatter.format(grid)  # what the notebook would render
+    assert isinstance(grid, W.DOMWidget) and shown is not None
 
 
 @pytest.mark.parametrize(

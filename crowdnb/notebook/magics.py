@@ -47,7 +47,10 @@ def _parsers() -> dict[str, _Parser]:
     made = {
         "template": parser("template", "%%crowd template NAME: the cell body is the task page (Jinja HTML)."),
         "form": parser("form", "%%crowd form NAME: the cell body is a form config (Mephisto JSON); or --config PATH."),
-        "preview": parser("preview", "Show the worker's page inline, for any row, at phone or desktop width."),
+        "preview": parser(
+            "preview",
+            "Try the worker's page inline (a dry run: Submit stores nothing), any row, phone or desktop width.",
+        ),
         "launch": parser("launch", "Launch a run of the task; returns the Run."),
         "status": parser("status", "Units of the latest run by status."),
         "live": parser("live", "A live panel: progress, rate, time left, cost, latest submissions, charts."),
@@ -73,7 +76,7 @@ def _parsers() -> dict[str, _Parser]:
         t.add_argument("--duration", type=int, default=1800, help="assignment_duration in seconds")
         t.add_argument("--tags", default="")
     made["form"].add_argument("--config", help="a form folder, unit_config.json or task_data.json (instead of a cell)")
-    made["preview"].add_argument("--row", type=int, default=None, help="show only this row")
+    made["preview"].add_argument("--row", type=int, default=0, help="the input row it opens on (default 0)")
     made["launch"].add_argument("--provider", default="mock")
     made["launch"].add_argument("--architect", default="local")
     made["launch"].add_argument("--port", type=int, default=None)
@@ -199,7 +202,7 @@ class CrowdMagics(Magics):
 
     def _preview(self, args: argparse.Namespace, cell: str | None) -> Any:
         task = self._task(args)
-        return task.preview(args.row) if args.row is not None else task.preview_widget()
+        return task.preview_widget(args.row)
 
     def _launch(self, args: argparse.Namespace, cell: str | None) -> Run:
         options = {"port": args.port} if args.port is not None else {}

@@ -75,18 +75,24 @@ def added(spends: Iterable[Mapping[str, float]]) -> dict[str, float]:
     return {name: value / 100 for name, value in cents.items()}
 
 
-def worker_stats(store: Store, names: list[str], provider: str) -> dict[str, dict[str, int]]:
-    """Per worker name: their units by status across the whole project (for review decisions)."""
-    if not names:
+def worker_stats(store: Store, names: list[str] | None, provider: str) -> dict[str, dict[str, int]]:
+    """Per worker name (of ``names``, or every worker of ``provider`` with a unit): their units by status
+    across the whole project (for review decisions)."""
+    if names is not None and not names:
         return {}
-    marks = ",".join("?" * len(names))
-    stats: dict[str, dict[str, int]] = {name: {} for name in names}
-    for row in store.query(
-        f"SELECT w.name, u.status, count(*) AS n FROM units u JOIN workers w ON w.id = u.worker_id "
-        f"WHERE w.provider = ? AND w.name IN ({marks}) GROUP BY w.name, u.status",
-        (provider, *names),
-    ):
-        stats[row["name"]][row["status"]] = row["n"]
+    stats: dict[str, dict[str, int]] = {name: {} for name in names or []}
+    sql = (
+        "SELECT w.name, u.status, count(*) AS n FROM units u JOIN workers w ON w.id = u.worker_id WHERE w.provider = ?"
+    )
+    if names is None or len(names) > 500:  # many names: one pass over every worker is cheaper than a huge IN
+        rows = store.query(f"{sql} GROUP BY w.name, u.status", (provider,))
+    else:
+        rows = store.query(
+            f"{sql} AND w.name IN ({','.join('?' * len(names))}) GROUP BY w.name, u.status", (provider, *names)
+        )
+    for row in rows:
+        if names is None or row["name"] in stats:
+            stats.setdefault(row["name"], {})[row["status"]] = row["n"]
     return stats
 
 
