@@ -15,6 +15,7 @@ import requests
 import crowdnb as cn
 
 from .clouds import cloud, moto_server  # noqa: F401  (fixtures of the EC2 tests: moto in server mode)
+from .labs import lab, lab_context  # noqa: F401  (fixtures of the JupyterLab tests: a real Lab, a browser context)
 from .prolifics import fake, launch  # noqa: F401  (fixtures of the Prolific tests: a fake Prolific)
 from .turkers import mturk, on_mturk  # noqa: F401  (fixtures of the MTurk tests: a fake MTurk endpoint)
 
