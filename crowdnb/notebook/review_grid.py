@@ -159,7 +159,11 @@ class ReviewGrid(anywidget.AnyWidget):
         on_page = {str(u) for u in self.shown["unit_id"].tolist()}
         records = _records(frame[frame["unit_id"].isin([int(u) for u in self.opened if u in on_page])])
         cells = self.run.project.upload_cells(records)
-        self.details = {str(r["unit_id"]): self._detail(r, cells.get(int(r["unit_id"]), {})) for r in records}
+        talk = _conversations(self.run) if records and self.run.spec.shared else {}  # a shared task's transcripts
+        self.details = {
+            str(r["unit_id"]): self._detail(r, cells.get(int(r["unit_id"]), {})) + talk.get(int(r["assignment_id"]), "")
+            for r in records
+        }
 
     def _detail(self, record: dict[str, Any], files: dict[str, str]) -> str:
         rows = "".join(
@@ -245,6 +249,22 @@ class ReviewGrid(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"<ReviewGrid of run {self.run.id}: {self.total} {STATUSES.get(self.status, self.status)} units>"
+
+
+def _conversations(run: Run) -> dict[int, str]:
+    """Each shared assignment's transcript as escaped HTML (messages, and the room's events in italics)."""
+    found: dict[int, list[str]] = {}
+    for line in _records(run.messages_df):
+        text = html.escape(str(line["text"]))
+        if line["kind"] == "message":
+            text = f"<b>{html.escape(str(line['role'] or ''))}</b>: {text}"
+        else:
+            text = f"<i>{text}</i>"
+        found.setdefault(int(line["assignment_id"]), []).append(f"<li>{text}</li>")
+    return {
+        assignment: f"<details class='crowd-transcript' open><summary>conversation</summary><ol>{''.join(lines)}</ol></details>"
+        for assignment, lines in found.items()
+    }
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
