@@ -140,7 +140,7 @@ def test_double_click_on_submit_stores_once(make_run: Any, new_page: Callable[..
 
 
 def test_submitting_the_form_twice_stores_once(make_run: Any, new_page: Callable[..., Page]) -> None:
-    run = make_run()
+    run = make_run(maximum_units_per_worker=1)  # the page stays once saved, for the submit after it
     page = new_page(run.worker_url("erin"))
     fill_in(page, "neg", "submitted twice")
     # two submit events before the first reply arrives (an Enter key and a click, say), then one more after
@@ -288,7 +288,7 @@ def test_the_next_unit_opens_by_itself_after_a_save(make_run: Any, new_page: Cal
     fill_in(page, "neg", "two")
     page.click("#crowd-submit")
     expect(page.locator("#crowd-saved")).to_have_text(
-        "Saved. There is no work left for you in this task right now. Thank you!"
+        "Your answers are saved. There is no work left for you in this task right now. Thank you!"
     )
     expect(page.locator("#crowd-next")).to_have_count(0)  # nothing to go to: the page stays, thanking them
     assert page.errors == []  # type: ignore[attr-defined]

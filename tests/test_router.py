@@ -124,7 +124,7 @@ def test_a_mock_worker_is_sent_to_their_next_unit_until_there_is_none(make_run, 
         "kind": "message",
         "url": "",
         "fields": {},
-        "message": "Saved. There is no work left for you in this task right now. Thank you!",
+        "message": "Your answers are saved. There is no work left for you in this task right now. Thank you!",
     }
     assert run.counts["completed"] == 2
 

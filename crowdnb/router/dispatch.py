@@ -326,7 +326,7 @@ class Dispatcher:
         if completion.kind == "next":  # no next unit for them: thank them instead of opening a refusal
             refusal = offers.next_refusal(self.store, self.run.id, int(agent["worker_id"]), self.quota)
             if refusal is not None:
-                completion = replace(completion, kind="message", message=f"Saved. {refusal.message}")
+                completion = replace(completion, kind="message", message=f"Your answers are saved. {refusal.message}")
         if not duplicate and agent["kind"] == "gold" and self.gold is not None:
             self.gold.judge(self.store.worker_name(int(agent["worker_id"])), int(agent["row_index"]), answers)
         elif not duplicate and agent["kind"] == "screening" and self.screener is not None:

@@ -58,7 +58,8 @@ def offer(one: Callable[[str, tuple[Any, ...]], Any], run_id: int, worker_id: in
         if done >= quota.maximum_units_per_worker:
             raise WorkerRefused(
                 "max_reached",
-                f"You have done the maximum of {quota.maximum_units_per_worker} units of this task. Thank you!",
+                f"You have done the maximum of {quota.maximum_units_per_worker} "
+                f"unit{'s' if quota.maximum_units_per_worker != 1 else ''} of this task. Thank you!",
             )
     unit = one(
         "SELECT u.* FROM units u WHERE u.task_run_id = ? AND u.status = 'launched' AND u.unit_index >= 0 "
