@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
+import numpy as np
 import pandas as pd
 import traitlets
 
@@ -95,6 +96,9 @@ class ReviewGrid(anywidget.AnyWidget):
         self.columns = [{"key": k, "label": label, "title": title} for k, label, title in COLUMNS]
         self.shown: pd.DataFrame = pd.DataFrame()
         self.records: dict[str, dict[str, int]] = {}
+        self._version: tuple[int, int] = (-1, 0)  # the frame the tables below were made from
+        self._base = pd.DataFrame()  # one row per submission: the sortable columns
+        self._views: dict[tuple[Any, ...], pd.DataFrame] = {}  # filtered and sorted, by filters and order
         self.refresh()
         self.observe(self._filters_changed, names=["status", "worker", "answer"])
         self.observe(lambda _: self.refresh(), names=["sort", "descending", "page"])
@@ -103,22 +107,39 @@ class ReviewGrid(anywidget.AnyWidget):
 
     # --- what is shown -------------------------------------------------------------------------
     def filtered(self) -> pd.DataFrame:
-        """The run's submissions that pass the filters, in the chosen order, with the grid's own columns."""
+        """The run's submissions that pass the filters, in the chosen order, with the grid's own columns.
+
+        What it computes is kept until the frame changes (a submission, a decision): turning a page, or
+        coming back to a filter or an order, costs a slice."""
         frame = self.run.df
-        self.records = self.run.project.worker_records(self.run.config["provider"]["name"], frame["worker"].astype(str))
-        table = _table(frame, self.records, self.label or None)
-        if self.status != "all":
-            table = table[table["status"] == self.status]
-        if self.worker.strip():
-            table = table[table["worker"].str.contains(self.worker.strip(), case=False, regex=False)]
-        if self.answer.strip() or self.sort == "answers":
-            table = table.assign(answers=_answers_text(frame.loc[table.index]))
-        if self.answer.strip():
-            table = table[table["answers"].str.contains(self.answer.strip(), case=False, regex=False)]
-        key = {"record": "record_rank", "checks": "checks_rank"}.get(self.sort, self.sort)
+        version = (len(frame), int(pd.util.hash_pandas_object(frame["status"], index=False).sum()))
+        if version != self._version:
+            provider = self.run.config["provider"]["name"]
+            self.records = self.run.project.worker_records(provider, frame["worker"].astype(str))
+            self._base, self._version, self._views = _table(frame, self.records, self.label or None), version, {}
+        view = (self.status, self.worker.strip(), self.answer.strip(), self.sort, self.descending)
+        if view not in self._views:
+            if len(self._views) >= 32:  # a reviewer trying many filters: start again rather than grow
+                self._views = {}
+            self._views[view] = self._view(frame, *view)
+        return self._views[view]
+
+    def _view(self, frame: pd.DataFrame, status: str, worker: str, answer: str, sort: str, down: bool) -> pd.DataFrame:
+        table = self._base
+        if status != "all":
+            table = table[table["status"] == status]
+        if worker:
+            table = table[table["worker"].str.contains(worker, case=False, regex=False)]
+        if answer or sort == "answers":
+            if "answers" not in self._base.columns:
+                self._base = self._base.assign(answers=_answers_text(frame))
+            table = table.assign(answers=self._base.loc[table.index, "answers"])
+        if answer:
+            table = table[table["answers"].str.contains(answer, case=False, regex=False)]
+        key = {"record": "record_rank", "checks": "checks_rank"}.get(sort, sort)
         if key not in table.columns:
             key = "submitted_at"
-        return table.sort_values([key, "unit_id"], ascending=not self.descending, kind="stable", na_position="last")
+        return table.sort_values([key, "unit_id"], ascending=not down, kind="stable", na_position="last")
 
     def refresh(self) -> None:
         """Rebuild the current page from the store."""
@@ -285,16 +306,14 @@ def _answer_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def _answers_text(frame: pd.DataFrame) -> pd.Series:
-    """Each submission's answers on one line ("label=pos · why=…"); empty answers left out."""
-    columns = _answer_columns(frame)
-    if frame.empty or not columns:
-        return pd.Series("", index=frame.index, dtype=object)
-    parts = [
-        frame[c].map(lambda v, c=c: f"{'feedback' if c == FEEDBACK else c}={_text(v)}" if _text(v) != "" else "")
-        for c in columns
-    ]
-    joined = pd.concat(parts, axis=1)
-    return joined.apply(lambda r: " · ".join(v for v in r if v), axis=1).astype(object)
+    """Each submission's answers on one line ("label=pos · why=…"), empty ones left out; column by column."""
+    text = pd.Series("", index=frame.index, dtype=object)
+    for column in _answer_columns(frame):
+        values = frame[column]
+        part = (f"{'feedback' if column == FEEDBACK else column}=" + values.astype(str)).where(values.notna(), "")
+        part = part.where(values.astype(str) != "", "")
+        text = text + np.where((text != "") & (part != ""), " · ", "") + part
+    return text
 
 
 def _table(frame: pd.DataFrame, records: dict[str, dict[str, int]], label: str | None) -> pd.DataFrame:

@@ -81,16 +81,13 @@ def worker_stats(store: Store, names: list[str] | None, provider: str) -> dict[s
     if names is not None and not names:
         return {}
     stats: dict[str, dict[str, int]] = {name: {} for name in names or []}
+    # one pass over the units (CROSS JOIN keeps them the outer loop; each finds its worker by primary key):
+    # units have no index by worker alone, and a loop over workers would scan every unit once per worker
     sql = (
-        "SELECT w.name, u.status, count(*) AS n FROM units u JOIN workers w ON w.id = u.worker_id WHERE w.provider = ?"
+        "SELECT w.name, u.status, count(*) AS n FROM units u CROSS JOIN workers w ON w.id = u.worker_id "
+        "WHERE w.provider = ? GROUP BY u.worker_id, u.status"
     )
-    if names is None or len(names) > 500:  # many names: one pass over every worker is cheaper than a huge IN
-        rows = store.query(f"{sql} GROUP BY w.name, u.status", (provider,))
-    else:
-        rows = store.query(
-            f"{sql} AND w.name IN ({','.join('?' * len(names))}) GROUP BY w.name, u.status", (provider, *names)
-        )
-    for row in rows:
+    for row in store.query(sql, (provider,)):
         if names is None or row["name"] in stats:
             stats.setdefault(row["name"], {})[row["status"]] = row["n"]
     return stats
