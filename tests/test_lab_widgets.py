@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from .conftest import wait_until
-from .labs import Lab, accepted_units, db_rows, run_notebook, snapshot, wait_finished, write_notebook
+from .labs import Lab, accepted_units, db_rows, run_notebook, shoot, snapshot, wait_finished, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -141,6 +141,7 @@ def test_review_grid_renders_and_takes_keys(lab: Lab, lab_context: BrowserContex
     review = grid.locator(".crowd-detail .gallery-review")
     expect(review.locator("img")).to_be_visible()
     expect(review).to_contain_text("car: x 40, y 190, 170 × 70")
+    shoot(page, ".jp-OutputArea-output:has(.crowd-review)", f"{ui}-review-opened.png")
 
     db = lab.root / "grid_data" / "crowdnb.db"
     page.keyboard.press("n")  # the next page, its first row current

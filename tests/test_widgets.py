@@ -229,7 +229,7 @@ def test_review_grid_opens_a_template_row_with_its_renderer(project: cn.Project)
         grid.set_state({"opened": [grid.rows[0]["id"]]})
         html = grid.details[grid.rows[0]["id"]]
         assert "gallery-review" in html and "car: x 40, y 190, 170 × 70" in html and "data:image/svg+xml" in html
-        assert grid.rows[0]["answers"].startswith("static/")  # the input first, then the answers
+        assert grid.rows[0]["answers"] == f"boxes={box}" and grid.rows[0]["inputs"].startswith("static/")
     finally:
         run.stop()
 

@@ -141,7 +141,9 @@ function render({ model, el }) {
         h("td", { className: "crowd-num", textContent: row.row, title: `unit ${row.id}` }),
         h("td", { className: "crowd-worker", textContent: row.worker, title: row.worker }),
         h("td", { className: "crowd-record", title: "accepted, rejected, soft-rejected, awaiting review: across the project" }, record(row.record)),
-        h("td", { className: "crowd-answers", title: row.answers }, [h("span", { className: "crowd-toggle", textContent: open ? "▾ " : "▸ " }), row.answers]),
+        h("td", { className: "crowd-answers", title: row.inputs ? `${row.answers}\n← ${row.inputs}` : row.answers }, [
+          h("span", { className: "crowd-toggle", textContent: open ? "▾ " : "▸ " }), row.answers,
+          row.inputs ? h("span", { className: "crowd-inputs", textContent: ` ← ${row.inputs}` }) : ""]),
         h("td", { className: "crowd-num", textContent: row.time === null ? "" : `${row.time} s` }),
         h("td", { className: "crowd-checks" }, checks(row, label)),
         h("td", {}, [h("code", { textContent: row.status.replace("_", "-") })]),

@@ -360,8 +360,8 @@ def agreement(frame: pd.DataFrame, label: str) -> pd.Series:
 def _row(
     record: dict[str, Any], units: dict[str, int], line: dict[str, Any], files: dict[str, str], inputs: set[str]
 ) -> dict[str, Any]:
-    """One compact line of the grid: what the view needs, as JSON. The summary is the unit's inputs, then
-    its answers ("a cat on a mat → label=pos · why=…")."""
+    """One compact line of the grid: what the view needs, as JSON. The answers ("label=pos · why=…") come
+    first, then the input they answer (shown dimmed)."""
     shown = [k for k, v in record.items() if k not in META and not str(k).endswith("_name") and _text(v) != ""]
     given = " · ".join(_text(record[k]) for k in shown if k in inputs)
     answered = " · ".join(
@@ -369,13 +369,13 @@ def _row(
         for k in shown
         if k not in inputs
     )
-    summary = f"{given} → {answered}" if given else answered
     stamp = record["submitted_at"]
     return {
         "id": str(record["unit_id"]),
         "worker": str(record["worker"]),
         "record": {s: int(units.get(s, 0)) for s in (S.ACCEPTED, S.REJECTED, S.SOFT_REJECTED, S.COMPLETED)},
-        "answers": summary,
+        "answers": answered,
+        "inputs": given,
         "time": None if pd.isna(record["duration_s"]) else round(float(record["duration_s"]), 1),
         "fast": bool(line["fast"]),
         "agrees": line["agrees"],
