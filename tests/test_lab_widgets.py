@@ -46,7 +46,7 @@ FORM = {
     }
 }
 PREVIEWS = [
-    "import crowdnb as cn\nproject = cn.open('widgets_data')",
+    "import crowdnb as cn\nproject = cn.open('widgets_data', create=True)",
     "boxes = cn.Task('boxes', title='Boxes', reward=0.05, template='bounding_boxes',\n"
     "                data=cn.templates()['bounding_boxes'] / 'example.csv', project=project)\n"
     "boxes.preview_widget()",
@@ -101,7 +101,7 @@ def test_preview_runs_a_template_and_a_form_in_jupyterlab(lab: Lab, lab_context:
 
 
 GRID = [
-    "import json\nimport crowdnb as cn\nproject = cn.open('grid_data')",
+    "import json\nimport crowdnb as cn\nproject = cn.open('grid_data', create=True)",
     "task = cn.Task('boxes', title='Boxes', reward=0.05, template='bounding_boxes',\n"
     "               data=cn.templates()['bounding_boxes'] / 'example.csv', units_per_assignment=2, project=project)\n"
     "run = task.launch()\n"
