@@ -293,3 +293,18 @@ def test_the_next_unit_opens_by_itself_after_a_save(make_run: Any, new_page: Cal
     expect(page.locator("#crowd-next")).to_have_count(0)  # nothing to go to: the page stays, thanking them
     assert page.errors == []  # type: ignore[attr-defined]
     assert sorted(run.df["why"]) == ["one", "two"] and run.counts["completed"] == 2
+
+
+def test_the_pages_html_shown_inline_runs_without_errors(project: cn.Project, new_page: Callable[..., Page]) -> None:
+    """``task.preview(row)``'s iframe (no server behind it): crowdnb's script and a form's run, nothing fails to load."""
+    form = {"form": {"title": "F", "sections": [{"title": "S", "fieldsets": [{"rows": [{"fields": [
+        {"type": "input", "name": "code", "label": "Code", "validators": {"required": True}}
+    ]}]}]}]}}  # fmt: skip
+    task = cn.Task("inline", title="Inline", reward=0.1, form=form, data=[{}], project=project)
+    page = new_page()
+    page.set_content(f"<!doctype html><body>{task.preview()._repr_html_()}</body>")
+    inline = page.frame_locator("iframe.crowd-preview")
+    expect(inline.locator("#cf-code")).to_be_disabled()  # a preview: inputs off
+    expect(inline.locator(".crowd-banner", has_text="Preview")).to_be_visible()
+    assert page.frames[1].evaluate("() => typeof window.crowd.submit") == "function"
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -136,3 +136,18 @@ def test_the_link_follows_crowdnb_public_url(project: cn.Project, monkeypatch: p
     task = cn.Task("t", title="T", reward=0.1, html=FORM, data=SENTENCES, project=project)
     assert task.preview_link(3).startswith("https://hub.example.org/user/ada/proxy/")
     assert task.preview_link(3).endswith("?row=3")
+
+
+def test_the_pages_html_shown_inline_carries_crowdnbs_own_files(project: cn.Project) -> None:
+    """``task.preview(row)`` in a notebook is an iframe without a server: nothing of crowdnb's may be a link."""
+    form = {"form": {"title": "F", "sections": [{"title": "S", "fieldsets": [{"rows": [{"fields": [
+        {"type": "input", "name": "code", "label": "Code", "validators": {"required": True}}
+    ]}]}]}]}}  # fmt: skip
+    for task in (
+        cn.Task("plain", title="T", reward=0.1, html=FORM, data=SENTENCES, project=project),
+        cn.Task("form", title="F", reward=0.1, form=form, data=[{}], project=project),
+    ):
+        shown = html.unescape(task.preview()._repr_html_())
+        assert "_crowd/crowd" not in shown and "_crowd/forms.js" not in shown and 'href="_crowd/forms.css"' not in shown
+        assert "window.crowd = {" in shown  # crowd.js, inline
+    assert '<script type="module">// crowdnb form composer' in shown  # forms.js, deferred

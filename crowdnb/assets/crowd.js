@@ -26,12 +26,22 @@
   var here = window.location.href; // the page as loaded: the worker's next unit is this address again
   var DRY_RUN = "Dry run: try the page as a worker would. Submit shows what would be stored, and stores nothing.";
   var NEXT_UNIT_MS = 1500; // long enough to read "Saved", short enough not to wait for
-  var root = new URL(config.base || "", window.location.href); // resolved once: a bundle may change the URL
+  var root = base(); // resolved once: a bundle may change the URL
   var submissionId = config.submissionId || newId();
   var saving = null; // the pending submission's promise: a second submit joins it
   var saved = null; // the reply once stored: later submits resolve with it and send nothing
   var ready = [];
   var form = null;
+
+  // A page shown from a string (an iframe's srcdoc) is at about:srcdoc, which nothing resolves against: its
+  // links go where its document's base says (the notebook's address), or nowhere (a preview sends nothing)
+  function base() {
+    var tries = [window.location.href, document.baseURI];
+    for (var i = 0; i < tries.length; i++) {
+      try { return new URL(config.base || "", tries[i]); } catch (e) { /* the next */ }
+    }
+    return null;
+  }
 
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();

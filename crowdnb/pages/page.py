@@ -306,9 +306,17 @@ class TaskPage:
 
 
 def iframe(page: str, width: str = "100%", height: str = "480px") -> str:
-    """A worker page shown inline: its stylesheet inlined, since an iframe ``srcdoc`` has no server."""
-    css = (ASSETS / "crowd.css").read_text(encoding="utf-8")
-    page = page.replace('<link rel="stylesheet" href="_crowd/crowd.css">', f"<style>{css}</style>")
+    """A worker page shown inline: crowdnb's own styles and scripts inlined, since an iframe ``srcdoc`` has no
+    server (relative links would reach the notebook's server instead). The task's own files (``static/…``)
+    need one: ``task.preview_widget()`` serves them."""
+    for name in ("crowd.css", "forms.css"):
+        css = (ASSETS / name).read_text(encoding="utf-8")
+        page = page.replace(f'<link rel="stylesheet" href="_crowd/{name}">', f"<style>{css}</style>")
+    # crowd.js runs where it stands (templates use window.crowd as they load); forms.js is deferred, and an
+    # inline script is deferred only as a module
+    for name, attributes, kind in (("crowd.js", "", ""), ("forms.js", " defer", ' type="module"')):
+        code = (ASSETS / name).read_text(encoding="utf-8").replace("</script", "<\\/script")
+        page = page.replace(f'<script src="_crowd/{name}"{attributes}></script>', f"<script{kind}>{code}</script>")
     return (
         f'<iframe class="crowd-preview" srcdoc="{html.escape(page, quote=True)}" '
         f'style="width:{width};height:{height};border:1px solid #ccc;border-radius:6px;background:#fff"></iframe>'
