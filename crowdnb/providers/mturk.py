@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ProviderError
+from ..store import states as S
 from . import Completion, Identity, Report, RunInfo, UnitRef, mturk_options, objects, settings
 from .mturk_api import WORKER_SITE, MTurkAPI, short
 from .mturk_hits import Hits, HitSettings
@@ -165,7 +166,7 @@ class MTurkProvider:
     def expire(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """Withdraw HITs: every live one when the run has nothing on offer any more."""
         remaining = self.store.scalar(
-            "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('launched', 'assigned')", (run.id,)
+            f"SELECT count(*) FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_LIVE)}", (run.id,)
         )
         try:
             self.hits.expire(run, len(unit_ids) if remaining else None)
@@ -217,7 +218,7 @@ class MTurkProvider:
     def _latest_assignment(self, worker: str) -> str:
         rows = self.store.query(
             "SELECT a.external FROM agents a JOIN workers w ON w.id = a.worker_id WHERE w.provider = ? AND w.name = ? "
-            "AND a.status IN ('completed', 'approved', 'rejected', 'soft_rejected') ORDER BY a.id DESC",
+            f"AND a.status IN {S.sql_in(S.AGENT_SUBMITTED)} ORDER BY a.id DESC",
             (self.name, worker),
         )
         for row in rows:

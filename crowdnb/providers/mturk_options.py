@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..store import states as S
 from . import RunInfo
 from .mturk_requirements import GUARDS
 
@@ -90,7 +91,7 @@ def check_spend(store: Store, run: RunInfo, fee_rate: float, confirmed: float | 
     row = store.get_run(run.id)
     budget = json.loads(row["config"])["task"].get("budget")
     units = store.scalar(
-        "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('created', 'launched', 'assigned', 'completed')",
+        f"SELECT count(*) FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_UNSETTLED)}",
         (run.id,),
     )
     per_unit = run.reward + max(run.reward * fee_rate, 0.01)

@@ -331,7 +331,7 @@ class Store:
         return int(
             self.scalar(
                 "SELECT count(*) FROM units u JOIN assignments a ON a.id = u.assignment_id WHERE u.task_id = ? "
-                "AND u.worker_id = ? AND a.kind = 'data' AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')",
+                f"AND u.worker_id = ? AND a.kind = 'data' AND u.status IN {S.sql_in(S.UNIT_SUBMITTED)}",
                 (task_id, worker_id),
             )
         )
@@ -340,7 +340,7 @@ class Store:
         """How many units of a run a worker holds right now."""
         return int(
             self.scalar(
-                "SELECT count(*) FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task')",
+                f"SELECT count(*) FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)}",
                 (run_id, worker_id),
             )
         )

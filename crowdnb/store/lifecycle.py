@@ -80,8 +80,7 @@ class Budget:
 def committed_spend(conn: sqlite3.Connection, task_id: int, fee_rate: float) -> float:
     """Dollars a task has paid or may still pay: rewards of units on offer, held or payable, and bonuses."""
     rewards = conn.execute(
-        "SELECT coalesce(sum(pay_amount), 0) FROM units WHERE task_id = ? "
-        "AND status IN ('launched', 'assigned', 'completed', 'accepted', 'soft_rejected')",
+        f"SELECT coalesce(sum(pay_amount), 0) FROM units WHERE task_id = ? AND status IN {S.sql_in(S.UNIT_COMMITTED)}",
         (task_id,),
     ).fetchone()[0]
     bonuses = conn.execute(
@@ -97,7 +96,7 @@ def launch_units(store: Store, run_id: int, cap: int = 0, budget: Budget | None 
         limit = -1
         if cap:
             live = conn.execute(
-                "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('launched', 'assigned')",
+                f"SELECT count(*) FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_LIVE)}",
                 (run_id,),
             ).fetchone()[0]
             limit = max(cap - live, 0)
@@ -110,7 +109,7 @@ def launch_units(store: Store, run_id: int, cap: int = 0, budget: Budget | None 
         ids = [
             r[0]
             for r in conn.execute(
-                "SELECT id FROM units WHERE task_run_id = ? AND status = 'created' ORDER BY id LIMIT ?",
+                f"SELECT id FROM units WHERE task_run_id = ? AND status = {S.sql(S.CREATED)} ORDER BY id LIMIT ?",
                 (run_id, limit),
             )
         ]
@@ -182,7 +181,7 @@ def apply_reports(store: Store, run_id: int, provider: str, reports: Iterable[Re
                 )
             for agent in conn.execute(
                 "SELECT a.id, a.external FROM agents a JOIN workers w ON w.id = a.worker_id "
-                "WHERE a.task_run_id = ? AND w.provider = ? AND w.name = ? AND a.status IN ('accepted', 'in_task')",
+                f"WHERE a.task_run_id = ? AND w.provider = ? AND w.name = ? AND a.status IN {S.sql_in(S.AGENT_LIVE)}",
                 (run_id, provider, report.worker),
             ).fetchall():
                 if report.external.items() <= json.loads(agent["external"]).items():
@@ -196,7 +195,7 @@ def release_stale(store: Store, run_id: int, duration: float, disconnected: Iter
     with store.write() as conn:
         if duration:
             stale = conn.execute(
-                "SELECT id FROM agents WHERE task_run_id = ? AND status IN ('accepted', 'in_task') AND started_at < ?",
+                f"SELECT id FROM agents WHERE task_run_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)} AND started_at < ?",
                 (run_id, ago(duration)),
             ).fetchall()
             moved += sum(_move_agent(conn, r[0], S.TIMEOUT) for r in stale)
@@ -259,7 +258,7 @@ def expire_run(store: Store, run_id: int) -> list[int]:
     """Expire every created, launched or assigned unit of a run (and its live agent); returns unit ids."""
     with store.write() as conn:
         rows = conn.execute(
-            "SELECT id, agent_id, status FROM units WHERE task_run_id = ? AND status IN ('created', 'launched', 'assigned')",
+            f"SELECT id, agent_id, status FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_INCOMPLETE)}",
             (run_id,),
         ).fetchall()
         for row in rows:
@@ -273,9 +272,8 @@ def expire_run(store: Store, run_id: int) -> list[int]:
 def relaunch_expired(store: Store, run_id: int) -> int:
     """Put a run's expired units back on offer (resume); returns the count."""
     with store.write() as conn:
-        ids = [
-            r[0] for r in conn.execute("SELECT id FROM units WHERE task_run_id = ? AND status = 'expired'", (run_id,))
-        ]
+        expired = conn.execute(f"SELECT id FROM units WHERE task_run_id = ? AND status = {S.sql(S.EXPIRED)}", (run_id,))
+        ids = [r[0] for r in expired]
         _set_units(conn, ids, S.LAUNCHED, expect=(S.EXPIRED,))
         return len(ids)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import WorkerRefused
+from . import states as S
 from .db import Store
 
 
@@ -38,7 +39,7 @@ def next_refusal(store: Store, run_id: int, worker_id: int, quota: Quota) -> Wor
 
 
 LIVE_AGENT = (
-    "SELECT * FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task') "
+    f"SELECT * FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)} "
     "ORDER BY id LIMIT 1"
 )
 
@@ -52,7 +53,7 @@ def offer(one: Callable[[str, tuple[Any, ...]], Any], run_id: int, worker_id: in
     if quota.maximum_units_per_worker:
         done = one(
             "SELECT count(*) AS n FROM units WHERE task_id = ? AND worker_id = ? "
-            "AND status IN ('assigned', 'completed', 'accepted', 'rejected', 'soft_rejected')",
+            f"AND status IN {S.sql_in(S.UNIT_TAKEN)}",
             (run["task_id"], worker_id),
         )["n"]
         if done >= quota.maximum_units_per_worker:
@@ -62,9 +63,9 @@ def offer(one: Callable[[str, tuple[Any, ...]], Any], run_id: int, worker_id: in
                 f"unit{'s' if quota.maximum_units_per_worker != 1 else ''} of this task. Thank you!",
             )
     unit = one(
-        "SELECT u.* FROM units u WHERE u.task_run_id = ? AND u.status = 'launched' AND u.unit_index >= 0 "
+        f"SELECT u.* FROM units u WHERE u.task_run_id = ? AND u.status = {S.sql(S.LAUNCHED)} AND u.unit_index >= 0 "
         "AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.assignment_id = u.assignment_id "
-        "AND a.worker_id = ? AND a.status NOT IN ('disconnect', 'timeout', 'returned', 'expired')) "
+        f"AND a.worker_id = ? AND a.status NOT IN {S.sql_in(S.AGENT_RELEASED)}) "
         "ORDER BY u.id LIMIT 1",
         (run_id, worker_id),
     )
@@ -73,7 +74,7 @@ def offer(one: Callable[[str, tuple[Any, ...]], Any], run_id: int, worker_id: in
     # allowed_concurrent is checked after a unit is found so "no work" wins over "too many"
     if quota.allowed_concurrent:
         held = one(
-            "SELECT count(*) AS n FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task')",
+            f"SELECT count(*) AS n FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)}",
             (run_id, worker_id),
         )["n"]
         if held >= quota.allowed_concurrent:

@@ -47,9 +47,9 @@ def spend(store: Store, scope: str, scope_id: int, fee_rate: float = 0.0) -> dic
     0.15000000000000002; each figure is a number of cents over 100."""
     column = {"run": "task_run_id", "task": "task_id"}[scope]
     row = store.query_one(
-        "SELECT coalesce(sum(CASE WHEN status IN ('accepted', 'soft_rejected') THEN CAST(round(pay_amount * 100) "
+        f"SELECT coalesce(sum(CASE WHEN status IN {S.sql_in(S.UNIT_PAYABLE)} THEN CAST(round(pay_amount * 100) "
         "AS INTEGER) END), 0) AS paid, "
-        "coalesce(sum(CASE WHEN status = 'completed' THEN CAST(round(pay_amount * 100) AS INTEGER) END), 0) "
+        f"coalesce(sum(CASE WHEN status = {S.sql(S.COMPLETED)} THEN CAST(round(pay_amount * 100) AS INTEGER) END), 0) "
         f"AS pending FROM units WHERE {column} = ?",
         (scope_id,),
     )
@@ -97,8 +97,8 @@ def runs_overview(store: Store) -> list[Row]:
     """Every run with its task, state, address and units by outcome."""
     return store.query(
         "SELECT r.id AS run_id, t.name AS task, r.status AS state, r.provider, r.url, r.created_at, "
-        "count(u.id) AS units, sum(u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
-        "sum(u.status = 'accepted') AS accepted FROM task_runs r JOIN tasks t ON t.id = r.task_id "
+        f"count(u.id) AS units, sum(u.status IN {S.sql_in(S.UNIT_SUBMITTED)}) AS submitted, "
+        f"sum(u.status = {S.sql(S.ACCEPTED)}) AS accepted FROM task_runs r JOIN tasks t ON t.id = r.task_id "
         "LEFT JOIN units u ON u.task_run_id = r.id GROUP BY r.id ORDER BY r.id"
     )
 
@@ -106,8 +106,7 @@ def runs_overview(store: Store) -> list[Row]:
 def units_to_do(store: Store) -> dict[int, int]:
     """Run id → units that can still be worked on: on offer, held, or expired (a resume offers them again)."""
     rows = store.query(
-        "SELECT task_run_id, count(*) AS n FROM units "
-        "WHERE status IN ('created', 'launched', 'assigned', 'expired') GROUP BY task_run_id"
+        f"SELECT task_run_id, count(*) AS n FROM units WHERE status IN {S.sql_in(S.UNIT_TO_DO)} GROUP BY task_run_id"
     )
     return {r["task_run_id"]: r["n"] for r in rows}
 
@@ -116,9 +115,9 @@ def workers_overview(store: Store) -> list[Row]:
     """Every worker with their units by status and their qualifications."""
     return store.query(
         "SELECT w.provider, w.name AS worker, "
-        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
-        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'accepted') AS accepted, "
-        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'rejected') AS rejected, "
+        f"(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status IN {S.sql_in(S.UNIT_SUBMITTED)}) AS submitted, "
+        f"(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = {S.sql(S.ACCEPTED)}) AS accepted, "
+        f"(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = {S.sql(S.REJECTED)}) AS rejected, "
         "(SELECT group_concat(q.name || '=' || g.value, ', ') FROM granted_qualifications g "
         " JOIN qualifications q ON q.id = g.qualification_id WHERE g.worker_id = w.id) AS qualifications "
         "FROM workers w ORDER BY w.provider, w.name"
@@ -169,7 +168,7 @@ def agent_counts(store: Store, run_id: int) -> dict[str, int]:
 
 def live_agents(store: Store, run_id: int) -> list[int]:
     """Agents of a run holding a unit right now (accepted or in the task)."""
-    rows = store.query("SELECT id FROM agents WHERE task_run_id = ? AND status IN ('accepted', 'in_task')", (run_id,))
+    rows = store.query(f"SELECT id FROM agents WHERE task_run_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)}", (run_id,))
     return [int(r["id"]) for r in rows]
 
 
