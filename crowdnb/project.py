@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -29,9 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_open: dict[Path, Project] = {}
-
-
+_open: dict[Path, Project] = {}  # one object per folder, so live runs are shared; closed at interpreter exit
 _open_lock = threading.Lock()
 
 
@@ -48,7 +47,7 @@ def open_project(path: str | os.PathLike[str] | None = None, *, create: bool = F
 
     A folder without a project is ``NotFound`` (a typo must not make an empty project), unless
     ``create=True``. Opening the same folder twice in one process returns the same object, so live
-    runs are shared.
+    runs are shared (until ``project.close()``; every open project is closed at interpreter exit).
     """
     root = project_root(path)
     with _open_lock:
@@ -116,6 +115,21 @@ class Project:
         """The project's log lines as dicts, oldest first (``run``: only that run's; ``follow``: and every
         line written later, until the iterator is closed). See ``crowdnb.logs`` for the fields."""
         return logs.lines(self.root, run, follow)
+
+    def close(self) -> None:
+        """Stop the runs this process serves (as ``run.stop()`` does) and close the database.
+
+        Called for every open project at interpreter exit; ``cn.open`` afterwards opens the folder afresh.
+        """
+        with _open_lock:
+            if _open.get(self.root) is self:
+                del _open[self.root]
+        for run in list(self.served.values()):
+            try:
+                run.stop()
+            except Exception:  # the other runs still stop and the database still closes
+                log.exception("run %s did not stop cleanly", run.id)
+        self.store.close()
 
     @property
     def db_path(self) -> Path:
@@ -241,3 +255,12 @@ class Project:
 
     def __repr__(self) -> str:
         return f"<crowdnb project {str(self.root)!r}: {len(self.store.run_ids())} runs>"
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close every open project when the interpreter exits: runs served here stop, databases close."""
+    with _open_lock:
+        projects = list(_open.values())
+    for project in projects:
+        project.close()

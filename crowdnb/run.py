@@ -171,6 +171,22 @@ class Run:
         return str(self.store.get_run(self.id)["status"])
 
     @property
+    def monitor_error(self) -> str | None:
+        """Why this run's monitor keeps failing and since when (``"monitor failing since 12:03:05 (4 ticks): …"``),
+        or None while it works. Workers are served meanwhile; the monitor retries with a growing pause."""
+        failing = self._service.monitor.failing if self._service and self._service.monitor else None
+        return failing.describe() if failing else None
+
+    def monitor_tick(self) -> None:
+        """Do a round of the run's monitor now, in this thread, and raise what it raises: queued ``on_submit``
+        callbacks and platform calls, then feed and launch units (within the caps and the budget), sync with
+        the platform, release abandoned units and mark the run completed. The monitor does this by itself
+        every half second; call it to see the effect of a change at once (a rejection that frees budget)."""
+        if self._service is None or self._service.monitor is None:
+            raise ConfigError(f"run {self.id} is not served by this process; serve it again with run.resume()")
+        self._service.monitor.tick()
+
+    @property
     def serving(self) -> bool:
         """Whether this process serves the run, or operates the router that does."""
         return self._service is not None or self._remote is not None
@@ -276,7 +292,11 @@ class Run:
         return frame[frame["assignment_id"] == int(assignment_id)].reset_index(drop=True)
 
     def on_submit(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``callback(event)`` from the router thread after each new submission is stored."""
+        """Call ``callback(event)`` after each new submission is stored.
+
+        Callbacks run on the run's monitor thread, soon after the submission (a worker's request never waits
+        for them); ``event`` holds ``submission_id``, ``unit_id``, ``agent_id``, ``run_id`` and ``answers``.
+        """
         if not callable(callback):
             raise ConfigError(f"on_submit needs a function; got {callback!r}")
         self._listeners.append(callback)
@@ -426,14 +446,18 @@ class Run:
 
     def _repr_html_(self) -> str:
         counts = self.counts
-        rows: dict[str, object] = {"state": self.state, "url": self.url if self.serving else "(not served)"}
+        rows: dict[str, object] = {"state": self._state_shown(), "url": self.url if self.serving else "(not served)"}
         rows.update({status.replace("_", "-"): n for status, n in counts.items() if n})
         return summary_table(f"Run {self.id} of {self.task_name}", rows)
 
     def __repr__(self) -> str:
         counts = self.counts
         done = sum(counts[s] for s in S.UNIT_SUBMITTED)
-        return f"<Run {self.id} of {self.task_name!r}: {self.state}, {done}/{sum(counts.values())} units submitted, {self.url}>"
+        return f"<Run {self.id} of {self.task_name!r}: {self._state_shown()}, {done}/{sum(counts.values())} units submitted, {self.url}>"
+
+    def _state_shown(self) -> str:
+        error = self.monitor_error
+        return f"{self.state} ({error})" if error else self.state
 
 
 def _ids(unit_ids: int | Iterable[int]) -> Sequence[int]:

@@ -9,6 +9,7 @@ second costs no traffic.
 from __future__ import annotations
 
 import html
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from ..store import states as S
 
 if TYPE_CHECKING:
     from ..run import Run
+
+log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 300.0  # the rate is measured over the last five minutes
 # light rules between rows, none around cells (pandas writes border="1", which browsers draw heavily)
@@ -58,13 +61,20 @@ class LivePanel:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # a panel that cannot refresh once (the project closing) tries again, quietly
+                log.debug("live panel of run %s could not refresh", self.run.id, exc_info=True)
             if not self.run.serving:
                 return  # one last refresh after the run stopped
 
-    def close(self) -> None:
-        """Stop refreshing."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop refreshing and wait for the refreshing thread to end (a refresh under way finishes first)."""
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    close = stop  # ipywidgets' word for it
 
     def refresh(self) -> None:
         """Recompute every figure from the store and update the widgets."""
@@ -83,7 +93,8 @@ class LivePanel:
         rate = rate_per_minute(stamps, end)
         self.figures = {"submitted": submitted, "total": total, "per_minute": rate, "left": left, **money,
                         "connected": figures["connected"]}  # fmt: skip
-        self.title.value = f"<b>{html.escape(run.spec.title)}</b> · run {run.id} · {html.escape(run.state)}" + (
+        state = f"{run.state} ({run.monitor_error})" if run.monitor_error else run.state
+        self.title.value = f"<b>{html.escape(run.spec.title)}</b> · run {run.id} · {html.escape(state)}" + (
             f' · <a href="{html.escape(run.link())}" target="_blank">worker page (preview)</a>' if run.serving else ""
         )
         if not left:

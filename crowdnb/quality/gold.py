@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..store.db import Store
 from ..store.lifecycle import Special
-from .qualifications import apply_qualification
+from .qualifications import Later, apply_qualification
 from .requirements import check_name
 
 if TYPE_CHECKING:
@@ -72,8 +72,10 @@ def matches(given: Any, wanted: Any) -> bool:
 class GoldKeeper:
     """Gold units of one run: when a worker gets one, which, and judging their answer."""
 
-    def __init__(self, store: Store, provider: Provider, stored: dict[str, Any], task_id: int) -> None:
-        self.store, self.provider, self.task_id = store, provider, task_id
+    def __init__(
+        self, store: Store, provider: Provider, stored: dict[str, Any], task_id: int, later: Later | None = None
+    ) -> None:
+        self.store, self.provider, self.task_id, self.later = store, provider, task_id, later
         self.rows: list[dict[str, Any]] = stored["rows"]
         self.first, self.every, self.max_wrong = stored["first"], stored["every"], stored["max_wrong"]
         self.base = str(stored["qualification"])
@@ -104,5 +106,7 @@ class GoldKeeper:
         # counters stay local (as in Mephisto); only a disqualification is pushed to the platform
         self.store.set_qualification(self.provider.name, worker, counter, held.get(counter, 0) + 1, "crowdnb")
         if not right and held.get(f"{self.base}-wrong", 0) + 1 > self.max_wrong:
-            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True)
+            apply_qualification(
+                self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True, later=self.later
+            )
         return right

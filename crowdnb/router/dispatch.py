@@ -6,6 +6,7 @@ a signed token naming their agent, so nobody can submit for someone else's unit.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -31,6 +32,7 @@ from ..store import lifecycle, offers
 from ..store import states as S
 from ..store.db import Row, Store
 from ..store.offers import Quota
+from .backlog import Backlog
 from .operator import OperatorHub
 from .uploads import Upload, keep
 
@@ -181,6 +183,7 @@ class Dispatcher:
         self._verified_tokens = VerifiedTokens()
         self.sockets = Sockets()
         self.listeners: list[Listener] = []
+        self.backlog = Backlog()  # listeners and platform calls leave the worker's request through it
         self._seen: set[int] = set()
         self._seen_lock = threading.Lock()
         self.onboarder: Onboarder | None = None
@@ -345,7 +348,5 @@ class Dispatcher:
             "answers": answers,
         }
         for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # the submission is saved; a failing callback must not undo that
-                log.exception("on_submit callback %r failed", listener)
+            # the submission is saved; a slow or failing callback must neither delay nor undo that
+            self.backlog.later(f"on_submit callback {listener!r}", functools.partial(listener, event))
