@@ -237,6 +237,10 @@ class Task:
             raise ConfigError(f"row {row} is out of range; the data has {len(self._loaded)} rows")
         return self._loaded[row]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The input rows as workers will get them (a copy); empty for a generator, which is read when served."""
+        return [dict(row) for row in self._loaded or []]
+
     def row_count(self) -> int:
         """How many input rows the task has (0 for a generator: unknown until it is read)."""
         return len(self._loaded) if self._loaded is not None else 0

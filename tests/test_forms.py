@@ -343,7 +343,7 @@ def test_every_control_is_labelled_and_described(project: cn.Project) -> None:
 def test_several_versions_need_a_version_column_in_data(project: cn.Project, tmp_path: Path) -> None:
     versions = [small_form(), _set(small_form(), "form.title", "Second")]
     task = cn.Task("v2", title="V", reward=0.1, form=versions, project=project)
-    assert [r["form_version"] for r in task._loaded or []] == [0, 1]
+    assert [r["form_version"] for r in task.rows()] == [0, 1]
     assert "Second" in task.preview(1) and "Second" not in task.preview(0)
     with pytest.raises(cn.DataError, match="row 1: the form has 2 versions; give each row a form_version column"):
         cn.Task("v3", title="V", reward=0.1, form=versions, data=[{"x": 1}], project=project)

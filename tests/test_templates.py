@@ -51,7 +51,7 @@ SHOWN = {
 def example_rows(name: str) -> list[dict[str, Any]]:
     described = gallery.describe(name)
     task = cn.Task("probe", title="probe", reward=0, template=name, data=described.example)
-    return task._loaded or []
+    return task.rows()
 
 
 def test_the_gallery_has_the_promised_templates() -> None:

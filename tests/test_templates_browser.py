@@ -392,7 +392,7 @@ def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
 ) -> None:
     assert name in FILLERS, f"template {name!r} has no mouse and keyboard fillers in this test module"
     described = gallery.describe(name)
-    rows = list(cn.Task("probe", title="p", reward=0, template=name, data=described.example)._loaded or [])
+    rows = cn.Task("probe", title="p", reward=0, template=name, data=described.example).rows()
     row = rows[ROW.get(name, 0)]
     task = cn.Task(  # one unit each: a worker's page would otherwise open the other unit once theirs is saved
         f"gallery-{name}", title=described.title, reward=0.1, template=name, data=[row, row], project=project,
