@@ -164,7 +164,7 @@ def test_generator_data_is_fed_lazily_and_completes_when_exhausted(make_run) -> 
     pulled = []
 
     def rows():
-        for i in range(250):
+        for i in range(150):  # two batches of the feed
             pulled.append(i)
             yield {"text": f"g{i}"}
 
@@ -173,7 +173,7 @@ def test_generator_data_is_fed_lazily_and_completes_when_exhausted(make_run) -> 
     assert run.state == "running"
     cn.simulate(run, workers=4)
     wait_until(lambda: run.state == "completed", timeout=30)
-    assert len(run.df) == 250 and len(pulled) == 250
+    assert len(run.df) == 150 and len(pulled) == 150
 
 
 def test_bad_row_in_a_generator_is_reported_not_fatal(make_run) -> None:
