@@ -182,6 +182,8 @@ class Run:
         callbacks and platform calls, then feed and launch units (within the caps and the budget), sync with
         the platform, release abandoned units and mark the run completed. The monitor does this by itself
         every half second; call it to see the effect of a change at once (a rejection that frees budget)."""
+        if self._remote is not None:
+            raise ConfigError(f"run {self.id} is served at {self.url}; its monitor runs there, not in this process")
         if self._service is None or self._service.monitor is None:
             raise ConfigError(f"run {self.id} is not served by this process; serve it again with run.resume()")
         self._service.monitor.tick()
