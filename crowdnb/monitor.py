@@ -42,7 +42,7 @@ class Monitor:
     """The thread that keeps one served run going: ``start``, ``tick`` (also from another thread), ``stop``."""
 
     def __init__(
-        self, run_id: int, upkeep: Callable[[], None], backlog: Backlog, prepare: Callable[[], None] = lambda: None
+        self, run_id: int, upkeep: Callable[[], None], backlog: Backlog, prepare: Callable[[], object] = lambda: None
     ) -> None:
         """``prepare`` runs first in the thread (binding what it logs to its run)."""
         self.name, self.upkeep, self.backlog, self.prepare = f"monitor of run {run_id}", upkeep, backlog, prepare
