@@ -85,7 +85,7 @@ SERVING_CHILD = """
 import sys
 import crowdnb as cn
 task = cn.Task("sentiment", title="Sentiment", reward=0.1, html=sys.argv[2], data=[{"text": "s%d" % i} for i in range(6)],
-               project=cn.open(sys.argv[1]))
+               project=cn.open(sys.argv[1], create=True))
 run = task.launch(provider="mock", architect="local")
 print(run.id, run.url, flush=True)
 sys.stdin.read()  # serves until killed
@@ -125,7 +125,7 @@ def test_open_projects_close_at_interpreter_exit(tmp_path) -> None:
     script = textwrap.dedent(f"""
         import threading
         import crowdnb as cn
-        project = cn.open({str(tmp_path / "p")!r})
+        project = cn.open({str(tmp_path / "p")!r}, create=True)
         assert cn.open({str(tmp_path / "p")!r}) is project  # opened twice: one object
         task = cn.Task("t", title="T", reward=0.1, html={FORM!r}, data=[{{"text": "x"}}], project=project)
         run = task.launch(provider="mock", architect="local")
@@ -140,7 +140,7 @@ def test_open_projects_close_at_interpreter_exit(tmp_path) -> None:
 
 
 def test_a_closed_project_opens_afresh(tmp_path) -> None:
-    project = cn.open(tmp_path / "p")
+    project = cn.open(tmp_path / "p", create=True)
     run = cn.Task("t", title="T", reward=0.1, html=FORM, data=[{"text": "x"}], project=project).launch()
     project.close()
     assert not run.serving and run.state == "stopped"
