@@ -22,10 +22,12 @@ from .pages.page import summary_table
 from .procedures import Procedure, check_registered, procedure
 from .providers import decisions
 from .quality.onboarding import check_validate
+from .records import Frames
 from .remote import Remote, needs
 from .router import feed, metrics
 from .router.dispatch import Listener
 from .router.operator import OperatorHub
+from .rules import EVERY, Predicate, Rule, Rules
 from .service import Service, figures
 from .spec import TaskSpec
 from .store import calls, lifecycle, reports, rooms
@@ -59,6 +61,8 @@ class Run:
         self._frame = LiveFrame(
             self.store, "run", run_id, columns=lambda: self.spec.frame_columns(self.store.first_input(run_id))
         )
+        self._gold = LiveFrame(self.store, "run", run_id, kind="gold")
+        self.rulebook = Rules(self)
         self._service: Service | None = None
         self._remote: Remote | None = None  # the router runs elsewhere and this notebook operates it
         self.operator_hub: OperatorHub | None = None  # set by `crowdnb serve` before resuming
@@ -231,7 +235,7 @@ class Run:
     @property
     def gold_df(self) -> pd.DataFrame:
         """The gold units workers submitted in this run (they are not in ``run.df``)."""
-        return LiveFrame(self.store, "run", self.id, kind="gold").refresh()
+        return self._gold.refresh()
 
     @property
     def screening_df(self) -> pd.DataFrame:
@@ -244,6 +248,11 @@ class Run:
         if self._remote is not None:
             return self._remote.spend
         return reports.spend(self.store, "run", self.id, self.provider_client().fee_rate)
+
+    @property
+    def provider_name(self) -> str:
+        """The name of the run's provider (its workers' names are that provider's)."""
+        return str(self.config["provider"]["name"])
 
     def provider_client(self) -> providers.Provider:
         """The live provider, or a new client of the stored one (for review after a stop)."""
@@ -292,6 +301,48 @@ class Run:
         """The messages and events of one shared assignment, in order."""
         frame = self.messages_df
         return frame[frame["assignment_id"] == int(assignment_id)].reset_index(drop=True)
+
+    # --- rules ---------------------------------------------------------------------------------
+    def rule(
+        self,
+        name: str,
+        when: Predicate,
+        action: str,
+        *,
+        on: str = "submission",
+        note: str | None = None,
+        amount: float | None = None,
+        qualification: str | None = None,
+        value: int = 1,
+        every: float = EVERY,
+    ) -> Rule:
+        """Act on its own: when ``when(row)`` (or ``when(row, frame)``) is true, do ``action``.
+
+        ``on="submission"``: ``row`` is a row of ``run.df`` with ``age_hours`` and ``flagged``; actions
+        approve, reject, soft_reject, flag, bonus (``amount`` dollars, ``note`` the reason), block, grant and
+        revoke (``qualification``, ``value``; these two and block act on the row's worker). ``on="worker"``:
+        ``row`` is a row of ``run.worker_df``; actions bonus, block, grant, revoke. The rule runs in the
+        run's monitor on each new submission and over every row each ``every`` seconds; see
+        ``crowdnb.rules``. Functions are not stored: register rules again before ``run.resume()``.
+        """
+        found = Rule(self, name, when, action, on=on, note=note, amount=amount, qualification=qualification,
+                     value=value, every=every)  # fmt: skip
+        return self.rulebook.add(found)
+
+    @property
+    def rules(self) -> dict[str, Rule]:
+        """The rules registered in this process, by name (``rule.dry_run()``, ``rule.history`` …)."""
+        return self.rulebook.by_name()
+
+    def remove_rule(self, name: str) -> None:
+        """Stop and forget the rule ``name`` (also one stored by an earlier process that was not registered again)."""
+        self.rulebook.remove(name)
+
+    @property
+    def worker_df(self) -> pd.DataFrame:
+        """One record per worker who submitted in this run: units by status, time, gold accuracy,
+        qualifications, blocked (what worker rules see; see ``crowdnb.records``)."""
+        return Frames(self).workers
 
     def on_submit(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(event)`` after each new submission is stored.
@@ -365,6 +416,7 @@ class Run:
         if self.spec.onboarding:  # before anything is written
             check_validate(self.spec.onboarding, self.hooks.get("onboarding_validate"))
         check_registered([p["name"] for p in self.spec.procedures], self.procedures)
+        self.rulebook.check_registered()
         if self.serving:
             raise ConfigError(f"run {self.id} is already live at {self.url}")
         self.config = json.loads(self.store.get_run(self.id)["config"])
@@ -414,6 +466,12 @@ class Run:
         if self._remote is not None:
             return int(self._remote.decide("soft_reject", unit_ids=list(_ids(unit_ids)), note=note))
         return decisions.decide(self, _ids(unit_ids), S.SOFT_REJECTED, note)
+
+    def flag(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
+        """Hold submitted units for a person's review: rules see them as ``flagged``; returns how many were new."""
+        from .store.audit import flag
+
+        return sum(flag(self.store, unit_id, "requester", note) for unit_id in _ids(unit_ids))
 
     def bonus(self, unit_ids: int | Iterable[int], amount: float, reason: str, key: str | None = None) -> int:
         """Pay the workers of submitted units a bonus; the same bonus repeated is paid once (see ``key``)."""

@@ -183,6 +183,7 @@ class Service:
         if finished and self.run.store.get_run(self.run.id)["status"] == "running":
             log.info("run %s is complete", self.run.id)
             self.run.store.update_run(self.run.id, status="completed")
+        self.run.rulebook.tick()  # rules act here, on the monitor thread, never in a worker's request
 
     def feed(self) -> None:
         """Store more input rows when a generator's units run low (lists are stored at once)."""

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ..errors import ConfigError
 from ..store.db import Store
 from ..store.lifecycle import Special
@@ -110,3 +112,22 @@ class GoldKeeper:
                 self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True, later=self.later
             )
         return right
+
+
+def gold_scores(frame: pd.DataFrame, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per worker, from their gold submissions (``run.gold_df``): ``gold_answers``, ``gold_correct``,
+    ``gold_wrong`` and ``gold_accuracy``, each answer judged as ``GoldKeeper`` judges it."""
+    columns = ["gold_answers", "gold_correct", "gold_wrong", "gold_accuracy"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="worker"))
+    wanted = [dict(rows[int(i)]["answers"]) for i in frame["row_index"]]
+    right = [
+        all(matches(record.get(name), value) for name, value in want.items())
+        for record, want in zip(frame.to_dict("records"), wanted, strict=True)
+    ]
+    judged = pd.DataFrame({"worker": frame["worker"].to_numpy(), "right": right})
+    grouped = judged.groupby("worker")["right"]
+    out = pd.DataFrame({"gold_answers": grouped.size(), "gold_correct": grouped.sum().astype(int)})
+    out["gold_wrong"] = out["gold_answers"] - out["gold_correct"]
+    out["gold_accuracy"] = out["gold_correct"] / out["gold_answers"]
+    return out[columns]
