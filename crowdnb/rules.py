@@ -80,6 +80,7 @@ class Rule:
         qualification: str | None = None,
         value: int = 1,
         every: float = EVERY,
+        active: bool = True,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(f"rule name {name!r} must be 1-64 letters, digits, spaces, '_', '.' or '-'")
@@ -108,6 +109,7 @@ class Rule:
         self.run, self.name, self.when, self.action, self.on = run, name, when, action, on
         self.note = note if note is not None or action != "block" else f"blocked by rule {name}"
         self.amount, self.qualification, self.value, self.every = amount, qualification, value, float(every)
+        self.active = bool(active)  # False: only dry_run and apply act (set it True to let the monitor run it)
         self.errors: list[str] = []  # the latest problems met while the rule ran on its own
         self.next_pass = 0.0  # time.monotonic() of the next pass over every row
 
@@ -319,7 +321,7 @@ class Rules:
 
     def tick(self, clock: Callable[[], float] = time.monotonic) -> None:
         """The monitor's turn: rules over what changed since the last tick, and full passes that are due."""
-        rules = self.all()
+        rules = [rule for rule in self.all() if rule.active]
         if not rules:
             return
         changes = audit.changes_since(self.run.store, self.run.id, self._cursor)

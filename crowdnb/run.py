@@ -315,6 +315,7 @@ class Run:
         qualification: str | None = None,
         value: int = 1,
         every: float = EVERY,
+        active: bool = True,
     ) -> Rule:
         """Act on its own: when ``when(row)`` (or ``when(row, frame)``) is true, do ``action``.
 
@@ -323,10 +324,11 @@ class Run:
         revoke (``qualification``, ``value``; these two and block act on the row's worker). ``on="worker"``:
         ``row`` is a row of ``run.worker_df``; actions bonus, block, grant, revoke. The rule runs in the
         run's monitor on each new submission and over every row each ``every`` seconds; see
-        ``crowdnb.rules``. Functions are not stored: register rules again before ``run.resume()``.
+        ``crowdnb.rules``; ``active=False`` holds it back (``rule.dry_run()`` first, then ``rule.active = True``).
+        Functions are not stored: register rules again before ``run.resume()``.
         """
         found = Rule(self, name, when, action, on=on, note=note, amount=amount, qualification=qualification,
-                     value=value, every=every)  # fmt: skip
+                     value=value, every=every, active=active)  # fmt: skip
         return self.rulebook.add(found)
 
     @property

@@ -67,6 +67,18 @@ def test_dry_run_shows_what_a_rule_would_do_and_changes_nothing(make_run: Any) -
     assert rule.dry_run().empty and rule.apply().empty  # nothing left to do
 
 
+def test_a_rule_held_back_acts_only_once_made_active(make_run: Any) -> None:
+    run = make_run(data=DATA[:4])
+    cn.simulate(run, workers=1, seed=1)
+    rule = run.rule("flag-all", lambda s: True, "flag", note="look", every=0.1, active=False)
+    assert len(rule.dry_run()) == 4
+    other = run.rule("tick", lambda s: True, "flag", note="the monitor ran", every=0.1)
+    wait_until(lambda: len(other.history) == 4, "an active rule's pass")  # the same ticks passed the other by
+    assert rule.history.empty and len(rule.dry_run()) == 4
+    rule.active = True
+    wait_until(lambda: len(rule.history) == 4, "the rule acting once active")
+
+
 def test_auto_approve_after_hours_unless_flagged(make_run: Any) -> None:
     run = make_run(data=DATA[:6])
     cn.simulate(run, workers=2, behaviour="careful", seed=1)
