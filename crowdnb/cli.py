@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
+import pandas as pd
 
 from . import __version__
 from .architects.ec2_cli import ec2
-from .errors import CrowdError, NotFound
+from .errors import ConfigError, CrowdError, NotFound
 from .forms.cli import form
+from .options import KINDS, describe, names
 from .project import Project, missing_project, open_project, project_exists, restore
 from .serve import CONNECTIONS, NO_PROJECT
+from .workers import describe as describe_qualification
+from .workers import grant, revoke
 
 
 class _Group(click.Group):
-    """Print a crowdnb error as one line, no traceback."""
+    """Print a crowdnb error, and a mistake in the command's usage, as one line with no traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -24,6 +30,30 @@ class _Group(click.Group):
         except CrowdError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:  # click would print the usage, a hint and the error on three lines
+            where = exc.ctx.command_path if exc.ctx is not None else "crowdnb"
+            click.echo(f"error: {exc.format_message()} (`{where} --help` shows how)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _existing(home: str | None) -> Project:
@@ -69,12 +99,122 @@ def export(target: str, path: str, home: str | None) -> None:
 @cli.command()
 @click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
 def runs(home: str | None) -> None:
-    """List the runs of a project."""
+    """List the runs of a project: task, state, provider, units, submitted, accepted, created."""
+    table = _existing(home).run_table()
+    if table.empty:
+        click.echo("no runs yet; launch a task (task.launch() in Python, %crowd launch in a notebook)")
+        return
+    table = table.rename(columns={"run_id": "run", "created_at": "created"})
+    _print(table[["run", "task", "state", "provider", "units", "submitted", "accepted", "created"]])
+
+
+@cli.command()
+@click.argument("worker", required=False)
+@click.option("--provider", default="mock", show_default=True, help="The provider the worker comes from.")
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def workers(worker: str | None, provider: str, home: str | None) -> None:
+    """List the workers of a project (units, qualifications, blocks), or WORKER's record and history."""
     project = _existing(home)
-    for run in project.runs.values():
-        counts = run.counts
-        done = counts["completed"] + counts["accepted"]
-        click.echo(f"{run.id}\t{run.task_name}\t{run.state}\t{sum(counts.values())} units\t{done} done")
+    table = project.worker_table()
+    if worker is None:
+        if table.empty:
+            click.echo("no workers yet")
+        else:
+            _print(table)
+        return
+    if not ((table["worker"] == worker) & (table["provider"] == provider)).any():
+        raise NotFound(f"no worker {worker!r} of provider {provider!r} in {project.root}; `crowdnb workers` lists them")
+    record = project.worker(worker, provider)
+    click.echo(f"worker {worker} ({provider}){': BLOCKED' if record.blocked else ''}")
+    click.echo("units: " + (", ".join(f"{k} {v}" for k, v in sorted(record.units.items())) or "none"))
+    held = record.qualifications
+    click.echo("qualifications: " + (", ".join(f"{k}={v}" for k, v in held.items()) or "none"))
+    history = record.history
+    if not history.empty:
+        click.echo("latest actions:")
+        _print(history[["at", "actor", "action", "task", "amount", "note"]].head(20), indent="  ")
+
+
+@cli.group()
+def qualifications() -> None:
+    """Qualifications: list them, grant or revoke one, describe who holds it."""
+
+
+@qualifications.command("list")
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def qualifications_list(home: str | None) -> None:
+    """Every qualification with its description and how many workers hold it."""
+    table = _existing(home).qualification_table()
+    if table.empty:
+        click.echo("no qualifications yet; grant one: crowdnb qualifications grant WORKER NAME")
+        return
+    _print(table)
+
+
+@qualifications.command("grant")
+@click.argument("worker")
+@click.argument("name")
+@click.option("--value", default=1, show_default=True, help="The whole number the worker holds.")
+@click.option("--provider", default="mock", show_default=True, help="The provider the worker comes from.")
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def qualifications_grant(worker: str, name: str, value: int, provider: str, home: str | None) -> None:
+    """Give WORKER the qualification NAME (granting again changes the value); sent to the provider too."""
+    grant(worker, name, value, provider=provider, project=_existing(home))
+    click.echo(f"{worker} ({provider}) holds {name}={value}")
+
+
+@qualifications.command("revoke")
+@click.argument("worker")
+@click.argument("name")
+@click.option("--provider", default="mock", show_default=True, help="The provider the worker comes from.")
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def qualifications_revoke(worker: str, name: str, provider: str, home: str | None) -> None:
+    """Take the qualification NAME away from WORKER (on the provider too)."""
+    done = revoke(worker, name, provider=provider, project=_existing(home))
+    click.echo(f"{name} revoked from {worker} ({provider})" if done else f"{worker} ({provider}) did not hold {name}")
+
+
+@qualifications.command("describe")
+@click.argument("name")
+@click.option("--home", type=click.Path(file_okay=False), help="Project folder.")
+def qualifications_describe(name: str, home: str | None) -> None:
+    """The qualification NAME: its description and every worker holding it, with their value."""
+    table = describe_qualification(name, project=_existing(home))
+    description = table["description"].iloc[0]
+    click.echo(f"{name}: {description or '(no description)'}")
+    holders = table.dropna(subset=["worker"])
+    if holders.empty:
+        click.echo("nobody holds it")
+    else:
+        _print(holders[["provider", "worker", "value", "updated_at"]])
+
+
+@cli.command(name="describe")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.argument("name", required=False)
+def describe_command(kind: str, name: str | None) -> None:
+    """Every option of a provider, architect, template or form (a config's path): type, default, meaning."""
+    if name is None:
+        if kind == "form":
+            raise ConfigError("give a form config: crowdnb describe form PATH (a folder or its unit_config.json)")
+        click.echo(f"{kind}s: {', '.join(names(kind))}")
+        click.echo(f"describe one: crowdnb describe {kind} NAME")
+        return
+    table = describe(kind, name)
+    if table.empty:
+        click.echo(f"{kind} {name} takes no options")
+    else:
+        _print(table)
+
+
+def _print(table: pd.DataFrame, indent: str = "") -> None:
+    """A table for a terminal: a header row, then one left-aligned row per record."""
+    text = table.astype(object).where(table.notna(), "").astype(str)
+    rows: list[list[str]] = [[str(c) for c in text.columns], *text.values.tolist()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(text.columns))]
+    for row in rows:
+        cells = [*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)), row[-1]]
+        click.echo(indent + "  ".join(cells).rstrip())
 
 
 @cli.command()

@@ -18,6 +18,7 @@ from . import logs
 from .errors import DataError, NotFound, StateError
 from .frame.export import export_frame
 from .frame.live import LiveFrame
+from .quality.requirements import BLOCKED
 from .router import uploads
 from .spec import TaskSpec
 from .store import archive, reports
@@ -192,12 +193,20 @@ class Project:
         )
 
     def worker_table(self) -> pd.DataFrame:
-        """One row per worker: units submitted, accepted, rejected, and qualifications."""
-        return pd.DataFrame(
-            reports.workers_overview(
-                self.store,
-            )
+        """One row per worker: units submitted, accepted, rejected, qualifications, and whether blocked."""
+        columns = ["provider", "worker", "submitted", "accepted", "rejected", "qualifications"]
+        frame = pd.DataFrame(reports.workers_overview(self.store), columns=columns)
+        held = {(r["provider"], r["worker"]) for r in reports.qualification_holders(self.store, BLOCKED)}
+        return frame.assign(blocked=[(p, w) in held for p, w in zip(frame["provider"], frame["worker"], strict=True)])
+
+    def qualification_table(self) -> pd.DataFrame:
+        """One row per qualification: its name, description and how many workers hold it."""
+        rows = reports.qualification_holders(self.store)
+        frame = pd.DataFrame(
+            rows, columns=["qualification", "description", "provider", "worker", "value", "updated_at"]
         )
+        grouped = frame.groupby(["qualification", "description"], sort=True, dropna=False)["worker"].count()
+        return grouped.rename("holders").reset_index()
 
     def task_spend(self, name: str) -> dict[str, float]:
         """Dollars of every run of task ``name``, each with its provider's fees (see ``Run.spend``)."""

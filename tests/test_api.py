@@ -14,8 +14,8 @@ def test_public_names_are_pinned() -> None:
         "ProcedureError", "Project",
         "ProviderError", "Requirement", "Run", "Screening", "Simulation", "StateError", "Task", "WorkerRefused",
         "__version__", "allow_list", "attach", "block", "block_list", "bonus", "define_qualification",
-        "delete_qualification", "describe_qualification", "grant", "load_ipython_extension", "message", "open", "register",
-        "requirement", "restore", "revoke", "simulate", "templates", "unblock",
+        "delete_qualification", "describe", "describe_qualification", "grant", "load_ipython_extension", "message",
+        "open", "register", "requirement", "restore", "revoke", "simulate", "templates", "unblock",
     ]  # fmt: skip
     for name in cn.__all__:
         assert hasattr(cn, name)

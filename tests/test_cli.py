@@ -34,14 +34,14 @@ def test_demo_runs_a_whole_study(tmp_path: Path) -> None:
     frame = pd.read_csv(exported[0])
     assert len(frame) == 36 and set(frame["status"]) == {"accepted"}
     listed = crowdnb("runs", cwd=tmp_path)
-    assert "demo-sentiment\tstopped\t36 units\t36 done" in listed.stdout
+    assert listed.stdout.splitlines()[1].split()[1:7] == ["demo-sentiment", "stopped", "mock", "36", "36", "36"]
 
 
 def test_export_command_by_task_and_by_run(tmp_path: Path) -> None:
     crowdnb("demo", "--workers", "2", "--replicas", "1", "--home", "proj", cwd=tmp_path)
     by_task = crowdnb("export", "demo-sentiment", "all.jsonl", "--home", "proj", cwd=tmp_path)
     assert by_task.returncode == 0 and "12 rows written" in by_task.stdout
-    run_id = crowdnb("runs", "--home", "proj", cwd=tmp_path).stdout.split("\t")[0]
+    run_id = crowdnb("runs", "--home", "proj", cwd=tmp_path).stdout.splitlines()[1].split()[0]
     by_run = crowdnb("export", run_id, "run.parquet", "--home", "proj", cwd=tmp_path)
     assert by_run.returncode == 0 and len(pd.read_parquet(tmp_path / "run.parquet")) == 12
 

@@ -48,10 +48,13 @@ def unavailable(host: str, port: int, exc: OSError, hint: str) -> str:
 
 
 class LocalArchitect:
-    """Serve the router on ``host:port`` from a background thread; ``port=0`` picks a free port.
+    """Serve the router from a background thread of this process (``architect_options={...}``).
 
-    ``public_url`` is what workers open when the router sits behind a proxy or tunnel. ``resume=True``
-    (set by ``Run.resume``) falls back to a free port when the stored one is taken.
+    Args:
+        host: the address to listen on; 0.0.0.0 lets other machines reach it
+        port: the port to listen on; 0 picks a free one
+        public_url: what workers open when the router sits behind a proxy or tunnel (https://…)
+        resume: set by run.resume(): serve on a free port when the stored one is taken
     """
 
     name = "local"
