@@ -117,6 +117,10 @@ def hosted_app(
     # notebook functions (validators, onboarding and screening checks) answer over the operator channel
     run.operator_hub = install_operator(run, str(run.store.get_run(run.id)["secret"]))
     architect = HostedArchitect(url, metrics_dir)
+    rules = [r["name"] for r in run.rulebook.stored()]
+    if rules:  # functions of the notebook that made them: this server cannot run them
+        log.warning("run %s has rules (%s) that do not run under crowdnb serve", run.id, ", ".join(rules))
+        run.rulebook.elsewhere = True
     run.resume(architect=architect)
     assert architect.app is not None
     return architect.app, run

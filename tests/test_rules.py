@@ -137,22 +137,25 @@ def test_bonus_on_gold_accuracy_is_paid_once(make_run: Any) -> None:
 
 
 def test_workers_failing_gold_are_blocked_while_the_run_goes_on(make_run: Any) -> None:
-    run = make_run(data=DATA, gold=cn.Gold(GOLDS, first=2, every=1, max_wrong=100))
+    run = make_run(data=DATA[:12], gold=cn.Gold(GOLDS, first=2, every=1, max_wrong=100))
     run.rule("gold-failures", lambda w: w.gold_wrong >= 2, "block", on="worker", note="Too many check questions wrong.")
-    sim = cn.simulate(run, workers=4, behaviour={"careful": 0.5, "spammer": 0.5}, units=6, seed=3)
+    # spammers give one label to everything, and half the golds want the other: they fail as they go on
+    sim = cn.simulate(run, workers=4, behaviour={"careful": 0.5, "spammer": 0.5}, seed=3)
     assert sim.errors == []
     spammers, careful = sim.bots("spammer"), sim.bots("careful")
-    records = wait_until(lambda: _blocked(run, spammers), "the spammers blocked")[0].set_index("worker")
-    assert not records.loc[careful, "blocked"].any()
-    assert (records.loc[spammers, "gold_wrong"] >= 2).all()
+    records = wait_until(lambda: _settled(run), "every worker with two wrong golds blocked")[0].set_index("worker")
+    blocked = set(records.index[records["blocked"]])
+    assert blocked == set(records.index[records["gold_wrong"] >= 2]) and blocked & set(spammers)
+    assert not blocked & set(careful)
     reviews = run.store.query("SELECT actor, note FROM reviews WHERE action = 'grant' AND details LIKE '%blocked%'")
     assert {(r["actor"], r["note"]) for r in reviews} == {("rule:gold-failures", "Too many check questions wrong.")}
-    assert len(reviews) == len(spammers)  # once each, though the rule saw them on every tick
+    assert len(reviews) == len(blocked)  # once each, though the rule saw them on every tick
 
 
-def _blocked(run: cn.Run, workers: list[str]) -> list[pd.DataFrame] | None:
+def _settled(run: cn.Run) -> list[pd.DataFrame] | None:
+    """The worker records once the rule has blocked everyone it should have."""
     records = run.worker_df
-    return [records] if records.loc[records["worker"].isin(workers), "blocked"].all() else None
+    return [records] if (records["blocked"] == (records["gold_wrong"] >= 2)).all() else None
 
 
 def test_a_new_submission_is_judged_at_the_next_tick(make_run: Any) -> None:
@@ -195,6 +198,20 @@ def test_resume_needs_the_rules_again(make_run: Any, project: cn.Project) -> Non
     again.resume()
     assert again.serving and list(again.rules) == ["too-fast"]
     again.stop()
+
+
+def test_a_server_resumes_a_run_with_rules_without_them(make_run: Any, project: cn.Project, caplog: Any) -> None:
+    from crowdnb.serve import hosted_app
+
+    run = make_run(data=DATA[:2])
+    run.rule("auto-approve", lambda s: s.age_hours >= 24, "approve")
+    run.stop()
+    app, served = hosted_app(project.root, run.id, "http://127.0.0.1:9/")  # what `crowdnb serve` runs
+    try:
+        assert app is not None and served.serving and served.rules == {}
+        assert "has rules (auto-approve) that do not run under crowdnb serve" in caplog.text
+    finally:
+        served.stop()
 
 
 @pytest.mark.parametrize(
