@@ -271,6 +271,7 @@ class Rules:
 
     def add(self, rule: Rule) -> Rule:
         """Register ``rule`` (replacing one of the same name) and keep its description with the run."""
+        self.check_here()
         with self._lock:
             self._rules[rule.name] = rule
             stored = [r for r in self.stored() if r["name"] != rule.name]
@@ -301,6 +302,17 @@ class Rules:
         """The rules the run's stored configuration names (functions or not registered here)."""
         rules: list[dict[str, Any]] = self._config().get("rules", [])
         return rules
+
+    def check_here(self, remote: bool = False) -> None:
+        """Refuse rules for a run whose router (and so its data) runs elsewhere (``remote``: about to): there
+        they would never act."""
+        stored = [r["name"] for r in self.stored()] if remote else []
+        if self.run.operated or stored:
+            raise ConfigError(
+                f"run {self.run.id} is served by a router elsewhere, where rules cannot act yet: serve it with "
+                "architect='local', or stop it (its rows come home) and use rule.apply()"
+                + (f"; or remove its rules first: run.remove_rule({stored[0]!r})" if stored else "")
+            )
 
     def _config(self) -> dict[str, Any]:
         config: dict[str, Any] = json.loads(self.run.store.get_run(self.run.id)["config"])

@@ -432,6 +432,7 @@ class Run:
                 self.config["architect"]["name"], **self.config["architect"]["options"], resume=True
             )
         if architects.is_remote(architect):  # the router kept serving (or its folder kept its rows): reattach
+            self.rulebook.check_here(remote=True)
             if data is not None:
                 raise ConfigError("a router that runs elsewhere keeps the data it was launched with; launch a new run")
             self._start_remote(architect, Rows(iter(()), "resume", True), reattach=True)

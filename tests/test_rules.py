@@ -12,7 +12,7 @@ import pytest
 import crowdnb as cn
 from crowdnb import ConfigError
 
-from .conftest import Worker, wait_until
+from .conftest import FORM, Worker, wait_until
 
 DATA = [{"text": f"sentence {i}"} for i in range(24)]
 GOLDS = [{"text": f"gold {i}", "answers": {"label": "pos" if i % 2 else "neg"}} for i in range(8)]
@@ -212,6 +212,21 @@ def test_a_server_resumes_a_run_with_rules_without_them(make_run: Any, project: 
         assert "has rules (auto-approve) that do not run under crowdnb serve" in caplog.text
     finally:
         served.stop()
+
+
+def test_rules_are_refused_where_they_could_not_act(project: cn.Project) -> None:
+    task = cn.Task("away", title="Away", reward=0.1, html=FORM, data=DATA[:2], project=project)
+    run = task.launch(provider="mock", architect="process")  # the router (and the data) in another process
+    try:
+        with pytest.raises(ConfigError, match=r"served by a router elsewhere, where rules cannot act yet"):
+            run.rule("auto-approve", lambda s: s.age_hours >= 24, "approve")
+        assert run.rules == {}
+        cn.simulate(run, workers=1)
+    finally:
+        run.stop()  # its rows come home: a rule can act on them here
+    assert len(run.rule("flag-all", lambda s: True, "flag", note="look").apply()) == 2
+    with pytest.raises(ConfigError, match=r"or remove its rules first: run.remove_rule\('flag-all'\)"):
+        run.resume()
 
 
 @pytest.mark.parametrize(
