@@ -16,6 +16,13 @@ moved), and over every open row each ``every`` seconds (time-based rules such as
 open while the action could still change it: a unit awaiting review, a bonus not yet paid, a worker not
 yet blocked; the predicate is not called on the others.
 
+Actions: ``approve``, ``reject``, ``soft_reject`` and ``flag`` (submission rules; ``note=`` is what the
+worker reads, or the flag's reason); ``bonus`` (``amount=`` dollars, ``note=`` the reason: a submission rule
+pays the unit's worker, a worker rule the worker, once per run, booked on their latest unit); ``block``
+(``note=`` the reason), ``grant`` and ``revoke`` (``qualification=``, ``value=``) act on a worker: a
+submission rule's, the row's worker. A failing predicate or action is logged (and so in ``run.errors``)
+and kept in ``rule.errors``; the other rules and the run go on.
+
 Actions go through the same decision functions as ``run.approve`` and ``cn.block``, with the actor
 ``rule:<name>`` in the audit log, and move money once: a decision applies only to a unit still awaiting
 review (a rule never overrides a person), a bonus is keyed by rule and unit (by rule, run and worker for a

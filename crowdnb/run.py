@@ -317,16 +317,10 @@ class Run:
         every: float = EVERY,
         active: bool = True,
     ) -> Rule:
-        """Act on its own: when ``when(row)`` (or ``when(row, frame)``) is true, do ``action``.
-
-        ``on="submission"``: ``row`` is a row of ``run.df`` with ``age_hours`` and ``flagged``; actions
-        approve, reject, soft_reject, flag, bonus (``amount`` dollars, ``note`` the reason), block, grant and
-        revoke (``qualification``, ``value``; these two and block act on the row's worker). ``on="worker"``:
-        ``row`` is a row of ``run.worker_df``; actions bonus, block, grant, revoke. The rule runs in the
-        run's monitor on each new submission and over every row each ``every`` seconds; see
-        ``crowdnb.rules``; ``active=False`` holds it back (``rule.dry_run()`` first, then ``rule.active = True``).
-        Functions are not stored: register rules again before ``run.resume()``.
-        """
+        """Act on its own: when ``when(row[, frame])`` is true, do ``action`` (to a row of ``run.df``, or with
+        ``on="worker"`` of ``run.worker_df``); the monitor runs it on each submission and every ``every`` s.
+        ``active=False`` holds it back for ``rule.dry_run()``. Not stored: register it again before
+        ``run.resume()``. Actions and options: ``crowdnb.rules``."""
         found = Rule(self, name, when, action, on=on, note=note, amount=amount, qualification=qualification,
                      value=value, every=every, active=active)  # fmt: skip
         return self.rulebook.add(found)

@@ -178,6 +178,7 @@ def test_a_failing_predicate_is_reported_and_the_others_still_act(make_run: Any)
     wait_until(lambda: len(run.rules["flag-all"].history) == 4, "the working rule's flags")
     wait_until(lambda: broken.errors, "the broken rule's error kept")
     assert "KeyError" in broken.errors[0] and run.counts["rejected"] == 0 and run.serving
+    assert any("rule 'broken' failed on unit" in line for line in run.errors)  # the run's log says so too
 
 
 def test_resume_needs_the_rules_again(make_run: Any, project: cn.Project) -> None:
