@@ -65,6 +65,9 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
         ["db", "export", "x.tar.gz", "--home", "typo"],
         ["db", "backup", "x.tar.gz", "--home", "typo"],
         ["logs", "--home", "typo"],
+        ["workers", "--home", "typo"],
+        ["qualifications", "list", "--home", "typo"],
+        ["qualifications", "grant", "alice", "english", "--home", "typo"],
     ],
 )
 def test_a_typo_in_the_project_folder_is_an_error_not_a_new_project(tmp_path: Path, command: list[str]) -> None:
@@ -96,7 +99,7 @@ def test_demo_with_more_replicas_than_workers_says_what_was_left(tmp_path: Path)
         "(each sentence needs 3 different workers) and expired when the run stopped." in done.stdout
     )
     listed = crowdnb("runs", cwd=tmp_path)
-    assert "demo-sentiment\tstopped\t36 units\t24 done" in listed.stdout
+    assert listed.stdout.splitlines()[1].split()[1:7] == ["demo-sentiment", "stopped", "mock", "36", "24", "24"]
 
 
 def test_sigterm_stops_the_run_of_a_demo_kept_open(tmp_path: Path) -> None:
@@ -123,7 +126,7 @@ def test_sigterm_stops_the_run_of_a_demo_kept_open(tmp_path: Path) -> None:
     assert demo.returncode == 128 + signal.SIGTERM, err
     assert "stopped." in out and "Traceback" not in err
     listed = crowdnb("runs", cwd=tmp_path)
-    assert "demo-sentiment\tstopped\t36 units\t0 done" in listed.stdout
+    assert listed.stdout.splitlines()[1].split()[1:7] == ["demo-sentiment", "stopped", "mock", "36", "0", "0"]
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=5)  # the port is free
 
