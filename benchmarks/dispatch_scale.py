@@ -123,7 +123,7 @@ class Crowdnb:
         import crowdnb as cn
         from crowdnb.store import lifecycle
 
-        self.project = cn.open(folder)
+        self.project = cn.open(folder, create=True)
         self.store = self.project.store
         rows = [{"item": i, "text": f"sentence number {i}"} for i in range(units // per_assignment)]
         started = time.perf_counter()

@@ -162,7 +162,7 @@ def generate(folder: Path, rows: int, workers: int) -> tuple[Plan, dict[str, flo
 
     times: dict[str, float] = {}
     started = time.perf_counter()
-    project = cn.open(folder / "project")
+    project = cn.open(folder / "project", create=True)
     task = cn.Task("export-scale", title="Export", reward=0.05, html=FORM, data=[Plan.inputs(0)], project=project)
     store, spec = project.store, task.spec
     task_id = store.upsert_task(spec.name, spec.to_dict())

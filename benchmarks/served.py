@@ -49,7 +49,7 @@ class ServeTarget:
     def __init__(self, folder: Path, units: int, workers: int) -> None:
         import crowdnb as cn
 
-        self.project = cn.open(folder)
+        self.project = cn.open(folder, create=True)
         launched = new_task(self.project, units, workers).launch(provider="mock", architect="local")
         launched.stop()
         self.run = self.project.run(launched.id)  # a stored run: its frame is read from the file

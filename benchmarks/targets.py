@@ -95,7 +95,7 @@ class CrowdnbTarget:
     def __init__(self, folder: Path, units: int, workers: int) -> None:
         import crowdnb as cn
 
-        self.project = cn.open(folder)
+        self.project = cn.open(folder, create=True)
         self.run = new_task(self.project, units, workers).launch(provider="mock", architect="local")
         self.url = self.run.url
         self.pid = os.getpid()

@@ -25,6 +25,7 @@ from .errors import (
     WorkerRefused,
 )
 from .notebook import views as _notebook_views
+from .options import describe
 from .pages.page import available_templates as templates
 from .project import Project, restore
 from .project import open_project as open
@@ -72,6 +73,7 @@ __all__ = [
     "bonus",
     "define_qualification",
     "delete_qualification",
+    "describe",
     "describe_qualification",
     "grant",
     "load_ipython_extension",

@@ -22,10 +22,12 @@ from .pages.page import summary_table
 from .procedures import Procedure, check_registered, procedure
 from .providers import decisions
 from .quality.onboarding import check_validate
+from .records import Frames
 from .remote import Remote, needs
 from .router import feed, metrics
 from .router.dispatch import Listener
 from .router.operator import OperatorHub
+from .rules import EVERY, Predicate, Rule, Rules
 from .service import Service, figures
 from .spec import TaskSpec
 from .store import calls, lifecycle, reports, rooms
@@ -56,7 +58,11 @@ class Run:
         # Python functions of the task (not storable): onboarding_validate, screening_validate, procedures
         self.hooks: dict[str, Any] = {"procedures": {}}
         self._listeners: list[Listener] = []
-        self._frame = LiveFrame(self.store, "run", run_id)
+        self._frame = LiveFrame(
+            self.store, "run", run_id, columns=lambda: self.spec.frame_columns(self.store.first_input(run_id))
+        )
+        self._gold = LiveFrame(self.store, "run", run_id, kind="gold")
+        self.rulebook = Rules(self)
         self._service: Service | None = None
         self._remote: Remote | None = None  # the router runs elsewhere and this notebook operates it
         self.operator_hub: OperatorHub | None = None  # set by `crowdnb serve` before resuming
@@ -88,12 +94,12 @@ class Run:
         run = cls(project, run_id)
         run.hooks.update(hooks or {})
         run.hooks.setdefault("procedures", {})
-        run._start(prov, arch, rows_of(rows))
+        run._start(prov, arch, rows_of(rows), fresh=True)
         if isinstance(provider, str):  # where this run went is where the project's later calls go
             providers.settings.keep(project.store, prov, provider_options)
         return run
 
-    def _start(self, provider: providers.Provider, architect: Any, rows: Rows) -> None:
+    def _start(self, provider: providers.Provider, architect: Any, rows: Rows, fresh: bool = False) -> None:
         if architects.is_remote(architect):
             self._start_remote(architect, rows)
             return
@@ -102,7 +108,11 @@ class Run:
             service.start()
         except BaseException:
             architect.shutdown()
-            self.store.update_run(self.id, status="stopped", stopped_at=now())
+            if fresh and not service.told_provider:  # a failed launch leaves no run behind
+                self.store.delete_run(self.id)
+                log.info("run %s failed to start and was removed", self.id)
+            else:
+                self.store.update_run(self.id, status="stopped", stopped_at=now())
             raise
         self._service = service
         self.project.served[self.id] = self
@@ -165,6 +175,24 @@ class Run:
         return str(self.store.get_run(self.id)["status"])
 
     @property
+    def monitor_error(self) -> str | None:
+        """Why this run's monitor keeps failing and since when (``"monitor failing since 12:03:05 (4 ticks): …"``),
+        or None while it works. Workers are served meanwhile; the monitor retries with a growing pause."""
+        failing = self._service.monitor.failing if self._service and self._service.monitor else None
+        return failing.describe() if failing else None
+
+    def monitor_tick(self) -> None:
+        """Do a round of the run's monitor now, in this thread, and raise what it raises: queued ``on_submit``
+        callbacks and platform calls, then feed and launch units (within the caps and the budget), sync with
+        the platform, release abandoned units and mark the run completed. The monitor does this by itself
+        every half second; call it to see the effect of a change at once (a rejection that frees budget)."""
+        if self._remote is not None:
+            raise ConfigError(f"run {self.id} is served at {self.url}; its monitor runs there, not in this process")
+        if self._service is None or self._service.monitor is None:
+            raise ConfigError(f"run {self.id} is not served by this process; serve it again with run.resume()")
+        self._service.monitor.tick()
+
+    @property
     def serving(self) -> bool:
         """Whether this process serves the run, or operates the router that does."""
         return self._service is not None or self._remote is not None
@@ -207,7 +235,7 @@ class Run:
     @property
     def gold_df(self) -> pd.DataFrame:
         """The gold units workers submitted in this run (they are not in ``run.df``)."""
-        return LiveFrame(self.store, "run", self.id, kind="gold").refresh()
+        return self._gold.refresh()
 
     @property
     def screening_df(self) -> pd.DataFrame:
@@ -220,6 +248,11 @@ class Run:
         if self._remote is not None:
             return self._remote.spend
         return reports.spend(self.store, "run", self.id, self.provider_client().fee_rate)
+
+    @property
+    def provider_name(self) -> str:
+        """The name of the run's provider (its workers' names are that provider's)."""
+        return str(self.config["provider"]["name"])
 
     def provider_client(self) -> providers.Provider:
         """The live provider, or a new client of the stored one (for review after a stop)."""
@@ -269,8 +302,50 @@ class Run:
         frame = self.messages_df
         return frame[frame["assignment_id"] == int(assignment_id)].reset_index(drop=True)
 
+    # --- rules ---------------------------------------------------------------------------------
+    def rule(
+        self,
+        name: str,
+        when: Predicate,
+        action: str,
+        *,
+        on: str = "submission",
+        note: str | None = None,
+        amount: float | None = None,
+        qualification: str | None = None,
+        value: int = 1,
+        every: float = EVERY,
+        active: bool = True,
+    ) -> Rule:
+        """Act on its own: when ``when(row[, frame])`` is true, do ``action`` (to a row of ``run.df``, or with
+        ``on="worker"`` of ``run.worker_df``); the monitor runs it on each submission and every ``every`` s.
+        ``active=False`` holds it back for ``rule.dry_run()``. Not stored: register it again before
+        ``run.resume()``. Actions and options: ``crowdnb.rules``."""
+        found = Rule(self, name, when, action, on=on, note=note, amount=amount, qualification=qualification,
+                     value=value, every=every, active=active)  # fmt: skip
+        return self.rulebook.add(found)
+
+    @property
+    def rules(self) -> dict[str, Rule]:
+        """The rules registered in this process, by name (``rule.dry_run()``, ``rule.history`` …)."""
+        return self.rulebook.by_name()
+
+    def remove_rule(self, name: str) -> None:
+        """Stop and forget the rule ``name`` (also one stored by an earlier process that was not registered again)."""
+        self.rulebook.remove(name)
+
+    @property
+    def worker_df(self) -> pd.DataFrame:
+        """One record per worker who submitted in this run: units by status, time, gold accuracy,
+        qualifications, blocked (what worker rules see; see ``crowdnb.records``)."""
+        return Frames(self).workers
+
     def on_submit(self, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``callback(event)`` from the router thread after each new submission is stored."""
+        """Call ``callback(event)`` after each new submission is stored.
+
+        Callbacks run on the run's monitor thread, soon after the submission (a worker's request never waits
+        for them); ``event`` holds ``submission_id``, ``unit_id``, ``agent_id``, ``run_id`` and ``answers``.
+        """
         if not callable(callback):
             raise ConfigError(f"on_submit needs a function; got {callback!r}")
         self._listeners.append(callback)
@@ -337,6 +412,7 @@ class Run:
         if self.spec.onboarding:  # before anything is written
             check_validate(self.spec.onboarding, self.hooks.get("onboarding_validate"))
         check_registered([p["name"] for p in self.spec.procedures], self.procedures)
+        self.rulebook.check_registered()
         if self.serving:
             raise ConfigError(f"run {self.id} is already live at {self.url}")
         self.config = json.loads(self.store.get_run(self.id)["config"])
@@ -350,6 +426,7 @@ class Run:
                 self.config["architect"]["name"], **self.config["architect"]["options"], resume=True
             )
         if architects.is_remote(architect):  # the router kept serving (or its folder kept its rows): reattach
+            self.rulebook.check_here(remote=True)
             if data is not None:
                 raise ConfigError("a router that runs elsewhere keeps the data it was launched with; launch a new run")
             self._start_remote(architect, Rows(iter(()), "resume", True), reattach=True)
@@ -387,6 +464,12 @@ class Run:
             return int(self._remote.decide("soft_reject", unit_ids=list(_ids(unit_ids)), note=note))
         return decisions.decide(self, _ids(unit_ids), S.SOFT_REJECTED, note)
 
+    def flag(self, unit_ids: int | Iterable[int], note: str | None = None) -> int:
+        """Hold submitted units for a person's review: rules see them as ``flagged``; returns how many were new."""
+        from .store.audit import flag
+
+        return sum(flag(self.store, unit_id, "requester", note) for unit_id in _ids(unit_ids))
+
     def bonus(self, unit_ids: int | Iterable[int], amount: float, reason: str, key: str | None = None) -> int:
         """Pay the workers of submitted units a bonus; the same bonus repeated is paid once (see ``key``)."""
         if self._remote is not None:
@@ -420,14 +503,18 @@ class Run:
 
     def _repr_html_(self) -> str:
         counts = self.counts
-        rows: dict[str, object] = {"state": self.state, "url": self.url if self.serving else "(not served)"}
+        rows: dict[str, object] = {"state": self._state_shown(), "url": self.url if self.serving else "(not served)"}
         rows.update({status.replace("_", "-"): n for status, n in counts.items() if n})
         return summary_table(f"Run {self.id} of {self.task_name}", rows)
 
     def __repr__(self) -> str:
         counts = self.counts
         done = sum(counts[s] for s in S.UNIT_SUBMITTED)
-        return f"<Run {self.id} of {self.task_name!r}: {self.state}, {done}/{sum(counts.values())} units submitted, {self.url}>"
+        return f"<Run {self.id} of {self.task_name!r}: {self._state_shown()}, {done}/{sum(counts.values())} units submitted, {self.url}>"
+
+    def _state_shown(self) -> str:
+        error = self.monitor_error
+        return f"{self.state} ({error})" if error else self.state
 
 
 def _ids(unit_ids: int | Iterable[int]) -> Sequence[int]:

@@ -3,15 +3,24 @@
 The same Flask app as in the kernel, with the same store, so workers keep being served while no notebook
 is open (an EC2 instance runs this). One worker process, because websockets and the unit monitor live in
 the process; gevent gives it thousands of cheap connections instead of a thread each.
+
+Everything that can be wrong (no project, no run to serve, a busy port) is found before the first line is
+printed. The listening socket is bound here, then this process becomes a fresh interpreter that patches
+the standard library for gevent before anything imports ``ssl`` (``requests``, boto3: their TLS would
+otherwise block the event loop) and hands the socket to gunicorn.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import math
 import os
 import shutil
+import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +29,13 @@ from prometheus_client import values
 from prometheus_client.multiprocess import mark_process_dead
 
 from .architects.guard import AddressCap, ClientLimits, refuse
-from .errors import ConfigError, NotFound
-from .project import Project, ProjectLike, as_project
+from .architects.local import listen, unavailable
+from .errors import ArchitectError, ConfigError, NotFound
+from .project import Project, ProjectLike, as_project, missing_project, project_exists
 from .remote import install_operator
 from .router import metrics
 from .router.feed import token
+from .store import reports
 from .store.db import Store, project_root
 
 if TYPE_CHECKING:
@@ -64,19 +75,37 @@ class HostedArchitect:
 
 # a worker's page holds two connections (the page's keep-alive one and its websocket); idle ones cost ~40 KB
 CONNECTIONS = 5000
+NO_PROJECT = "launch a task there first (crowdnb demo --home DIR makes a demo project)"
+
+# the program this process becomes: gevent's patches come before any other import
+_BOOT = "from gevent import monkey; monkey.patch_all()\nimport sys\nfrom crowdnb.serve import _run_gunicorn\n_run_gunicorn(sys.argv[1])\n"
 
 
 def _choose(store: Store, run_id: int | None) -> int:
-    ids = store.run_ids()
-    if not ids:
+    """``run_id``, else the latest run with work left; NotFound lists the runs when none has."""
+    runs = reports.runs_overview(store)
+    if not runs:
         raise NotFound(f"the project {store.root} has no run to serve; launch a task first")
-    if run_id is not None and run_id not in ids:
-        raise NotFound(f"no run {run_id} in {store.root}; runs: {', '.join(map(str, ids))}")
-    return run_id if run_id is not None else ids[-1]
+    ids = [int(r["run_id"]) for r in runs]
+    if run_id is not None:
+        if run_id not in ids:
+            raise NotFound(f"no run {run_id} in {store.root}; runs: {', '.join(map(str, ids))}")
+        return run_id
+    to_do = reports.units_to_do(store)
+    open_runs = [i for i in ids if to_do.get(i)]
+    if not open_runs:
+        shown = "; ".join(f"{r['run_id']} ({r['task']}, {r['state']}, {r['submitted']}/{r['units']} units submitted)"
+                          for r in runs[-5:])  # fmt: skip
+        more = f" and {len(runs) - 5} older (crowdnb runs)" if len(runs) > 5 else ""
+        raise NotFound(
+            f"no run in {store.root} has work left (every unit is done): {shown}{more}; "
+            "serve one anyway with --run ID, or launch a new run"
+        )
+    return open_runs[-1]
 
 
 def pick_run(project: ProjectLike, run_id: int | None) -> Run:
-    """The run to serve: ``run_id``, else the project's latest run."""
+    """The run to serve: ``run_id``, else the project's latest run that has work left."""
     where = as_project(project)
     return where.run(_choose(where.store, run_id))
 
@@ -92,6 +121,10 @@ def hosted_app(
     # notebook functions (validators, onboarding and screening checks) answer over the operator channel
     run.operator_hub = install_operator(run, str(run.store.get_run(run.id)["secret"]))
     architect = HostedArchitect(url, metrics_dir)
+    rules = [r["name"] for r in run.rulebook.stored()]
+    if rules:  # functions of the notebook that made them: this server cannot run them
+        log.warning("run %s has rules (%s) that do not run under crowdnb serve", run.id, ", ".join(rules))
+        run.rulebook.elsewhere = True
     run.resume(architect=architect)
     assert architect.app is not None
     return architect.app, run
@@ -102,54 +135,49 @@ def serve(project: ProjectLike, run_id: int | None, host: str = "127.0.0.1", por
           say: Callable[[str], None] | None = None, limits: ClientLimits | None = None) -> None:  # fmt: skip
     """Serve a run with gunicorn + gevent until the server is stopped (SIGTERM stops the run cleanly).
 
-    ``say`` hears how a notebook attaches to it and how Prometheus scrapes it (the URL, the run's feed and
-    metrics tokens: credentials, so never logged; the command prints them). ``host`` is this machine only
-    unless asked ("0.0.0.0": every interface). ``limits`` bound slow and greedy clients
-    (``crowdnb.architects.guard``: header and read timeouts, connections per client address).
+    ``say`` hears where it listens, how a notebook attaches to it and how Prometheus scrapes it (the URL,
+    the run's feed and metrics tokens: credentials, so never logged; the command prints them). ``host`` is
+    this machine only unless asked ("0.0.0.0": every interface). ``limits`` bound slow and greedy clients
+    (``crowdnb.architects.guard``: header and read timeouts, connections per client address). This process
+    becomes the server (``os.execv``): the call does not return.
     """
     bounds = limits or ClientLimits()
     try:
-        from gevent import Timeout
-        from gunicorn.app.base import BaseApplication
-        from gunicorn.workers.ggevent import GeventWorker
+        import gevent  # noqa: F401
+        import gunicorn  # noqa: F401
     except ImportError as exc:
         raise ConfigError("crowdnb serve needs gunicorn and gevent: pip install 'crowdnb[serve]'") from exc
-    url = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-    state: dict[str, Any] = {}
-    run_id, feed_token, metrics_token, root = _tokens(project, run_id)
-    metrics_dir = counting_across_processes(root / "metrics" / f"run{run_id}")
+    if not isinstance(project, Project) and not project_exists(project):
+        raise NotFound(missing_project(project, NO_PROJECT))
+    root = project.root if isinstance(project, Project) else project_root(project)
+    run_id, feed_token, metrics_token, work_left = _chosen(root, run_id)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        raise ArchitectError(
+            unavailable(host, port, exc, "choose another --port (--port 0 takes a free one)")
+        ) from None
+    port = sock.getsockname()[1]
+    everywhere = host in ("0.0.0.0", "::", "")
+    url = public_url or f"http://{_shown(socket.gethostname() if everywhere else host)}:{port}/"
+    where = f"{_shown(host or '0.0.0.0')}:{port}" + (", every address of this machine" if everywhere else "")
+    metrics_dir = counting_across_processes(root / "metrics" / f"run{run_id}")  # the env var outlives the exec
     if say is not None:
-        say(f"Serving run {run_id} at {url}")
+        say(f"Serving run {run_id} at {url} (listening on {where})")
+        if not work_left:
+            say(f"Note: run {run_id} has no work left; workers are told it is finished (feed and review still work)")
         say(f"Attach a notebook: cn.attach({url!r}, token={feed_token!r})")
         say(f"Prometheus: scrape {url}metrics with Authorization: Bearer {metrics_token}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.set_inheritable(sock.fileno(), True)
+    args = {"root": str(root), "run_id": run_id, "url": url, "fd": sock.fileno(), "connections": connections,
+            "metrics_dir": str(metrics_dir), "limits": dataclasses.asdict(bounds)}  # fmt: skip
+    os.execv(sys.executable, [sys.executable, "-c", _BOOT, json.dumps(args)])
 
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in {
-                "bind": f"{host}:{port}", "workers": 1, "worker_class": _worker(GeventWorker, Timeout, bounds),
-                "worker_connections": connections, "accesslog": None, "graceful_timeout": 10,
-                # gevent's worker reads a request's line and headers (after any idle keep-alive wait)
-                # under one deadline (``timeout_ctx``): a slow client's header deadline
-                "keepalive": max(1, math.ceil(bounds.header_seconds)),
-                "worker_exit": _stop_on_exit(state),
-                # a dead worker's live gauges are dropped; its counters stay in the files and keep adding up
-                "child_exit": lambda server, worker: mark_process_dead(worker.pid, str(metrics_dir)),
-                # the worker may be killed after graceful_timeout (idle keep-alive connections): the master
-                # then stops the run from the file, as after a crash
-                "on_exit": lambda server: pick_run(project, run_id).stop(),
-            }.items():  # fmt: skip
-                self.cfg.set(key, value)
 
-        def load(self) -> Flask:
-            from gevent import get_hub
-
-            app, state["run"] = hosted_app(project, run_id, url, metrics_dir)
-            # a COMMIT waits for fsync; on the event loop it would stop every connection meanwhile
-            state["run"].store.commit_with(get_hub().threadpool.apply)
-            log.info("serving run %s at %s", state["run"].id, url)
-            return app
-
-    Server().run()
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _worker(base: type, timeout: type, limits: ClientLimits) -> type:
@@ -182,14 +210,15 @@ def _worker(base: type, timeout: type, limits: ClientLimits) -> type:
     return Worker
 
 
-def _tokens(project: ProjectLike, run_id: int | None) -> tuple[int, str, str, Path]:
-    """The run to serve, its feed and metrics tokens and the project folder, read through a store of its own:
-    gunicorn forks after this, and a SQLite connection (the cached project's) must not cross a fork."""
-    store = Store(project.root if isinstance(project, Project) else project_root(project))
+def _chosen(root: Path, run_id: int | None) -> tuple[int, str, str, bool]:
+    """The run to serve, its feed and metrics tokens and whether it has work left, read through a store of
+    its own: gunicorn forks later, and a SQLite connection (the cached project's) must not cross a fork."""
+    store = Store(root)
     try:
         chosen = _choose(store, run_id)
         secret = store.get_run(chosen)["secret"]
-        return chosen, token(secret, chosen), metrics.token(secret, chosen), store.root
+        work_left = bool(reports.units_to_do(store).get(chosen))
+        return chosen, token(secret, chosen), metrics.token(secret, chosen), work_left
     finally:
         store.close()
 
@@ -203,6 +232,50 @@ def counting_across_processes(folder: Path) -> Path:
     # prometheus-client picks its value class when first imported (crowdnb imported it already): pick again
     values.ValueClass = values.get_value_class()
     return folder
+
+
+def _run_gunicorn(arguments: str) -> None:
+    """Run gunicorn on the socket ``serve`` bound (in the interpreter it became, gevent already patched in)."""
+    from gevent import Timeout
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.workers.ggevent import GeventWorker
+
+    given = json.loads(arguments)
+    bounds = ClientLimits(**{**given["limits"], "proxies": tuple(given["limits"]["proxies"])})
+    root, run_id, url, connections = given["root"], given["run_id"], given["url"], given["connections"]
+    metrics_dir = given["metrics_dir"]
+    state: dict[str, Any] = {}
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"fd://{given['fd']}", "workers": 1, "worker_class": _worker(GeventWorker, Timeout, bounds),
+                "worker_connections": connections, "accesslog": None, "graceful_timeout": 10,
+                # gevent's worker reads a request's line and headers (after any idle keep-alive wait) under
+                # one deadline (``timeout_ctx``): a slow client's header deadline; gunicorn's 2 s default
+                # would drop a page's connection between its GET and its POST
+                "keepalive": max(1, math.ceil(bounds.header_seconds)),
+                # gunicorn 27 opens a control socket in ~/.gunicorn by default; nothing here uses it
+                "control_socket_disable": True,
+                "worker_exit": _stop_on_exit(state),
+                # a dead worker's live gauges are dropped; its counters stay in the files and keep adding up
+                "child_exit": lambda server, worker: mark_process_dead(worker.pid, metrics_dir),
+                # the worker may be killed after graceful_timeout (idle keep-alive connections): the master
+                # then stops the run from the file, as after a crash
+                "on_exit": lambda server: pick_run(root, run_id).stop(),
+            }.items():  # fmt: skip
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            from gevent import get_hub
+
+            app, state["run"] = hosted_app(root, run_id, url, Path(metrics_dir))
+            # a COMMIT waits for fsync; on the event loop it would stop every connection meanwhile
+            state["run"].store.commit_with(get_hub().threadpool.apply)
+            log.info("serving run %s at %s", state["run"].id, url)
+            return app
+
+    Server().run()
 
 
 def _stop_on_exit(state: dict[str, Any]) -> Callable[[Any, Any], None]:

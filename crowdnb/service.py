@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import architects, logs, providers
 from .data import Rows
+from .monitor import TICK_SECONDS as TICK_SECONDS  # the tick (simulate.py reads it here)
+from .monitor import Monitor
 from .procedures import Executor
 from .providers import RunInfo
 from .providers.meter import Meter
@@ -31,14 +32,13 @@ from .router.operator import OperatorHub
 from .router.rooms import Chat, Rooms
 from .store import lifecycle, reports
 from .store import states as S
-from .store.lifecycle import Quota
+from .store.offers import Quota
 
 if TYPE_CHECKING:
     from .run import Run
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 0.5
 RECONNECT_SECONDS = 15.0  # crowd.js retries a lost socket at least this often
 FEED_BATCH = 100  # rows pulled from a generator whenever fewer units than this are on offer
 
@@ -48,14 +48,14 @@ class Service:
 
     def __init__(self, run: Run, provider: providers.Provider, architect: architects.Architect, rows: Rows) -> None:
         self.run, self.provider, self.architect, self.rows = run, provider, architect, rows
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name=f"crowdnb-monitor-{run.id}", daemon=True)
         self.dispatcher: Dispatcher | None = None
         self.hub: OperatorHub | None = None
         self.executor = Executor(run.procedures)  # runs the notebook's procedures for the router
         self.info: RunInfo | None = None
         self.next_sync = 0.0
+        self.monitor: Monitor | None = None
         self.metrics: metrics.RunMetrics | None = None
+        self.told_provider = False
 
     def start(self) -> str:
         """Serve the run: store its first rows, build and deploy its router, publish, start the monitor."""
@@ -85,8 +85,9 @@ class Service:
         self.dispatcher.listeners = run._listeners
         # units held when a previous process died (a kernel restart): kept for pages that reconnect
         self.dispatcher.sockets.expect(reports.live_agents(run.store, run.id), RECONNECT_SECONDS)
+        later = self.dispatcher.backlog.later  # platform calls leave the worker's request
         if spec.gold:
-            self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id)
+            self.dispatcher.gold = GoldKeeper(run.store, self.provider, spec.gold, run.task_id, later)
         # the operator channel; in `crowdnb serve` notebook functions are stood in for by calls over it
         self.hub = run.operator_hub or install_operator(run, stored["secret"])
         self.dispatcher.operator = self.hub
@@ -97,11 +98,11 @@ class Service:
         self.metrics = self._metrics(spec.name)
         if spec.screening:
             self.dispatcher.screener = Screener(
-                run.store, self.provider, spec.screening, run.hooks.get("screening_validate"), run.task_id
+                run.store, self.provider, spec.screening, run.hooks.get("screening_validate"), run.task_id, later
             )
         if spec.onboarding:
             self.dispatcher.onboarder = Onboarder(
-                run.store, self.provider, spec.onboarding, run.hooks.get("onboarding_validate"), stored["secret"]
+                run.store, self.provider, spec.onboarding, run.hooks.get("onboarding_validate"), stored["secret"], later
             )
         app = create_app(
             self.dispatcher,
@@ -133,9 +134,12 @@ class Service:
         if self.architect.name == config["architect"]["name"]:  # a hosted server keeps the run's own options
             config["architect"]["options"] = self.architect.options()
         run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
+        self.told_provider = True  # from here a failed launch may have left something on the platform
         self.provider.setup_run(self.info)
         self.launch()
-        self.thread.start()
+        root = run.project.root  # what the monitor's thread logs is about its run
+        self.monitor = Monitor(run.id, self.tick, self.dispatcher.backlog, lambda: logs.bind(project=root, run=run.id))
+        self.monitor.start()
         return url
 
     def _metrics(self, task: str) -> metrics.RunMetrics:
@@ -159,14 +163,6 @@ class Service:
         return found
 
     # --- the monitor ---------------------------------------------------------------------------
-    def _loop(self) -> None:
-        logs.bind(project=self.run.project.root, run=self.run.id)  # what this thread logs is about its run
-        while not self.stopping.wait(TICK_SECONDS):
-            try:
-                self.tick()
-            except Exception:  # keep serving workers even if one tick fails; the next tick retries
-                log.exception("monitor of run %s failed a tick", self.run.id)
-
     def tick(self) -> None:
         """One round: feed, launch, release abandoned units, detect completion."""
         self.feed()
@@ -188,6 +184,7 @@ class Service:
         if finished and self.run.store.get_run(self.run.id)["status"] == "running":
             log.info("run %s is complete", self.run.id)
             self.run.store.update_run(self.run.id, status="completed")
+        self.run.rulebook.tick()  # rules act here, on the monitor thread, never in a worker's request
 
     def feed(self) -> None:
         """Store more input rows when a generator's units run low (lists are stored at once)."""
@@ -224,11 +221,10 @@ class Service:
             self._stop()
 
     def _stop(self) -> None:
-        self.stopping.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=10)
+        """Join the monitor, expire what is outstanding, stop the router, then do what its requests left."""
+        assert self.dispatcher is not None and self.info is not None and self.monitor is not None
+        self.monitor.stop()
         expired = lifecycle.expire_run(self.run.store, self.run.id)
-        assert self.dispatcher is not None and self.info is not None
         if expired:
             self.provider.expire(self.info, expired)
         self.dispatcher.sockets.close_all(json.dumps({"type": "status", "status": S.A_EXPIRED}))
@@ -236,6 +232,7 @@ class Service:
         if self.hub is not None:
             self.hub.close()
         self.architect.shutdown()
+        self.dispatcher.backlog.drain()  # no request can queue more now; nothing queued is dropped
         self.provider.cleanup_run(self.info)
 
 

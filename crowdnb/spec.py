@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .forms.page import FormPage
+from .frame.bulk import declared_columns
 from .pages.bundle import BundlePage
 from .pages.dollar import DollarPage
 from .pages.page import TaskPage
@@ -97,3 +98,11 @@ class TaskSpec:
                 self.form or {}, self.source, static_dir=self.static_dir, feedback=feedback, max_upload_mb=limit
             )
         return TaskPage(self.html, self.source, feedback=feedback, max_upload_mb=limit)
+
+    def frame_columns(self, row: dict[str, Any] | None = None) -> list[str]:
+        """The input and answer columns of the task's frame, there before any submission: those of
+        ``row`` (a run's first input row; default the template's variables) and the page's answer fields."""
+        page = self.page()
+        row = page.placeholder_row() if row is None else row
+        fields = [(f.name, f.kind) for f in page.fields(row)]
+        return declared_columns(row, fields, bool(self.feedback))

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .data import DataSource, load
-from .errors import ConfigError, CrowdError
+from .errors import ConfigError, CrowdError, NotFound
+from .frame.bulk import typed_empty, with_columns
 from .pages.page import Field, Preview, find_template, summary_table
+from .previews import link
 from .procedures import Procedure, procedure
 from .project import Project, open_project
 from .quality.gold import Gold
@@ -198,6 +200,7 @@ class Task:
             check_rows(self.page, self._loaded, self._rows.source)
         self._project = project
         self.procedures: dict[str, Procedure] = {}
+        self._preview_key: str | None = None  # where this task's dry run is mounted (crowdnb.previews)
 
     def procedure(self, fn: Any = None, *, name: str | None = None, timeout: float = 10.0, concurrency: int = 4) -> Any:
         """Register ``fn(args, worker) -> dict`` as a procedure the task's pages call: ``crowd.call(name, args)``.
@@ -225,7 +228,7 @@ class Task:
     def project(self) -> Project:
         """The project this task launches into."""
         if not isinstance(self._project, Project):
-            self._project = open_project(self._project)
+            self._project = open_project(self._project, create=True)  # launching makes the project
         return self._project
 
     @property
@@ -240,6 +243,10 @@ class Task:
             raise ConfigError(f"row {row} is out of range; the data has {len(self._loaded)} rows")
         return self._loaded[row]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The input rows as workers will get them (a copy); empty for a generator, which is read when served."""
+        return [dict(row) for row in self._loaded or []]
+
     def row_count(self) -> int:
         """How many input rows the task has (0 for a generator: unknown until it is read)."""
         return len(self._loaded) if self._loaded is not None else 0
@@ -250,19 +257,29 @@ class Task:
             self.page.preview_html(self._sample_row(row), title=self.spec.title, description=self.spec.description)
         )
 
-    def preview_widget(self) -> Any:
-        """A widget: the page for any row, at phone or desktop width."""
-        return views().preview(self)
+    def preview_link(self, row: int = 0) -> str:
+        """A dry run of the page for input ``row`` that a browser opens: its scripts and files work, and
+        Submit shows what would be stored (or what is wrong) and stores nothing."""
+        return link(self, row)
+
+    def preview_widget(self, row: int = 0) -> Any:
+        """A widget: the dry run of the page for any row, at phone or desktop width."""
+        return views().preview(self, row)
 
     def launch(
         self,
         provider: Any = "mock",
         architect: Any = "local",
         *,
+        port: int | None = None,
         provider_options: dict[str, Any] | None = None,
         architect_options: dict[str, Any] | None = None,
     ) -> Run:
-        """Start a run: store the data, start the router, publish to the crowd. Returns at once."""
+        """Start a run: store the data, start the router, publish to the crowd. Returns at once.
+
+        ``port`` is where the local router listens (0, the default, picks a free one): the same as
+        ``architect_options={"port": …}``. A launch that fails leaves no run behind.
+        """
         from .run import Run
 
         bot = (self.spec.chat or {}).get("bot")
@@ -270,21 +287,34 @@ class Task:
             raise ConfigError(
                 f"chat=cn.Chat(bot={bot!r}) names a procedure the task does not have: @task.procedure def {bot}(args, worker)"
             )
-
+        options = dict(architect_options or {})
+        if port is not None:
+            if options.get("port", port) != port:
+                raise ConfigError(
+                    f"port={port!r} and architect_options['port']={options['port']!r} disagree; give the port once"
+                )
+            options["port"] = port
         rows = self._loaded if self._loaded is not None else self._rows
         hooks = {
             "onboarding_validate": self.onboarding_validate,
             "screening_validate": self.screening_validate,
             "procedures": dict(self.procedures),
         }
-        return Run.launch(
-            self.project, self.spec, rows, provider, architect, provider_options or {}, architect_options or {}, hooks
-        )
+        return Run.launch(self.project, self.spec, rows, provider, architect, provider_options or {}, options, hooks)
+
+    def _launched_into(self) -> Project | None:
+        """The project, if this task was ever launched into it (reading makes no project and no task)."""
+        try:
+            project = self._project if isinstance(self._project, Project) else open_project(self._project)
+        except NotFound:
+            return None
+        return project if project.store.find_task(self.name) is not None else None
 
     @property
     def runs(self) -> list[Run]:
-        """Every run of this task in the project, oldest first."""
-        return self.project.task_runs(self.name)
+        """Every run of this task in the project, oldest first (none before the first launch)."""
+        project = self._launched_into()
+        return [] if project is None else project.task_runs(self.name)
 
     def reset_onboarding(self, worker: str, provider: str = "mock") -> bool:
         """Let ``worker`` take the onboarding test again (their pass or fail is forgotten)."""
@@ -296,13 +326,21 @@ class Task:
 
     @property
     def spend(self) -> dict[str, float]:
-        """Dollars of every run of this task: rewards paid, pending review, bonuses, fees, total."""
-        return self.project.task_spend(self.name)
+        """Dollars of every run of this task: rewards paid, pending review, bonuses, fees, total (0 before a launch)."""
+        project = self._launched_into()
+        if project is None:
+            return dict.fromkeys(("rewards", "pending", "bonuses", "fees", "total"), 0.0)
+        return project.task_spend(self.name)
 
     @property
     def df(self) -> pd.DataFrame:
-        """Every submission of every run of this task (results of re-runs collate)."""
-        return self.project.task_frame(self.name)
+        """Every submission of every run of this task (results of re-runs collate); before a launch, no rows
+        but the columns the task declares."""
+        project = self._launched_into()
+        if project is None:
+            row = self._loaded[0] if self._loaded else None
+            return with_columns(typed_empty(), self.spec.frame_columns(row))
+        return project.task_frame(self.name)
 
     def _repr_html_(self) -> str:
         spec = self.spec

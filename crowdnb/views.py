@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 class Views(Protocol):
     """What the facade asks of a widget toolkit."""
 
-    def preview(self, task: Task) -> Any:
-        """The worker's page for any input row, at phone or desktop width."""
+    def preview(self, task: Task, row: int) -> Any:
+        """A dry run of the worker's page for any input row, at phone or desktop width."""
 
     def live(self, run: Run, interval: float) -> Any:
         """A panel that follows a run."""

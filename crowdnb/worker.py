@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import pandas as pd
+
 from . import providers
 from .pages.page import summary_table
 from .providers import decisions
+from .quality.requirements import BLOCKED
 from .store import reports
 
 if TYPE_CHECKING:
@@ -31,6 +34,17 @@ class Worker:
     def qualifications(self) -> dict[str, int]:
         """Qualification name → value."""
         return reports.worker_qualifications(self.project.store, self.provider, self.name)
+
+    @property
+    def blocked(self) -> bool:
+        """Whether they are blocked from every task (``cn.block``)."""
+        return BLOCKED in self.qualifications
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The latest actions on them (decisions, bonuses, grants, blocks, messages: who, when, why), newest first."""
+        columns = ["at", "actor", "action", "unit_id", "task", "amount", "note", "details"]
+        return pd.DataFrame(reports.worker_reviews(self.project.store, self.provider, self.name), columns=columns)
 
     def _platform(self) -> providers.Provider:
         return providers.create(self.provider, self.project.store)

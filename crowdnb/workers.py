@@ -20,7 +20,7 @@ __all__ = ["Worker", "block", "bonus", "define", "delete", "describe", "grant", 
 
 
 def _worker(worker: str, provider: str, project: ProjectLike, actor: str) -> Worker:
-    return Worker(as_project(project), worker, provider, actor)
+    return Worker(as_project(project, create=True), worker, provider, actor)
 
 
 def grant(
@@ -82,7 +82,7 @@ def bonus(
 def define(name: str, description: str = "", *, project: ProjectLike = None, actor: str = "requester") -> bool:
     """Create the qualification ``name`` (or change its description); False if it already read so."""
     check_grantable(name)
-    return as_project(project).store.define_qualification(name, description, actor)
+    return as_project(project, create=True).store.define_qualification(name, description, actor)
 
 
 def describe(name: str, *, project: ProjectLike = None) -> pd.DataFrame:

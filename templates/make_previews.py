@@ -25,7 +25,7 @@ def main(names: list[str]) -> None:
     """Write preview.png into each named template's folder (all templates when none is named)."""
     chosen = names or sorted(cn.templates())
     with tempfile.TemporaryDirectory(prefix="crowdnb-previews-") as folder, sync_playwright() as playwright:
-        project = cn.open(Path(folder) / "project")
+        project = cn.open(Path(folder) / "project", create=True)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         for name in chosen:
             described = gallery.describe(name)

@@ -15,6 +15,7 @@ import requests
 import crowdnb as cn
 
 from .clouds import cloud, moto_server  # noqa: F401  (fixtures of the EC2 tests: moto in server mode)
+from .labs import lab, lab_context  # noqa: F401  (fixtures of the JupyterLab tests: a real Lab, a browser context)
 from .prolifics import fake, launch  # noqa: F401  (fixtures of the Prolific tests: a fake Prolific)
 from .turkers import mturk, on_mturk  # noqa: F401  (fixtures of the MTurk tests: a fake MTurk endpoint)
 
@@ -55,7 +56,7 @@ def wait_until(condition: Any, what: str = "the condition", timeout: float = 10.
 @pytest.fixture
 def project(tmp_path: Path) -> cn.Project:
     """An empty project folder of its own."""
-    return cn.open(tmp_path / "project")
+    return cn.open(tmp_path / "project", create=True)
 
 
 @pytest.fixture

@@ -96,3 +96,11 @@ def test_chat_benchmark_relays_on_both_targets(tmp_path: Path) -> None:
     for name, scenario in scenarios.items():
         assert (scenario["messages"], scenario["errors"]) == (6, 0), name
     assert scenarios["crowdnb"]["stored"]["messages"] == 6
+
+
+@pytest.mark.timeout(120)
+def test_review_grid_benchmark_pages_sorts_and_decides(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "review_grid.py", "--rows", "300", "--workers", "12", "--repeat", "2")
+    ours = figures["crowdnb"]
+    assert ours["rows"] == 300 and ours["total"] == 300  # it opened on every unit: all need a decision
+    assert ours["page_kb"] > 0 and all(ours[key] > 0 for key in ("open_s", "page_ms", "sort_ms", "decide_ms"))

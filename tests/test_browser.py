@@ -140,7 +140,7 @@ def test_double_click_on_submit_stores_once(make_run: Any, new_page: Callable[..
 
 
 def test_submitting_the_form_twice_stores_once(make_run: Any, new_page: Callable[..., Page]) -> None:
-    run = make_run()
+    run = make_run(maximum_units_per_worker=1)  # the page stays once saved, for the submit after it
     page = new_page(run.worker_url("erin"))
     fill_in(page, "neg", "submitted twice")
     # two submit events before the first reply arrives (an Enter key and a click, say), then one more after
@@ -271,3 +271,40 @@ def test_worker_blocked_mid_run_sees_a_clear_page(make_run: Any, new_page: Calla
     expect(page.locator("h1")).to_have_text("Not qualified")
     expect(page.locator("#crowd-message")).to_contain_text("can no longer take this requester's tasks")
     assert page.locator("form, #crowd-submit, script").count() == 0
+
+
+def test_the_next_unit_opens_by_itself_after_a_save(make_run: Any, new_page: Callable[..., Page]) -> None:
+    run = make_run(data=[{"text": "the first sentence"}, {"text": "the second sentence"}])
+    page = new_page(run.worker_url("ada"))
+    first = sentence(page)
+    page.reload()  # back to the unit they hold
+    expect(page.locator("#crowd-notice")).to_contain_text("Welcome back")
+    fill_in(page, "pos", "one")
+    page.click("#crowd-submit")
+    expect(page.locator("#crowd-saved")).to_contain_text("Your next unit opens in a moment.")
+    expect(page.locator("#crowd-notice")).to_be_hidden()  # "Welcome back" was about the unit just saved
+    expect(page.locator("fieldset.crowd-task p")).not_to_have_text(first)  # the next unit, by itself
+    expect(page.locator("#crowd-notice")).to_have_count(0)
+    fill_in(page, "neg", "two")
+    page.click("#crowd-submit")
+    expect(page.locator("#crowd-saved")).to_have_text(
+        "Your answers are saved. There is no work left for you in this task right now. Thank you!"
+    )
+    expect(page.locator("#crowd-next")).to_have_count(0)  # nothing to go to: the page stays, thanking them
+    assert page.errors == []  # type: ignore[attr-defined]
+    assert sorted(run.df["why"]) == ["one", "two"] and run.counts["completed"] == 2
+
+
+def test_the_pages_html_shown_inline_runs_without_errors(project: cn.Project, new_page: Callable[..., Page]) -> None:
+    """``task.preview(row)``'s iframe (no server behind it): crowdnb's script and a form's run, nothing fails to load."""
+    form = {"form": {"title": "F", "sections": [{"title": "S", "fieldsets": [{"rows": [{"fields": [
+        {"type": "input", "name": "code", "label": "Code", "validators": {"required": True}}
+    ]}]}]}]}}  # fmt: skip
+    task = cn.Task("inline", title="Inline", reward=0.1, form=form, data=[{}], project=project)
+    page = new_page()
+    page.set_content(f"<!doctype html><body>{task.preview()._repr_html_()}</body>")
+    inline = page.frame_locator("iframe.crowd-preview")
+    expect(inline.locator("#cf-code")).to_be_disabled()  # a preview: inputs off
+    expect(inline.locator(".crowd-banner", has_text="Preview")).to_be_visible()
+    assert page.frames[1].evaluate("() => typeof window.crowd.submit") == "function"
+    assert page.errors == []  # type: ignore[attr-defined]

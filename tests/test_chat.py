@@ -274,10 +274,10 @@ def test_simulated_workers_without_a_script_join_before_they_submit(shared: Any)
     assert run.messages_df.query("event == 'started'").shape[0] == 2
 
 
-def test_transcripts_are_in_the_export_the_review_app_and_the_widget_table(
+def test_transcripts_are_in_the_export_the_review_app_and_the_review_grid(
     shared: Any, page: Any, tmp_path: Any
 ) -> None:
-    from crowdnb.notebook.review_table import ReviewTable
+    from crowdnb.notebook.review_grid import ReviewGrid
     from crowdnb.review.app import create_review_app
     from crowdnb.review.pages import task_view
 
@@ -301,6 +301,6 @@ def test_transcripts_are_in_the_export_the_review_app_and_the_widget_table(
         "Conversation (1 messages)" in html
         and '<b>teller</b> <small class="rv-muted">ann</small>: &lt;b&gt;not bold' in html
     )
-    table = ReviewTable(run)
-    shown = table.rows.children[0].children[2].value
-    assert "<b>teller</b>: &lt;b&gt;not bold&lt;/b&gt;" in shown
+    grid = ReviewGrid(run)
+    grid.opened = [grid.rows[0]["id"]]
+    assert "<b>teller</b>: &lt;b&gt;not bold&lt;/b&gt;" in grid.details[grid.rows[0]["id"]]

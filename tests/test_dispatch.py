@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 
 import crowdnb as cn
 from crowdnb.store import lifecycle
-from crowdnb.store.lifecycle import Quota
+from crowdnb.store.offers import Quota
 
 from .conftest import wait_until
 
@@ -117,14 +116,19 @@ def test_disconnected_worker_releases_the_unit(make_run, worker) -> None:
 def test_refresh_within_grace_keeps_the_unit(make_run, worker) -> None:
     import websocket
 
-    run = make_run(data=[{"text": "only"}], disconnect_grace=2)
-    alice = worker("alice", run)
+    run = make_run(data=[{"text": "one"}, {"text": "two"}], disconnect_grace=0.3)
+    alice, bob = worker("alice", run), worker("bob", run)
     alice.enter()
-    url = run.url.replace("http", "ws") + "ws?token=" + alice.unit["token"]
-    websocket.create_connection(url, timeout=5).close()
-    again = websocket.create_connection(url, timeout=5)  # the page reloaded and reconnected
-    time.sleep(3)
-    assert run.counts["assigned"] == 1
+    bob.enter()
+    socket_of = {w.name: run.url.replace("http", "ws") + "ws?token=" + w.unit["token"] for w in (alice, bob)}
+    websocket.create_connection(socket_of["alice"], timeout=5).close()
+    again = websocket.create_connection(socket_of["alice"], timeout=5)  # the page reloaded and reconnected
+    websocket.create_connection(socket_of["bob"], timeout=5).close()  # bob's page is gone for good, later
+    bob_agent = int(bob.unit["agent_id"])
+    wait_until(lambda: run.store.agent_status(bob_agent) == "disconnect", "bob's unit released", timeout=10)
+    # the grace passed for alice first, and the monitor released bob: alice's reconnect kept her unit
+    assert run.store.agent_status(int(alice.unit["agent_id"])) in ("accepted", "in_task")
+    assert run.counts["assigned"] == 1 and run.counts["launched"] == 1
     again.close()
 
 

@@ -110,7 +110,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def stopped(tmp_path: Path) -> cn.Run:
     """A real run of a real project, launched and stopped in this process, as the notebook leaves it."""
-    project = cn.open(tmp_path / "notebook")
+    project = cn.open(tmp_path / "notebook", create=True)
     task = cn.Task("ec2", title="T", reward=0.1, html='<p>{{ text }}</p><input name="answer">',
                    data=[{"text": f"row {i}"} for i in range(3)], project=project)  # fmt: skip
     run = task.launch()

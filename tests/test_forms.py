@@ -343,7 +343,7 @@ def test_every_control_is_labelled_and_described(project: cn.Project) -> None:
 def test_several_versions_need_a_version_column_in_data(project: cn.Project, tmp_path: Path) -> None:
     versions = [small_form(), _set(small_form(), "form.title", "Second")]
     task = cn.Task("v2", title="V", reward=0.1, form=versions, project=project)
-    assert [r["form_version"] for r in task._loaded or []] == [0, 1]
+    assert [r["form_version"] for r in task.rows()] == [0, 1]
     assert "Second" in task.preview(1) and "Second" not in task.preview(0)
     with pytest.raises(cn.DataError, match="row 1: the form has 2 versions; give each row a form_version column"):
         cn.Task("v3", title="V", reward=0.1, form=versions, data=[{"x": 1}], project=project)
@@ -388,6 +388,51 @@ def test_cli_verify_names_the_path_and_exits_1() -> None:
         'error: min_length_word.json: form.sections[0].fieldsets[1].rows[0].fields[2].validators.minLength: '
         'expected a whole number ≥ 0, got "three"'
     ) in result.output  # fmt: skip
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "forms" / "commute"
+
+
+def test_the_shipped_example_verifies_and_makes_a_task(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["form", "verify", str(EXAMPLE)])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout.splitlines() == [
+        "ok: unit_config.json: 1 form version(s); 3 data row(s), one per unit of work",
+        "ok: token_sets_values_config.json: 3 token sets",
+    ]
+    done = CliRunner().invoke(cli, ["form", "extrapolate", str(EXAMPLE), "-o", str(tmp_path / "task_data.json")])
+    assert done.exit_code == 0 and "3 form version(s) written" in done.output
+    task = cn.Task("commute", title="Commute", reward=0.1, form=EXAMPLE)
+    assert task.row_count() == 3 and [f.name for f in task.fields] == ["mode", "minutes", "wish"]
+
+
+def test_cli_verify_says_ok_only_for_files_without_problems(tmp_path: Path) -> None:
+    folder = tmp_path / "commute"
+    shutil.copytree(EXAMPLE, folder)
+    sets = folder / "token_sets_values_config.json"
+    sets.write_text('[{"tokens_values": {"city": "Lyon"}}, {"tokens_values": {"town": "Oslo"}}]')
+    result = CliRunner().invoke(cli, ["form", "verify", str(folder)])
+    assert result.exit_code == 1 and "ok: token_sets_values_config.json" not in result.stdout
+    assert result.stderr.splitlines() == [
+        "error: token_sets_values_config.json: [1]: no value for token(s) city used in the form",
+        "error: token_sets_values_config.json: [1]: value(s) for town, which the form does not use",
+        "2 problems found; fix the values at the paths above",
+    ]
+
+
+def test_cli_verify_of_a_syntax_error_names_it_once_and_claims_no_write(tmp_path: Path) -> None:
+    folder = tmp_path / "commute"
+    shutil.copytree(EXAMPLE, folder)
+    sets = folder / "token_sets_values_config.json"
+    sets.write_text('[{"tokens_values": {"city": "Lyon"}}\n')
+    result = CliRunner().invoke(cli, ["form", "verify", str(folder)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {sets}, line 2 column 1: not valid JSON: Expecting ',' delimiter",
+        "1 problem found; fix the values at the paths above",
+    ]
+    alone = CliRunner().invoke(cli, ["form", "verify", str(sets)])
+    assert alone.exit_code == 1 and alone.stdout == "" and "nothing was written" not in alone.stderr
 
 
 def test_cli_permutate_then_extrapolate_write_mephisto_files(tmp_path: Path) -> None:
@@ -435,7 +480,7 @@ def shell(tmp_path: Path) -> Any:
     ip.run_line_magic("load_ext", "crowdnb")
     magics = ip.magics_manager.registry["CrowdMagics"]
     magics.tasks, magics.runs, magics.current = {}, {}, None
-    ip.run_line_magic("crowd", f"open {tmp_path / 'project'}")
+    ip.run_line_magic("crowd", f"open {tmp_path / 'project'} --create")
     yield ip
     for run in magics.runs.values():
         if run.serving:

@@ -30,7 +30,10 @@ validators.register("serverOnlyCode", lambda field, value: None if value == "OPE
 
 @pytest.fixture
 def volunteer(project: cn.Project) -> Iterator[cn.Run]:
-    task = cn.Task("volunteer", title="Volunteer", reward=0.2, form=FORMS / "volunteer", data=[{}] * 3, project=project)
+    task = cn.Task(  # one unit each: a saved page stays (it would open the worker's next unit) for the checks after
+        "volunteer", title="Volunteer", reward=0.2, form=FORMS / "volunteer", data=[{}] * 3, project=project,
+        maximum_units_per_worker=1,
+    )  # fmt: skip
     run = task.launch()
     yield run
     run.stop()

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import requests
 import websocket
+from crowdnb.notebook.review_table import ReviewTable
 
 import crowdnb as cn
-from crowdnb.notebook.review_table import ReviewTable
 from crowdnb.review.app import create_review_app
 from crowdnb.router import limits
 

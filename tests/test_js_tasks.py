@@ -124,7 +124,10 @@ def test_undeclared_answers_are_refused_and_nothing_is_stored(make_run: Any) -> 
 
 # --- in Chromium -----------------------------------------------------------------------------------
 def test_plain_js_example_submits_through_the_sdk(make_run: Any, new_page: Callable[..., Page]) -> None:
-    run = js_run(make_run, EXAMPLE, data=EXAMPLE / "example.csv", answers=["rating", "comment"], feedback=True)
+    run = js_run(  # one unit each: the page stays once saved (with more to do, it opens the next unit)
+        make_run, EXAMPLE, data=EXAMPLE / "example.csv", answers=["rating", "comment"], feedback=True,
+        maximum_units_per_worker=1,
+    )  # fmt: skip
     page = new_page(run.worker_url("alice"))
     expect(page.locator("#sentence")).to_have_text("The cat sat on the mat.")
     expect(page.locator("#submit")).to_be_disabled()
@@ -137,7 +140,9 @@ def test_plain_js_example_submits_through_the_sdk(make_run: Any, new_page: Calla
     page.fill("#comment", "clear enough")
     page.fill("#crowd-feedback", "The rating scale could use labels.")
     page.click("#submit")
-    expect(page.locator("#status")).to_have_text("Thank you! Your answers are saved.")
+    expect(page.locator("#status")).to_have_text(
+        "Your answers are saved. You have done the maximum of 1 unit of this task. Thank you!"
+    )
     expect(page.locator("#crowd-saved")).to_be_visible()
     expect(page.locator("#crowd-feedback")).to_be_disabled()
     row = run.df.iloc[0]
@@ -159,7 +164,10 @@ def test_bundle_gets_its_data_and_saves_nested_answers_and_a_file(make_run: Any,
     page.check("input[name=concise]")
     page.set_input_files("#app-file", files=[{"name": "sketch.png", "mimeType": "image/png", "buffer": PNG}])
     page.click("#app-submit")
-    expect(page.locator("#app-status")).to_have_text("Saved: Thank you! Your answers are saved.")
+    # the only unit: the reply thanks them (a worker with more to do is sent to their next unit)
+    expect(page.locator("#app-status")).to_have_text(
+        "Saved: Your answers are saved. There is no work left for you in this task right now. Thank you!"
+    )
     row = run.df.iloc[0]
     assert row["choice"] == "right" and row["reasons"] == ["accurate", "concise"]
     assert row["detail.item"] == "item-1" and row["detail.seconds"] >= 0  # nested answers become dotted columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,8 +183,10 @@ def test_a_mirror_fed_by_rows_equals_the_store_frame(make_run: Any) -> None:
     run.approve([int(u) for u in run.df["unit_id"][:2]])
     from crowdnb.store import reports
 
-    mirrored = LiveFrame(None, fetch=lambda rev: reports.submissions_since(run.store, "run", run.id, rev))
-    assert cells(mirrored.refresh()) == cells(run.df)
+    fetch = lambda rev: reports.submissions_since(run.store, "run", run.id, rev)  # noqa: E731
+    declared = lambda: run.spec.frame_columns(run.store.first_input(run.id))  # noqa: E731
+    assert cells(LiveFrame(None, fetch=fetch, columns=declared).refresh()) == cells(run.df)
+    assert "why" not in LiveFrame(None, fetch=fetch).refresh()  # no answer had it: only declared, it is there
 
 
 def test_a_frame_needs_a_store_or_a_fetch_function() -> None:
@@ -210,3 +213,31 @@ def test_a_build_that_fails_leaves_no_statement_holding_a_snapshot(make_run: Any
     with sqlite3.connect(run.store.path) as db:  # no read transaction left open: the WAL checkpoints whole
         busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     assert busy == 0
+
+
+def test_a_new_run_frame_has_its_declared_columns_before_any_submission(make_run: Any) -> None:
+    run = make_run(
+        html='{{ text }}<input name="label" required><input type="file" name="photo"><input name="run_id">',
+        data=[{"text": "a", "extra": 1}],
+        feedback=True,
+    )
+    frame = run.df
+    assert frame.empty and frame["label"].tolist() == []  # not a KeyError
+    declared = ["text", "extra", "label", "photo", "photo_name", "answer_run_id", "_feedback"]
+    assert list(frame.columns) == META_COLUMNS + declared
+    submit(run, "w1", {"label": "x", "run_id": "7"})
+    frame = run.df
+    assert frame.loc[0, "label"] == "x" and frame.loc[0, "answer_run_id"] == "7"
+    assert pd.isna(frame.loc[0, "photo"]) and "photo_name" in frame and "_feedback" in frame  # nobody sent them
+
+
+def test_a_never_launched_task_has_no_runs_no_rows_and_no_spend(tmp_path: Path) -> None:
+    task = cn.Task("fresh", title="T", reward=0.1, html='{{ text }}<input name="label">', data=[{"text": "a"}],
+                   project=tmp_path / "nowhere")  # fmt: skip
+    assert task.runs == []
+    assert task.df.empty and list(task.df.columns)[-2:] == ["text", "label"]
+    assert task.spend == {"rewards": 0.0, "pending": 0.0, "bonuses": 0.0, "fees": 0.0, "total": 0.0}
+    assert not (tmp_path / "nowhere").exists()  # reading made no project
+    project = cn.open(tmp_path / "other", create=True)
+    other = cn.Task("fresh", title="T", reward=0.1, html='<input name="label">', project=project)
+    assert other.runs == [] and other.df["label"].tolist() == [] and other.spend["total"] == 0.0

@@ -87,7 +87,7 @@ def test_a_failing_monitor_tick_is_logged_with_its_traceback(project: cn.Project
     task = cn.Task("ticking", title="T", reward=0.1, html=FORM, data=SENTENCES[:1], project=project)
     run = task.launch(provider=BrokenSync(project.store))
     try:
-        found = wait_until(lambda: lines(project, run=run.id, level="ERROR", logger="crowdnb.service"), "a failed tick")
+        found = wait_until(lambda: lines(project, run=run.id, level="ERROR", logger="crowdnb.monitor"), "a failed tick")
         assert "ListChanges failed: HTTP 503" in found[0]["error"] and "Traceback" in found[0]["error"]
         assert any("failed a tick" in e for e in run.errors)
     finally:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import ipywidgets as W
 import pandas as pd
 import pytest
+import requests
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -30,7 +32,7 @@ def crowd(shell: InteractiveShell, tmp_path: Path):
     magics.tasks, magics.runs, magics.current = {}, {}, None
     data = tmp_path / "rows.csv"
     data.write_text("text\nfirst\nsecond\nthird\n")
-    shell.run_line_magic("crowd", f"open {tmp_path / 'project'}")
+    shell.run_line_magic("crowd", f"open {tmp_path / 'project'} --create")
     shell.user_ns["DATA"] = str(data)
     yield magics
     for run in magics.runs.values():
@@ -70,16 +72,16 @@ def test_assignment_from_a_magic(shell: InteractiveShell, crowd) -> None:
 def test_preview_live_and_review_return_widgets(shell: InteractiveShell, crowd) -> None:
     shell.run_cell(f"%%crowd template t2 --title T --reward 0.2 --data $DATA\n{PAGE}")
     preview = shell.run_line_magic("crowd", "preview")
-    assert isinstance(preview, W.VBox)
-    page = shell.run_line_magic("crowd", "preview --row 1")
-    assert "second" in page and "<iframe" in page._repr_html_()
+    assert isinstance(preview, W.DOMWidget) and preview.row == 0
+    second = shell.run_line_magic("crowd", "preview --row 1")  # the dry run, opened on row 1
+    assert second.row == 1 and "second" in requests.get(second.src, timeout=10).text
     shell.run_line_magic("crowd", "launch")
     panel = shell.run_line_magic("crowd", "live")
-    table = shell.run_line_magic("crowd", "review")
+    grid = shell.run_line_magic("crowd", "review")
     panel.close()
     with capture_output() as shown:
-        shell.display_formatter.format(table)  # what the notebook would render
-    assert table.widget is not None and shown is not None
+        shell.display_formatter.format(grid)  # what the notebook would render
+    assert isinstance(grid, W.DOMWidget) and shown is not None
 
 
 @pytest.mark.parametrize(
@@ -129,3 +131,35 @@ def test_status_after_a_kernel_restart_finds_the_stored_run(shell: InteractiveSh
     crowd.tasks, crowd.runs = {}, {}  # a new kernel knows nothing
     found = shell.run_line_magic("crowd", "status t5")
     assert found.id == run.id
+
+
+def test_open_refuses_a_folder_without_a_project_unless_told_to_create(shell: InteractiveShell, crowd, tmp_path):
+    typo = tmp_path / "nowhere"
+    with pytest.raises(UsageError) as refused:
+        shell.run_line_magic("crowd", f"open {typo}")
+    assert str(refused.value) == (
+        f"no crowdnb project at {typo} (no crowdnb.db there); check the path, or start one there: "
+        f"%crowd open {typo} --create"
+    )
+    assert not typo.exists()
+    project = shell.run_line_magic("crowd", f"open {typo} --create")
+    assert project.root == typo and (typo / "crowdnb.db").is_file()
+    assert shell.run_line_magic("crowd", f"open {typo}") is project
+
+
+def test_a_taken_port_is_one_line_and_leaves_no_run(shell: InteractiveShell, crowd, capfd) -> None:
+    shell.run_cell(f"%%crowd template t6 --title T --reward 0 --data $DATA\n{PAGE}")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = shell.run_cell(f"%crowd launch t6 --port {port}")
+    assert not result.success
+    err = capfd.readouterr().err
+    assert err.strip().splitlines() == [
+        f"UsageError: port {port} on 127.0.0.1 is already in use; launch with port=0 to take a free one: "
+        "task.launch(port=0), %crowd launch --port 0"
+    ]
+    assert crowd.project.runs == {}
+    run = shell.run_line_magic("crowd", "launch t6 --port 0")
+    assert run.serving and list(crowd.project.runs) == [run.id]

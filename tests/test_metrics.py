@@ -177,7 +177,7 @@ def test_platform_calls_and_failures_are_counted_by_call(on_mturk: Any, mturk: A
 
 
 def test_serve_counts_across_worker_processes(tmp_path: Path) -> None:
-    project = cn.open(tmp_path / "served")
+    project = cn.open(tmp_path / "served", create=True)
     rows = [{"text": f"row {i}"} for i in range(6)]
     run = cn.Task("served", title="T", reward=0.1, html='<input name="answer">', data=rows, project=project).launch()
     run.stop()

@@ -66,7 +66,7 @@ def test_budget_cap_stops_launching(make_run) -> None:
     cn.simulate(run, workers=2)
     assert len(run.df) == 3 and run.counts["created"] == 3
     run.reject(run.df["unit_id"][0], note="wrong")  # a rejected unit is not paid: room for one more
-    run._service.launch()
+    run.monitor_tick()
     assert run.counts["launched"] == 1
 
 

@@ -39,7 +39,7 @@ def outputs(notebook: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def test_the_shipped_notebooks_are_there() -> None:
     names = {path.name for path in NOTEBOOKS}
-    assert {"quickstart.ipynb", "forms_and_templates.ipynb", "review_and_quality.ipynb"} <= names
+    assert {"quickstart.ipynb", "forms_and_templates.ipynb", "review_and_quality.ipynb", "operating.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

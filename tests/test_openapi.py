@@ -21,7 +21,7 @@ schema = schemathesis.openapi.from_dict(json.loads((ASSETS / "openapi.json").rea
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cn.Run]:
-    project = cn.open(tmp_path_factory.mktemp("openapi") / "project")
+    project = cn.open(tmp_path_factory.mktemp("openapi") / "project", create=True)
     run = cn.Task("fuzzed", title="T", reward=0.1, html=FORM, data=SENTENCES * 20, project=project).launch()
     yield run
     run.stop()

@@ -110,7 +110,7 @@ def test_a_forged_operator_is_refused(project: cn.Project, remote_runs: list) ->
 
 NOTEBOOK = """
 import sys, crowdnb as cn
-project = cn.open(sys.argv[1])
+project = cn.open(sys.argv[1], create=True)
 def validate(answers):
     return answers["answer"] == "ready"
 task = cn.Task("sentiment", title="Sentiment", reward=0.1, html={form!r}, data={rows!r}, project=project,
@@ -195,18 +195,15 @@ def test_the_review_table_and_worker_decisions_reach_the_router(project: cn.Proj
     remote_runs.append(run)
     cn.simulate(run, workers=1, prefix="ann", answer=lambda row: {"label": "pos", "why": "fine"})
     wait_until(lambda: len(run.df) == 4, "four submissions in the frame")
-    table = run.review()  # the same widget table as in-kernel
-    for check in table.checks.values():
-        check.value = True
-    table.note.value = "Thanks"
-    table.bulk["approve"].click()
+    grid = run.review()  # the same review grid as in-kernel
+    grid.set_state({"selected": [row["id"] for row in grid.rows], "note": "Thanks"})  # as the browser sends
+    grid._message(grid, {"action": "approve", "units": list(grid.selected)}, [])  # "approve" with the selection
     wait_until(lambda: set(run.df["status"]) == {"accepted"}, "the approvals applied on the router")
-    table.status.value = "accepted"
-    for check in table.checks.values():
-        check.value = True
-    table.bulk["bonus"].click()
-    table.bulk["bonus"].click()  # a double click pays once
-    assert run.spend["bonuses"] == pytest.approx(4 * table.amount.value)
+    grid.status = "accepted"
+    units = [row["id"] for row in grid.rows]
+    grid._message(grid, {"action": "bonus", "units": units}, [])
+    grid._message(grid, {"action": "bonus", "units": units}, [])  # a double click pays once
+    assert run.spend["bonuses"] == pytest.approx(4 * grid.amount)
 
     assert cn.block("mallory", "spam", project=project) is True  # recorded here and on the router
     refused = Worker(run, "mallory").enter()

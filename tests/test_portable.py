@@ -44,7 +44,7 @@ def same(copy: pd.DataFrame, source: pd.DataFrame) -> None:
 
 @pytest.fixture
 def machines(tmp_path: Path) -> tuple[cn.Project, cn.Project, dict[str, cn.Run]]:
-    one, two = cn.open(tmp_path / "one"), cn.open(tmp_path / "two")
+    one, two = cn.open(tmp_path / "one", create=True), cn.open(tmp_path / "two", create=True)
     runs = {
         "one/sentiment": study(one, seed=1),
         "one/topics": study(one, "topics", rows=3, seed=2),
@@ -55,14 +55,14 @@ def machines(tmp_path: Path) -> tuple[cn.Project, cn.Project, dict[str, cn.Run]]
 
 def test_two_machines_merge_into_a_third(machines: Any, tmp_path: Path) -> None:
     one, two, runs = machines
-    third = cn.open(tmp_path / "third")
+    third = cn.open(tmp_path / "third", create=True)
     first = third.import_db(one.export_db(tmp_path / "one.tar.gz"))
     second = third.import_db(two.export_db(tmp_path / "two.tar.gz"))
     assert first.conflicts == [] and second.conflicts == []
     assert first.rows["submissions"] == 9 and second.rows["submissions"] == 4
     assert first.files == 9 and second.files == 4
 
-    merged = cn.open(tmp_path / "third")
+    merged = cn.open(tmp_path / "third", create=True)
     assert sorted(merged.runs) == sorted(run.id for run in runs.values())
     for run in runs.values():
         copy = merged.run(run.id)
@@ -82,7 +82,7 @@ def test_two_machines_merge_into_a_third(machines: Any, tmp_path: Path) -> None:
 
 def test_a_second_import_writes_nothing(machines: Any, tmp_path: Path) -> None:
     one, _, _ = machines
-    third = cn.open(tmp_path / "third")
+    third = cn.open(tmp_path / "third", create=True)
     archive = one.export_db(tmp_path / "one.tar.gz")
     assert third.import_db(archive).changed
     before = third.store.scalar("SELECT value FROM meta WHERE key = 'rev'")
@@ -107,7 +107,7 @@ def test_a_tampered_archive_is_refused_and_changes_nothing(machines: Any, tmp_pa
                 body = body + b"tampered"
                 member.size = len(body)
             dst.addfile(member, io.BytesIO(body))
-    third = cn.open(tmp_path / "third")
+    third = cn.open(tmp_path / "third", create=True)
     with pytest.raises(cn.DataError, match=r"bad\.tar\.gz is damaged: files/.*nothing was changed"):
         third.import_db(bad)
     assert third.store.scalar("SELECT count(*) FROM task_runs") == 0
@@ -123,7 +123,7 @@ def test_a_tampered_archive_is_refused_and_changes_nothing(machines: Any, tmp_pa
 
 
 def test_conflicts_are_reported(tmp_path: Path) -> None:
-    one, two = cn.open(tmp_path / "one"), cn.open(tmp_path / "two")
+    one, two = cn.open(tmp_path / "one", create=True), cn.open(tmp_path / "two", create=True)
     study(one, rows=2)
     study(two, rows=2, description="another config")
     done = two.import_db(one.export_db(tmp_path / "one.tar.gz"))
@@ -151,7 +151,7 @@ def test_filters_select_what_they_say(machines: Any, tmp_path: Path) -> None:
     assert all(name == "crowdnb.db" or name.startswith(f"files/{topics.id}/") for name in manifest["sha256"])
     assert manifest["schema"] >= 6 and manifest["crowdnb"] == cn.__version__
 
-    third = cn.open(tmp_path / "third")
+    third = cn.open(tmp_path / "third", create=True)
     third.import_db(one.export_db(tmp_path / "t.tar.gz", task="topics"))
     assert list(third.runs) == [topics.id]
     same(third.run(topics.id).df, topics.df)
@@ -220,7 +220,7 @@ def test_the_cli(machines: Any, tmp_path: Path) -> None:
 
 
 def test_a_worker_id_seen_with_two_names_is_reported(tmp_path: Path) -> None:
-    one, third = cn.open(tmp_path / "one"), cn.open(tmp_path / "third")
+    one, third = cn.open(tmp_path / "one", create=True), cn.open(tmp_path / "third", create=True)
     run = study(one, rows=2)
     third.import_db(one.export_db(tmp_path / "first.tar.gz"))
     worker = one.store.query("SELECT id, name FROM workers ORDER BY id")[0]

@@ -477,3 +477,24 @@ def test_cli_review_prints_a_token_link_and_serves(study: Any) -> None:
     finally:
         server.terminate()
         server.communicate(timeout=10)
+
+
+def test_each_answer_is_shown_once_the_stored_values_one_click_away(project: cn.Project) -> None:
+    task = cn.Task("rated", title="T", reward=0.1, template="text_classification", project=project,
+                   data=[{"text": "A fine day."}])  # fmt: skip
+    plain = cn.Task("plain", title="T", reward=0.1, html='<input name="note">', project=project)
+    runs = [task.launch(), plain.launch()]
+    try:
+        cn.simulate(runs[0], workers=1, answer=lambda row: {"label": "positive", "comment": "unusual-remark"})
+        cn.simulate(runs[1], workers=1, answer=lambda row: {"note": "plain-note"})
+        client = create_review_app(project, TOKEN).test_client()
+        rated = client.get("/tasks/rated", headers=BEARER).get_data(as_text=True)
+        shown = re.sub(r"<details class=\"rv-raw\">.*?</details>", "", rated, flags=re.S)
+        assert shown.count("unusual-remark") == 1  # in the template's rendering, not again in a list beside it
+        assert 'class="rv-rendered"' in shown and "rv-answers" not in shown
+        assert re.search(r"<details class=\"rv-raw\"><summary>answers as stored</summary>.*unusual-remark", rated, re.S)
+        bare = client.get("/tasks/plain", headers=BEARER).get_data(as_text=True)
+        assert bare.count("plain-note") == 1 and "rv-raw" not in bare  # no rendering: the list is the view
+    finally:
+        for run in runs:
+            run.stop()

@@ -112,6 +112,43 @@ def test_plain_form_post_without_javascript(run: cn.Run) -> None:
     assert run.df.loc[0, "why"] == "meh"
 
 
+def test_a_mock_worker_is_sent_to_their_next_unit_until_there_is_none(make_run, worker) -> None:
+    run = make_run(data=[{"text": "one"}, {"text": "two"}])
+    alice = worker("alice", run)
+    alice.enter()
+    reply = alice.submit({"label": "pos", "why": "x"}).json()
+    assert reply["completion"]["kind"] == "next"  # the page opens their next unit by itself
+    alice.enter()
+    reply = alice.submit({"label": "pos", "why": "x"}).json()
+    assert reply["completion"] == {  # none left for them: thanked, not sent to a refusal
+        "kind": "message",
+        "url": "",
+        "fields": {},
+        "message": "Your answers are saved. There is no work left for you in this task right now. Thank you!",
+    }
+    assert run.counts["completed"] == 2
+
+
+def test_a_page_without_javascript_is_sent_to_the_next_unit_too(make_run) -> None:
+    run = make_run(data=[{"text": "one"}, {"text": "two"}], maximum_units_per_worker=2)
+    http = requests.Session()
+    for last in (False, True):
+        page = http.get(run.worker_url("a b&c"), timeout=10).text
+        token = page.split('name="_crowd_token" value="')[1].split('"')[0]
+        sid = page.split('name="_crowd_submission_id" value="')[1].split('"')[0]
+        back = page.split('name="_crowd_return" value="')[1].split('"')[0]
+        assert back == "worker_id=a+b%26c"  # the address the page was opened at
+        form = {"_crowd_token": token, "_crowd_submission_id": sid, "_crowd_return": back, "why": "x"}
+        reply = http.post(run.url + "submit", data={**form, "label": "neg"}, timeout=10)
+        assert reply.status_code == 200 and "Saved" in reply.text
+        if last:
+            assert "refresh" not in reply.text and "maximum of 2 units" in reply.text
+        else:
+            assert '<meta http-equiv="refresh" content="2; url=./?worker_id=a+b%26c">' in reply.text
+            assert '<a id="crowd-next" href="./?worker_id=a+b%26c">Next unit now</a>' in reply.text
+    assert run.counts["completed"] == 2
+
+
 def test_checkbox_answers_are_lists(make_run) -> None:
     html = '{{ text }}<input type="checkbox" name="tags" value="a"><input type="checkbox" name="tags" value="b">'
     run = make_run(html=html)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import crowdnb as cn
 from crowdnb import StateError
 from crowdnb.frame.live import LiveFrame
 
-from .conftest import wait_until
+from .conftest import FORM, wait_until
 
 
 def test_launch_returns_quickly_with_a_url(project: cn.Project) -> None:
@@ -80,23 +81,72 @@ def test_another_process_reopens_everything(run: cn.Run, worker) -> None:
     assert out.split("\n")[:2] == ["running Sentiment 1 1 because", "sentiment mock local"]
 
 
-def test_crashed_run_can_be_resumed_from_a_new_process(run: cn.Run, worker) -> None:
+SERVING_CHILD = """
+import sys
+import crowdnb as cn
+task = cn.Task("sentiment", title="Sentiment", reward=0.1, html=sys.argv[2], data=[{"text": "s%d" % i} for i in range(6)],
+               project=cn.open(sys.argv[1], create=True))
+run = task.launch(provider="mock", architect="local")
+print(run.id, run.url, flush=True)
+sys.stdin.read()  # serves until killed
+"""
+
+
+def test_crashed_run_can_be_resumed_from_a_new_process(tmp_path) -> None:
     """A kernel that died leaves the run 'running'; cn.open + resume() continue it."""
-    worker("alice").enter()
-    run._service.architect.shutdown()  # the router vanishes as with a dead kernel
-    run._service.stopping.set()
-    run._service = None
-    run.project.served.pop(run.id)
+    root = tmp_path / "project"
+    child = subprocess.Popen([sys.executable, "-c", SERVING_CHILD, str(root), FORM], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        line = child.stdout.readline() if child.stdout else ""
+        assert line, child.stderr.read() if child.stderr else "no output"
+        run_id, url = line.split()
+        taken = requests.get(url + "?worker_id=alice", headers={"Accept": "application/json"}, timeout=10)
+        assert taken.status_code == 200 and taken.json()["status"] == "assigned"
+    finally:
+        child.kill()  # SIGKILL: no clean-up of any kind, as when a kernel dies
+        child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL
     script = textwrap.dedent(f"""
         import crowdnb as cn
-        run = cn.open({str(run.store.root)!r}).runs[{run.id}]
+        run = cn.open({str(root)!r}).runs[{run_id}]
+        print(run.state, run.counts["assigned"])
         run.stop(); run.resume()
         sim = cn.simulate(run, workers=2)
         print(run.counts["completed"], sim.errors)
         run.stop()
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True).stdout
-    assert out.strip() == "6 []"
+    assert out.split("\n")[:2] == ["running 1", "6 []"]
+
+
+def test_open_projects_close_at_interpreter_exit(tmp_path) -> None:
+    """A script that ends without run.stop() stops its runs cleanly: no run is left 'running' as by a crash."""
+    script = textwrap.dedent(f"""
+        import threading
+        import crowdnb as cn
+        project = cn.open({str(tmp_path / "p")!r}, create=True)
+        assert cn.open({str(tmp_path / "p")!r}) is project  # opened twice: one object
+        task = cn.Task("t", title="T", reward=0.1, html={FORM!r}, data=[{{"text": "x"}}], project=project)
+        run = task.launch(provider="mock", architect="local")
+        print(run.id, run.state, sorted(t.name for t in threading.enumerate() if t.name.startswith("crowdnb-monitor")))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    run_id, state, threads = out.stdout.split(" ", 2)
+    assert state == "running" and threads.strip() == f"['crowdnb-monitor-{run_id}']"
+    project = cn.open(tmp_path / "p")
+    run = project.runs[int(run_id)]
+    assert run.state == "stopped" and run.counts["expired"] == 1  # stopped at exit, as run.stop() does
+
+
+def test_a_closed_project_opens_afresh(tmp_path) -> None:
+    project = cn.open(tmp_path / "p", create=True)
+    run = cn.Task("t", title="T", reward=0.1, html=FORM, data=[{"text": "x"}], project=project).launch()
+    project.close()
+    assert not run.serving and run.state == "stopped"
+    again = cn.open(tmp_path / "p")
+    assert again is not project and again.runs[run.id].state == "stopped"
+    again.close()
 
 
 def test_reruns_collate_in_the_task_frame(make_run) -> None:
@@ -114,7 +164,7 @@ def test_generator_data_is_fed_lazily_and_completes_when_exhausted(make_run) -> 
     pulled = []
 
     def rows():
-        for i in range(250):
+        for i in range(150):  # two batches of the feed
             pulled.append(i)
             yield {"text": f"g{i}"}
 
@@ -123,7 +173,7 @@ def test_generator_data_is_fed_lazily_and_completes_when_exhausted(make_run) -> 
     assert run.state == "running"
     cn.simulate(run, workers=4)
     wait_until(lambda: run.state == "completed", timeout=30)
-    assert len(run.df) == 250 and len(pulled) == 250
+    assert len(run.df) == 150 and len(pulled) == 150
 
 
 def test_bad_row_in_a_generator_is_reported_not_fatal(make_run) -> None:
@@ -146,6 +196,7 @@ def test_on_submit_is_called_after_the_commit(run: cn.Run, worker) -> None:
     alice = worker("alice")
     alice.enter()
     alice.submit({"label": "neg"})
+    wait_until(lambda: seen, "the on_submit callback")
     assert seen == [("neg", 1)]
 
 
@@ -209,16 +260,63 @@ def test_resume_with_more_data_from_a_generator(run: cn.Run) -> None:
     assert len(run.df) == 9 and sorted(run.df["row_index"]) == list(range(9))
 
 
-def test_taken_port_is_a_clear_error(project: cn.Project) -> None:
-    task = cn.Task("t", title="T", reward=0, html="<input name=a>", project=project)
+def test_taken_port_is_one_line_with_a_hint_that_works_and_leaves_no_run(project: cn.Project, capfd) -> None:
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", data=[{}] * 3, project=project)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        with pytest.raises(cn.ArchitectError, match=rf"cannot listen on 127.0.0.1:{port} \(is it taken\?\)"):
+        with pytest.raises(cn.ArchitectError) as failed:
             task.launch(architect_options={"port": port})
-    assert [r.state for r in project.runs.values()] == ["stopped"]
-    assert project.served == {}
+        message = str(failed.value)
+        assert message == (
+            f"port {port} on 127.0.0.1 is already in use; "
+            "launch with port=0 to take a free one: task.launch(port=0), %crowd launch --port 0"
+        )
+        assert failed.value.__cause__ is None and failed.value.__suppress_context__  # no chained traceback
+        assert capfd.readouterr().err == ""  # werkzeug printed its own lines to stderr
+        assert project.store.query("SELECT * FROM task_runs") == [] and project.runs == {}
+        assert project.store.query("SELECT * FROM units") == [] and project.store.query("SELECT * FROM tasks") == []
+        assert project.served == {}
+        with pytest.raises(cn.ArchitectError, match="is already in use"):
+            task.launch(port=port)  # what the hint says users type
+        run = task.launch(port=0)
+    try:
+        assert run.serving and list(project.runs) == [run.id] and run.counts["launched"] == 3
+    finally:
+        run.stop()
+
+
+def test_port_given_twice_is_refused_before_anything_is_written(project: cn.Project) -> None:
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", project=project)
+    with pytest.raises(cn.ConfigError, match=r"port=0 and architect_options\['port'\]=8000 disagree"):
+        task.launch(port=0, architect_options={"port": 8000})
+    assert project.store.query("SELECT * FROM task_runs") == []
+
+
+def test_a_launch_failing_after_its_units_were_stored_leaves_no_run(project: cn.Project) -> None:
+    class Broken:  # an architect that cannot deploy, after the run's units were stored
+        name = "broken"
+
+        def deploy(self, app: object) -> str:
+            raise cn.ArchitectError("no room on the cloud")
+
+        def shutdown(self) -> None:
+            pass
+
+        def options(self) -> dict[str, object]:
+            return {}
+
+    earlier = cn.Task("other", title="T", reward=0, html="<input name=a>", project=project).launch()
+    earlier.stop()
+    task = cn.Task("t", title="T", reward=0, html="<input name=a>", data=[{}] * 4, project=project)
+    with pytest.raises(cn.ArchitectError, match="no room on the cloud"):
+        task.launch(architect=Broken())
+    assert list(project.runs) == [earlier.id]
+    assert [r["name"] for r in project.store.query("SELECT name FROM tasks")] == ["other"]
+    assert project.store.scalar("SELECT count(*) FROM units WHERE task_run_id != ?", (earlier.id,)) == 0
+    assert project.store.scalar("SELECT count(*) FROM assignments WHERE task_run_id != ?", (earlier.id,)) == 0
+    assert task.runs == [] and task.df.empty
 
 
 def test_project_folder_comes_from_crowdnb_home(tmp_path) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,7 +24,7 @@ PAGE = '<p>{{ text }}</p><input name="answer">'
 
 @pytest.fixture
 def stopped_run(tmp_path: Path) -> cn.Run:
-    project = cn.open(tmp_path / "served")
+    project = cn.open(tmp_path / "served", create=True)
     task = cn.Task(
         "served", title="T", reward=0.1, html=PAGE, data=[{"text": f"row {i}"} for i in range(120)], project=project
     )
@@ -125,3 +128,79 @@ def test_sigkill_mid_load_loses_no_acknowledged_submission(stopped_run: cn.Run) 
     assert store.scalar("SELECT count(*) FROM submissions") == 120
     assert set(acked) <= {r["client_id"] for r in store.query("SELECT client_id FROM submissions")}
     assert invariants(root) == []
+
+
+def _serve(root: Path, *args: str, home: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(home)} if home else dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", "crowdnb", "serve", str(root), *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_before_anything_else(stopped_run: cn.Run) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        done = _serve(stopped_run.store.root, "--host", "127.0.0.1", "--port", str(port), timeout=30)
+    assert done.returncode == 1 and done.stdout == ""  # no "Serving run …" first
+    assert done.stderr == (
+        f"error: port {port} on 127.0.0.1 is already in use; choose another --port (--port 0 takes a free one)\n"
+    )
+    assert cn.open(stopped_run.store.root).run(stopped_run.id).state == "stopped"
+
+
+def test_serve_without_run_refuses_when_every_run_is_done(tmp_path: Path) -> None:
+    project = cn.open(tmp_path / "done", create=True)
+    task = cn.Task("finished", title="T", reward=0.1, html=PAGE, data=[{"text": "one"}], project=project)
+    run = task.launch()
+    cn.simulate(run, workers=1)
+    run.stop()
+    done = _serve(project.root, "--port", "0", timeout=30)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"error: no run in {project.root} has work left (every unit is done): {run.id} (finished, stopped, "
+        "1/1 units submitted); serve one anyway with --run ID, or launch a new run\n"
+    )
+
+
+def test_serve_picks_the_latest_run_with_work_left_and_names_where_it_listens(tmp_path: Path) -> None:
+    project = cn.open(tmp_path / "mixed", create=True)
+    open_run = cn.Task("open", title="T", reward=0.1, html=PAGE, data=[{"text": "a"}], project=project).launch()
+    open_run.stop()
+    finished = cn.Task("later", title="T", reward=0.1, html=PAGE, data=[{"text": "b"}], project=project).launch()
+    cn.simulate(finished, workers=1)
+    finished.stop()
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    env = {**os.environ, "HOME": str(home)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "crowdnb", "serve", str(project.root), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["run"] == str(open_run.id)
+        unit = requests.get(
+            f"http://127.0.0.1:{port}/?worker_id=zoe", headers={"Accept": "application/json"}, timeout=10
+        )
+        assert unit.json()["input"] == {"text": "a"}  # the open run's row, not the finished run's
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    host = socket.gethostname()
+    assert out.splitlines()[0] == (
+        f"Serving run {open_run.id} at http://{host}:{port}/ (listening on 0.0.0.0:{port}, every address of this machine)"
+    )
+    assert out.splitlines()[1].startswith(f"Attach a notebook: cn.attach('http://{host}:{port}/', token=")
+    assert "MonkeyPatchWarning" not in err and "Traceback" not in err
+    assert list(home.iterdir()) == []  # gunicorn 27's control socket (~/.gunicorn/gunicorn.ctl) is not made
+    assert cn.open(project.root).run(open_run.id).state == "stopped"

@@ -15,7 +15,7 @@ import pytest
 
 import crowdnb as cn
 from crowdnb.errors import ConfigError
-from crowdnb.notebook.review_table import ReviewTable
+from crowdnb.notebook.review_grid import ReviewGrid
 from crowdnb.pages import gallery
 from crowdnb.review.app import create_review_app
 from crowdnb.review.pages import task_view
@@ -51,7 +51,7 @@ SHOWN = {
 def example_rows(name: str) -> list[dict[str, Any]]:
     described = gallery.describe(name)
     task = cn.Task("probe", title="probe", reward=0, template=name, data=described.example)
-    return task._loaded or []
+    return task.rows()
 
 
 def test_the_gallery_has_the_promised_templates() -> None:
@@ -206,8 +206,9 @@ def test_review_of_a_run_uses_the_template_renderer(project: cn.Project) -> None
         )
         assert page.status_code == 200
         assert f'<div class="rv-rendered">{html}</div>' in page.get_data(as_text=True)
-        table = ReviewTable(run)  # the notebook's review table shows the same rendering
-        assert html in table.rows.children[0].children[2].value
+        grid = ReviewGrid(run)  # the notebook's review grid shows the same rendering in the opened row
+        grid.opened = [grid.rows[0]["id"]]
+        assert html in grid.details[grid.rows[0]["id"]]
     finally:
         run.stop()
     plain = cn.Task("plain", title="p", reward=0, html="<p>{{ text }}</p><input name=x>", data=[{"text": "t"}])

@@ -392,11 +392,12 @@ def test_template_is_filled_and_submitted_by_mouse_and_keyboard(
 ) -> None:
     assert name in FILLERS, f"template {name!r} has no mouse and keyboard fillers in this test module"
     described = gallery.describe(name)
-    rows = list(cn.Task("probe", title="p", reward=0, template=name, data=described.example)._loaded or [])
+    rows = cn.Task("probe", title="p", reward=0, template=name, data=described.example).rows()
     row = rows[ROW.get(name, 0)]
-    task = cn.Task(
-        f"gallery-{name}", title=described.title, reward=0.1, template=name, data=[row, row], project=project
-    )
+    task = cn.Task(  # one unit each: a worker's page would otherwise open the other unit once theirs is saved
+        f"gallery-{name}", title=described.title, reward=0.1, template=name, data=[row, row], project=project,
+        maximum_units_per_worker=1,
+    )  # fmt: skip
     run = task.launch(provider="mock", architect="local")
     try:
         mouse_fill, keys_fill = FILLERS[name]

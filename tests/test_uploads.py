@@ -16,7 +16,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 import crowdnb as cn
-from crowdnb.notebook.review_table import ReviewTable
+from crowdnb.notebook.review_grid import ReviewGrid
 from crowdnb.review.app import create_review_app
 
 from .test_review_app import TOKEN, serving
@@ -181,16 +181,18 @@ def test_review_app_serves_files_only_to_a_signed_in_reviewer(make_run: Any) -> 
         assert [f["name"] for f in units[0]["files"]] == ["cat.png", "evil.html"]
 
 
-def test_notebook_review_table_shows_a_thumbnail_and_the_feedback(make_run: Any) -> None:
+def test_notebook_review_grid_shows_a_thumbnail_and_the_feedback(make_run: Any) -> None:
     run = make_run(html=PHOTO, data=[{"text": "x"}], feedback="Was anything unclear?")
     assert (
         post(run, unit_of(run, "ian"), [("photo", ("cat.png", PNG, "image/png"))], _crowd_feedback="no").status_code
         == 200
     )
-    table = ReviewTable(run)
-    html = table.rows.children[0].children[2].value
+    grid = ReviewGrid(run)
+    assert "photo=📎 cat.png" in grid.rows[0]["answers"] and "feedback=no" in grid.rows[0]["answers"]
+    grid.opened = [grid.rows[0]["id"]]
+    html = grid.details[grid.rows[0]["id"]]
     assert 'src="data:image/png;base64,' in html and 'alt="cat.png"' in html
-    assert "<b>worker&#x27;s feedback</b>: no" in html
+    assert "<th>worker’s feedback</th><td>no</td>" in html
 
 
 # --- feedback ---------------------------------------------------------------------------------------

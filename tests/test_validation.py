@@ -83,7 +83,7 @@ def enter(run: cn.Run, name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def volunteer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cn.Run]:
     """The volunteer form (every field type and validator), 40 units, served for the whole module."""
-    project = cn.open(tmp_path_factory.mktemp("forms") / "project")
+    project = cn.open(tmp_path_factory.mktemp("forms") / "project", create=True)
     task = cn.Task(
         "volunteer", title="Volunteer", reward=0.2, form=FORMS / "volunteer", data=[{}] * 40, project=project
     )

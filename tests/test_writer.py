@@ -42,7 +42,7 @@ def test_each_write_is_committed_when_it_returns(writer: Writer, tmp_path: Path)
         t.join(timeout=60)
     assert unseen == []
     assert connect(tmp_path / "t.db").execute("SELECT count(*) FROM t").fetchone()[0] == 16 * 40
-    assert writer._generation < 16 * 40  # commits were shared
+    assert writer.commits < 16 * 40  # commits were shared
 
 
 def test_a_failing_write_rolls_back_alone(writer: Writer, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,13 +23,44 @@ log = logging.getLogger(__name__)
 BACKLOG = 4096  # pending connections (the kernel caps it at net.core.somaxconn)
 
 
-class LocalArchitect:
-    """Serve the router on ``host:port`` from a background thread; ``port=0`` picks a free port.
+def listen(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (0: a free port); ``OSError`` when it cannot.
 
-    ``public_url`` is what workers open when the router sits behind a proxy or tunnel. ``resume=True``
-    (set by ``Run.resume``) falls back to a free port when the stored one is taken. ``header_seconds``,
-    ``read_seconds`` and ``per_address`` bound slow and greedy clients, but for the addresses of ``proxies``
-    (loopback and private networks, where a tunnel or proxy connects from; ``crowdnb.architects.guard``).
+    Bound here rather than by werkzeug, which prints to stderr and exits when the port is taken.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port a stopped run left in TIME_WAIT
+        sock.bind((host, port))
+        # a crowd arriving at once (a study going live) overflows werkzeug's backlog of 128: dropped
+        # SYNs are retried by the client after 1, 3, 7 … s, which a worker sees as a page that hangs
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def unavailable(host: str, port: int, exc: OSError, hint: str) -> str:
+    """One line on why ``host:port`` cannot be listened on, ending with ``hint`` (how to pick a free port)."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use; {hint}"
+    return f"cannot listen on {host}:{port} ({exc.strerror or exc}); check the address, or {hint}"
+
+
+class LocalArchitect:
+    """Serve the router from a background thread of this process (``architect_options={...}``).
+
+    Args:
+        host: the address to listen on; 0.0.0.0 lets other machines reach it
+        port: the port to listen on; 0 picks a free one
+        public_url: what workers open when the router sits behind a proxy or tunnel (https://…)
+        resume: set by run.resume(): serve on a free port when the stored one is taken
+        header_seconds: how long a client has to send its request line and headers (idle keep-alive included)
+        read_seconds: how long each read of a request body may wait
+        per_address: connections one client address may hold (0: no cap); behind a proxy every worker shares one
+        proxies: networks not capped, where a tunnel, proxy or load balancer connects from (crowdnb.architects.guard)
     """
 
     name = "local"
@@ -59,19 +92,17 @@ class LocalArchitect:
         """Start serving; the URL ends with "/"."""
         self._deadlines = self._deadlines or Deadlines()
         try:
-            self._server = _server(self.host, self.port, app, self.limits, self._deadlines)
-        except (OSError, SystemExit) as exc:  # werkzeug prints and exits when the port is taken
+            sock = listen(self.host, self.port)
+        except OSError as exc:
             if self.resume and self.port:
                 log.warning("port %d is taken; serving the resumed run on a free port", self.port)
                 self.port = 0
                 return self.deploy(app)
-            raise ArchitectError(
-                f"cannot listen on {self.host}:{self.port} (is it taken?); pass port=0 for a free port"
-            ) from exc
-        self.port = self._server.server_port
-        # a crowd arriving at once (a study going live) overflows werkzeug's backlog of 128: dropped
-        # SYNs are retried by the client after 1, 3, 7 … s, which a worker sees as a page that hangs
-        self._server.socket.listen(BACKLOG)
+            hint = "launch with port=0 to take a free one: task.launch(port=0), %crowd launch --port 0"
+            raise ArchitectError(unavailable(self.host, self.port, exc, hint)) from None
+        with sock:  # werkzeug serves a duplicate of it
+            self._server = _server(self.host, self.port, app, self.limits, self._deadlines, sock.fileno())
+        self.port = self._server.port
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -108,7 +139,7 @@ class LocalArchitect:
         }
 
 
-def _server(host: str, port: int, app: Flask, limits: ClientLimits, deadlines: Deadlines) -> BaseWSGIServer:
+def _server(host: str, port: int, app: Flask, limits: ClientLimits, deadlines: Deadlines, fd: int) -> BaseWSGIServer:
     """werkzeug's threaded server, bounding each client: a thread per connection is what a slow client holds."""
     cap = AddressCap(limits)
     counted: dict[Any, str] = {}  # the connections counted against their address, until closed
@@ -149,4 +180,4 @@ def _server(host: str, port: int, app: Flask, limits: ClientLimits, deadlines: D
                 cap.leave(address)
             super().shutdown_request(request)
 
-    return Server(host, port, app, Handler)
+    return Server(host, port, app, Handler, fd=fd)

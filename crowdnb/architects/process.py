@@ -28,7 +28,16 @@ START_TIMEOUT = 60.0  # seconds for the child to answer /healthz
 
 
 class ProcessArchitect:
-    """Serve a run from ``crowdnb serve`` in a child process on ``host:port`` (``port=0``: a free one)."""
+    """Serve a run from ``crowdnb serve`` in a child process of its own (``architect_options={...}``).
+
+    Args:
+        host: the address the child's server listens on; 0.0.0.0 lets other machines reach it
+        port: the port it listens on; 0 picks a free one
+        public_url: what workers open when the router sits behind a proxy or tunnel (https://…)
+        pid: set by crowdnb: the child's process id, kept with the run so a new kernel can reattach or stop it
+        url: set by crowdnb: the router's address, kept with the run for the same reason
+        resume: set by run.resume() (which reattaches to the child, or starts it again on the run's folder)
+    """
 
     name = "process"
     remote = True

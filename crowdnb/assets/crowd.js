@@ -1,10 +1,12 @@
 // crowdnb's page script and SDK. Forms and custom JS tasks share one submit path: one client-made
 // submission id per page (the server stores it once), retries with backoff, per-field errors, and the
-// provider's completion (message, redirect, form post, reload). It also keeps the heartbeat.
+// provider's completion (message, the worker's next unit, redirect, form post, reload). It also keeps the
+// heartbeat. In a notebook's dry run ("dry_run": the page served by the task's preview) Submit shows what
+// would be stored, or what is wrong, and stores nothing; the page tells its frame how tall it is.
 // Task pages work without it too (a plain form POST); this makes them nicer and more robust.
 //
 // window.crowd (for JS tasks, usable on every page):
-//   crowd.data       the unit's input row          crowd.mode     "task" | "preview" | "onboarding"
+//   crowd.data       the unit's input row          crowd.mode     "task" | "preview" | "onboarding" | "dry_run"
 //   crowd.refusal    null, or {reason, message} when the worker cannot get a unit (mode is then "preview")
 //   crowd.submit(answers, files?) → Promise of the server's reply; files: {field: File | File[] | FileList}
 //   crowd.call(name, args)         → Promise of what the task's procedure `name` returned (an object); it
@@ -21,12 +23,25 @@
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("crowd-config").textContent);
-  var root = new URL(config.base || "", window.location.href); // resolved once: a bundle may change the URL
+  var here = window.location.href; // the page as loaded: the worker's next unit is this address again
+  var DRY_RUN = "Dry run: try the page as a worker would. Submit shows what would be stored, and stores nothing.";
+  var NEXT_UNIT_MS = 1500; // long enough to read "Saved", short enough not to wait for
+  var root = base(); // resolved once: a bundle may change the URL
   var submissionId = config.submissionId || newId();
   var saving = null; // the pending submission's promise: a second submit joins it
   var saved = null; // the reply once stored: later submits resolve with it and send nothing
   var ready = [];
   var form = null;
+
+  // A page shown from a string (an iframe's srcdoc) is at about:srcdoc, which nothing resolves against: its
+  // links go where its document's base says (the notebook's address), or nowhere (a preview sends nothing)
+  function base() {
+    var tries = [window.location.href, document.baseURI];
+    for (var i = 0; i < tries.length; i++) {
+      try { return new URL(config.base || "", tries[i]); } catch (e) { /* the next */ }
+    }
+    return null;
+  }
 
   function newId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -68,13 +83,16 @@
   function send(body) {
     if (saved) return Promise.resolve(saved);
     if (saving) return saving;
-    if (config.mode !== "task" && config.mode !== "onboarding") {
+    if (config.mode !== "task" && config.mode !== "onboarding" && config.mode !== "dry_run") {
       var text = config.refusal ? config.refusal.message : "This is a preview: accept the task to submit.";
       return Promise.reject(refused(config.refusal ? config.refusal.reason : "preview", text));
     }
     status("Saving…");
     saving = new Promise(function (resolve, reject) { post(body(), 0, resolve, reject); }).then(
-      function (reply) { saved = reply; finish(reply); return reply; },
+      function (reply) {
+        if (reply.status === "dry_run") { saving = null; tried(reply); return reply; } // nothing stored: try again at will
+        saved = reply; finish(reply); return reply;
+      },
       function (error) { saving = null; failed(error); throw error; });
     return saving;
   }
@@ -172,6 +190,8 @@
 
   function failed(error) {
     status("");
+    var tried = el("crowd-dry-run");
+    if (tried) tried.parentNode.removeChild(tried);
     var lines = [error.message];
     Object.keys(error.errors || {}).forEach(function (k) { lines.push(k + ": " + error.errors[k]); });
     show("crowd-errors", "alert", lines.join("\n"));
@@ -184,6 +204,29 @@
     if (!form) return [];
     return Array.prototype.slice.call(form.querySelectorAll(
       "button:not([type]), button[type=submit], input[type=submit], input[type=image]"));
+  }
+
+  // A dry run: what the server would store, shown under the form; the form stays as it is.
+  function tried(reply) {
+    status("");
+    show("crowd-errors", "alert", "");
+    buttons().forEach(function (b) { b.disabled = false; });
+    var panel = el("crowd-dry-run");
+    if (!panel) {
+      panel = document.createElement("section");
+      panel.id = "crowd-dry-run"; panel.className = "crowd-dry-run"; panel.setAttribute("role", "status");
+      (form || document.body).appendChild(panel);
+    }
+    panel.textContent = "";
+    var head = document.createElement("p");
+    head.textContent = reply.message || "Dry run: nothing was stored.";
+    var shown = document.createElement("pre");
+    var stored = { answers: reply.answers || {} };
+    if (reply.files && Object.keys(reply.files).length) stored.files = reply.files;
+    if (reply.feedback !== undefined && reply.feedback !== null) stored.feedback = reply.feedback;
+    shown.textContent = JSON.stringify(stored, null, 2);
+    panel.appendChild(head); panel.appendChild(shown);
+    document.dispatchEvent(new CustomEvent("crowd:dry-run", { detail: stored }));
   }
 
   function finish(reply) {
@@ -207,9 +250,24 @@
     var feedback = el("crowd-feedback");
     if (feedback) feedback.disabled = true;
     show("crowd-errors", "alert", "");
+    var notice = el("crowd-notice"); // "Welcome back…" is about the unit just finished
+    if (notice) notice.style.display = "none";
     status(c.message || "Thank you! Your answers are saved.");
     var done = el("crowd-status");
     if (done) { done.classList.add("crowd-ok"); done.id = "crowd-saved"; }
+    if (c.kind === "next") nextUnit(done);
+  }
+
+  // The worker's next unit: the same address again (the router gives them their next unit, or says
+  // there is none left); a link for whoever does not want to wait.
+  function nextUnit(banner) {
+    if (banner) {
+      banner.appendChild(document.createTextNode(" Your next unit opens in a moment. "));
+      var link = document.createElement("a");
+      link.href = here; link.id = "crowd-next"; link.textContent = "Next unit now";
+      banner.appendChild(link);
+    }
+    setTimeout(function () { window.location.assign(here); }, NEXT_UNIT_MS);
   }
 
   // --- task pages: the shell's form ----------------------------------------------------------
@@ -247,6 +305,7 @@
     if (form) return;
     if (config.refusal) show("crowd-refusal", "alert", config.refusal.message);
     else if (config.mode === "preview") show("crowd-preview", "status", "Preview: this is what the task looks like. Accept it to start working.");
+    else if (config.mode === "dry_run") show("crowd-preview", "status", DRY_RUN);
     if (config.notice) show("crowd-notice", "status", config.notice);
     if (config.feedback && !config.refusal) {
       var wrap = document.createElement("div");
@@ -298,6 +357,9 @@
     if (typeof name !== "string" || !name) return Promise.reject(refused("bad_call", "crowd.call takes a procedure name"));
     if (args === null || typeof args !== "object" || Array.isArray(args)) {
       return Promise.reject(refused("bad_call", "crowd.call takes an object of args"));
+    }
+    if (config.mode === "dry_run") {
+      return Promise.reject(refused("preview", "Calls to the task's procedures are answered once the task is launched."));
     }
     if (config.mode !== "task" || !config.token) {
       return Promise.reject(refused("preview", "This is a preview: accept the task to use it."));
@@ -523,8 +585,22 @@
     }
   };
 
+  // A dry run sits in a notebook's frame: tell it the page's height, so the whole page shows (Submit too).
+  function reportHeight() {
+    if (config.mode !== "dry_run" || window.parent === window || !window.ResizeObserver) return;
+    var last = 0;
+    var tell = function () {
+      var height = Math.ceil(document.documentElement.scrollHeight);
+      if (height !== last) { last = height; window.parent.postMessage({ crowd: "height", height: height }, "*"); }
+    };
+    new ResizeObserver(tell).observe(document.body);
+    window.addEventListener("load", tell);
+    tell();
+  }
+
   function start() {
     bindForm();
+    reportHeight();
     window.crowd.submissionId = submissionId;
     decorate();
     connect(1000);

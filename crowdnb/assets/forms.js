@@ -10,7 +10,7 @@
   var form = node.closest("form");
   var page = {};
   try { page = JSON.parse(document.getElementById("crowd-config").textContent); } catch (e) { page = {}; }
-  var live = page.mode === "task" || page.mode === "onboarding";
+  var live = page.mode === "task" || page.mode === "onboarding" || page.mode === "dry_run";
   var modules = { validators: {}, triggers: {} };
   var pending = [];
   var attempted = false;

@@ -21,14 +21,19 @@ from .tokens import TOKENS_KEY, check_separate, check_token_sets, extrapolate, p
 
 
 def _report(problems: list[Problem], warnings: list[Problem]) -> None:
-    for warning in warnings:
+    for warning in dict.fromkeys(map(str, warnings)):
         click.echo(f"warning: {warning}", err=True)
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:
         count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
-        click.echo(f"{count} found; fix the values at the paths above (nothing was written)", err=True)
+        click.echo(f"{count} found; fix the values at the paths above", err=True)
         sys.exit(1)
+
+
+def _about(problem: Problem, file: Path) -> bool:
+    """Whether ``problem`` is in ``file`` (a unit config's check reports its token files' problems too)."""
+    return problem.path.startswith((f"{file.name}:", f"{file.name},", str(file))) or problem.path == file.name
 
 
 def _in(name: str, exc: FormError) -> FormError:
@@ -81,12 +86,17 @@ def verify(path: Path) -> None:
     """Check PATH (a form folder, unit_config.json, task_data.json or a token file); exit 1 on problems."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    summaries: dict[Path, str] = {}
     for file in _files(path):
         try:
-            click.echo(f"ok: {verify_file(file)}")
+            summaries[file] = verify_file(file)
         except FormError as exc:
             problems += exc.problems
             warnings += exc.warnings
+    problems = list({str(p): p for p in problems}.values())  # a token file's problem, found from two files
+    for file, summary in summaries.items():
+        if not any(_about(problem, file) for problem in problems):  # "ok" only for a file that is
+            click.echo(f"ok: {summary}")
     _report(problems, warnings)
 
 

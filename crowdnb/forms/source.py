@@ -188,12 +188,18 @@ def _rows(
             rows.append({**row, VERSION_COLUMN: index} if len(items) > 1 else row)
         return rows, {}
     sets: list[dict[str, Any]] = [{}]
+    values_file = sets_file or separate_file
+    try:
+        raw = read_json(values_file) if values_file is not None else None
+    except FormError as exc:  # not JSON: the problem names the file, line and column already
+        problems += exc.problems
+        return [], {}
     try:
         if sets_file is not None:
-            sets = check_token_sets(read_json(sets_file))
+            sets = check_token_sets(raw)
             origin = sets_file.name
         elif separate_file is not None:
-            sets = [s["tokens_values"] for s in permutate(check_separate(read_json(separate_file)))]
+            sets = [s["tokens_values"] for s in permutate(check_separate(raw))]
             origin = separate_file.name
     except FormError as exc:
         problems += _in((sets_file or separate_file or folder).name, exc.problems)

@@ -189,6 +189,23 @@ def typed_empty() -> pd.DataFrame:
     return frame
 
 
+def declared_columns(row: dict[str, Any], answers: Sequence[tuple[str, str]], feedback: bool) -> list[str]:
+    """The input and answer columns a task declares, named as its frame names them: the (flattened) fields
+    of an input ``row`` and ``answers`` as (name, kind) pairs (a file answer adds ``<name>_name``)."""
+    names_ = list(dict.fromkeys(n for name, kind in answers for n in (name, f"{name}_name")[: 1 + (kind == "file")]))
+    input_names, answer_names = names(list(_flat(row)), names_)
+    return [*input_names, *answer_names, *([FEEDBACK_COLUMN] if feedback else [])]
+
+
+def with_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with every one of ``columns`` (those it lacks added at the end, empty: NaN)."""
+    missing = [name for name in columns if name not in frame.columns]
+    if not missing:
+        return frame
+    added = pd.DataFrame({name: pd.Series(np.nan, index=frame.index, dtype=object) for name in missing})
+    return pd.concat([frame, added], axis=1)
+
+
 def _parse(texts: Sequence[str]) -> tuple[list[Any], bool]:
     """The values of a JSON column, and whether each text holds exactly one "{" (no nested dict)."""
     if not texts:

@@ -26,6 +26,7 @@ from .bulk import (
     flatten,
     record,
     typed_empty,
+    with_columns,
 )
 
 __all__ = ["FEEDBACK_COLUMN", "META_COLUMNS", "LiveFrame", "flatten", "record"]
@@ -35,7 +36,8 @@ class LiveFrame:
     """A DataFrame kept in step with the store for one run (``scope="run"``) or task (``"task"``).
 
     ``fetch`` replaces the store as the source of changed rows (an attached notebook's mirror);
-    ``batch_rows`` is how many stored rows are read and built at a time.
+    ``batch_rows`` is how many stored rows are read and built at a time; ``columns`` gives the input and
+    answer columns the frame has even before any row has them (``run.df["label"]`` of a new run).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class LiveFrame:
         *,
         fetch: Callable[[int], Sequence[Row]] | None = None,
         batch_rows: int = reports.BATCH_ROWS,
+        columns: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._changes: Callable[[int], Iterable[Batch]]
         if fetch is not None:
@@ -66,6 +69,8 @@ class LiveFrame:
         self._positions = np.empty(0, dtype=np.int64)
         self._workers: dict[int, str] = {}  # worker id -> name (a name never changes)
         self._batch_rows = batch_rows
+        self._columns = columns
+        self._declared: Sequence[str] | None = None
 
     def refresh(self) -> pd.DataFrame:
         """Fold in what changed since the last refresh and return the frame."""
@@ -78,6 +83,10 @@ class LiveFrame:
                 # traceback would keep the generator alive, and the WAL from being checkpointed)
                 if isinstance(changes, Generator):
                     changes.close()
+            if self._columns is not None:
+                if self._declared is None:
+                    self._declared = self._columns()
+                self._frame = with_columns(self._frame, self._declared)
             return self._frame.copy(deep=False)
 
     def _stored_since(self, store: Store, scope: str, scope_id: int, kind: str, rev: int) -> Iterator[Batch]:

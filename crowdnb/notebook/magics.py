@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ..errors import CrowdError
 from ..pages.gallery import Gallery, templates
-from ..project import Project, open_project
+from ..project import Project, missing_project, open_project, project_exists
 from ..run import Run
 from ..simulate import simulate
 from ..task import Task
@@ -47,7 +47,10 @@ def _parsers() -> dict[str, _Parser]:
     made = {
         "template": parser("template", "%%crowd template NAME: the cell body is the task page (Jinja HTML)."),
         "form": parser("form", "%%crowd form NAME: the cell body is a form config (Mephisto JSON); or --config PATH."),
-        "preview": parser("preview", "Show the worker's page inline, for any row, at phone or desktop width."),
+        "preview": parser(
+            "preview",
+            "Try the worker's page inline (a dry run: Submit stores nothing), any row, phone or desktop width.",
+        ),
         "launch": parser("launch", "Launch a run of the task; returns the Run."),
         "status": parser("status", "Units of the latest run by status."),
         "live": parser("live", "A live panel: progress, rate, time left, cost, latest submissions, charts."),
@@ -59,7 +62,9 @@ def _parsers() -> dict[str, _Parser]:
         "workers": parser("workers", "Every worker of the project with their units by status.", task=False),
         "simulate": parser("simulate", "Simulated workers through the real HTTP path (in the background)."),
         "qualify": parser("qualify", "Grant (or --revoke) a qualification to a worker.", task=False),
-        "open": parser("open", "Use the project folder PATH for the following commands.", task=False),
+        "open": parser(
+            "open", "Use the project folder PATH for the following commands (--create: a new one).", task=False
+        ),
         "templates": parser("templates", "The template gallery: thumbnails, inputs and answers.", task=False),
     }
     for t in (made["template"], made["form"]):
@@ -71,7 +76,7 @@ def _parsers() -> dict[str, _Parser]:
         t.add_argument("--duration", type=int, default=1800, help="assignment_duration in seconds")
         t.add_argument("--tags", default="")
     made["form"].add_argument("--config", help="a form folder, unit_config.json or task_data.json (instead of a cell)")
-    made["preview"].add_argument("--row", type=int, default=None, help="show only this row")
+    made["preview"].add_argument("--row", type=int, default=0, help="the input row it opens on (default 0)")
     made["launch"].add_argument("--provider", default="mock")
     made["launch"].add_argument("--architect", default="local")
     made["launch"].add_argument("--port", type=int, default=None)
@@ -86,6 +91,7 @@ def _parsers() -> dict[str, _Parser]:
     q.add_argument("--revoke", action="store_true")
     q.add_argument("--provider", default="mock")
     made["open"].add_argument("path")
+    made["open"].add_argument("--create", action="store_true", help="start a project there if there is none")
     return made
 
 
@@ -134,6 +140,8 @@ class CrowdMagics(Magics):
     # --- helpers -------------------------------------------------------------------------------
     def _project(self) -> Project:
         if self.project is None:
+            if not project_exists():
+                raise UsageError(missing_project(None, "%crowd open PATH [--create] names the project folder"))
             self.project = open_project()
         return self.project
 
@@ -172,7 +180,7 @@ class CrowdMagics(Magics):
             data=args.data,
             units_per_assignment=args.units,
             assignment_duration=args.duration,
-            project=self._project(),
+            project=self.project,  # None: the default folder, made at the first launch
         )
         self.tasks[task.name] = task
         return task
@@ -188,13 +196,13 @@ class CrowdMagics(Magics):
             ) from None
         options = {"units_per_assignment": args.units, "assignment_duration": args.duration, "tags": args.tags}
         task = Task(self._name(args), title=args.title, reward=args.reward, description=args.description,
-                    form=config, data=args.data, project=self._project(), **options)  # fmt: skip
+                    form=config, data=args.data, project=self.project, **options)  # fmt: skip
         self.tasks[task.name] = task
         return task
 
     def _preview(self, args: argparse.Namespace, cell: str | None) -> Any:
         task = self._task(args)
-        return task.preview(args.row) if args.row is not None else task.preview_widget()
+        return task.preview_widget(args.row)
 
     def _launch(self, args: argparse.Namespace, cell: str | None) -> Run:
         options = {"port": args.port} if args.port is not None else {}
@@ -233,15 +241,17 @@ class CrowdMagics(Magics):
 
     def _qualify(self, args: argparse.Namespace, cell: str | None) -> int | None:
         if args.revoke:
-            revoke(args.worker, args.qualification, provider=args.provider, project=self._project())
+            revoke(args.worker, args.qualification, provider=args.provider, project=self.project)
             return None
-        return grant(args.worker, args.qualification, args.value, provider=args.provider, project=self._project())
+        return grant(args.worker, args.qualification, args.value, provider=args.provider, project=self.project)
 
     def _templates(self, args: argparse.Namespace, cell: str | None) -> Gallery:
         return templates()
 
     def _open(self, args: argparse.Namespace, cell: str | None) -> Project:
-        self.project = open_project(args.path)
+        if not args.create and not project_exists(args.path):
+            raise UsageError(missing_project(args.path, f"start one there: %crowd open {args.path} --create"))
+        self.project = open_project(args.path, create=True)
         return self.project
 
 

@@ -1,6 +1,7 @@
 """The widgets the facade returns (see :mod:`crowdnb.views`): a module that is a ``Views``.
 
-ipywidgets is imported on first use, so a process that only serves workers (``crowdnb serve``) never loads it.
+ipywidgets and anywidget are imported on first use, so a process that only serves workers (``crowdnb serve``)
+never loads them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ if TYPE_CHECKING:
     from ..task import Task
 
 
-def preview(task: Task) -> Any:
-    """The worker's page for any input row, at phone or desktop width."""
-    from .widgets import preview_widget
+def preview(task: Task, row: int) -> Any:
+    """A dry run of the worker's page for any input row, at phone or desktop width."""
+    from .preview import preview_widget
 
-    return preview_widget(task)
+    return preview_widget(task, row)
 
 
 def live(run: Run, interval: float) -> Any:
@@ -27,7 +28,7 @@ def live(run: Run, interval: float) -> Any:
 
 
 def review(run: Run, page_size: int) -> Any:
-    """A widget table to approve, reject, soft-reject and bonus submitted units."""
-    from .review_table import ReviewTable
+    """A grid to approve, reject, soft-reject and bonus submitted units: sortable, by click or key."""
+    from .review_grid import ReviewGrid
 
-    return ReviewTable(run, page_size=page_size)
+    return ReviewGrid(run, page_size=page_size)

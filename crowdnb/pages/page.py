@@ -279,7 +279,8 @@ class TaskPage:
         return_to: str = "",
         refusal: dict[str, str] | None = None,
     ) -> str:
-        """The full page a worker receives. ``mode`` is "task", "onboarding" or "preview" (inputs disabled);
+        """The full page a worker receives. ``mode`` is "task", "onboarding", "preview" (inputs disabled) or
+        "dry_run" (a notebook's preview: inputs live, Submit stores nothing);
         ``refusal`` ({reason, message}) is only shown by pages that ``serves_refusals``."""
         config = self.config(row, mode, token, submission_id, base)
         return _env.get_template("page.html").render(
@@ -305,9 +306,17 @@ class TaskPage:
 
 
 def iframe(page: str, width: str = "100%", height: str = "480px") -> str:
-    """A worker page shown inline: its stylesheet inlined, since an iframe ``srcdoc`` has no server."""
-    css = (ASSETS / "crowd.css").read_text(encoding="utf-8")
-    page = page.replace('<link rel="stylesheet" href="_crowd/crowd.css">', f"<style>{css}</style>")
+    """A worker page shown inline: crowdnb's own styles and scripts inlined, since an iframe ``srcdoc`` has no
+    server (relative links would reach the notebook's server instead). The task's own files (``static/…``)
+    need one: ``task.preview_widget()`` serves them."""
+    for name in ("crowd.css", "forms.css"):
+        css = (ASSETS / name).read_text(encoding="utf-8")
+        page = page.replace(f'<link rel="stylesheet" href="_crowd/{name}">', f"<style>{css}</style>")
+    # crowd.js runs where it stands (templates use window.crowd as they load); forms.js is deferred, and an
+    # inline script is deferred only as a module
+    for name, attributes, kind in (("crowd.js", "", ""), ("forms.js", " defer", ' type="module"')):
+        code = (ASSETS / name).read_text(encoding="utf-8").replace("</script", "<\\/script")
+        page = page.replace(f'<script src="_crowd/{name}"{attributes}></script>', f"<script{kind}>{code}</script>")
     return (
         f'<iframe class="crowd-preview" srcdoc="{html.escape(page, quote=True)}" '
         f'style="width:{width};height:{height};border:1px solid #ccc;border-radius:6px;background:#fff"></iframe>'
@@ -335,11 +344,18 @@ def summary_table(title: str, rows: dict[str, object]) -> str:
 
 
 def message_page(
-    title: str, message: str, *, status: str = "info", base: str = "", details: list[str] | None = None
+    title: str,
+    message: str,
+    *,
+    status: str = "info",
+    base: str = "",
+    details: list[str] | None = None,
+    next_url: str = "",
 ) -> str:
     """A plain page for a refusal, a thank-you or an error: the worker never hangs on a spinner.
 
-    ``details`` are listed under the message (the fields to correct, for a page without JavaScript)."""
+    ``details`` are listed under the message (the fields to correct, for a page without JavaScript);
+    ``next_url`` is opened by itself after a moment (the worker's next unit), with a link to go at once."""
     return _env.get_template("message.html").render(
-        title=title, message=message, status=status, base=base, details=details or []
+        title=title, message=message, status=status, base=base, details=details or [], next_url=next_url
     )

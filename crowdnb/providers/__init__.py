@@ -29,9 +29,11 @@ class Identity:
 
 @dataclass(frozen=True)
 class Completion:
-    """How the page finishes after a saved submission: a message, a redirect or a form post."""
+    """How the page finishes after a saved submission: a message, the next unit, a redirect or a form post."""
 
-    kind: str = "message"  # "message" | "redirect" | "form_post" | "reload" (back to the task: onboarding passed)
+    # "message" | "next" (the worker's next unit, by itself) | "redirect" | "form_post" | "reload" (back to the
+    # task: onboarding passed)
+    kind: str = "message"
     url: str = ""
     fields: dict[str, str] = field(default_factory=dict)  # a form_post also carries crowdnb_submission_id
     message: str = "Thank you! Your answers are saved."

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, NotFound, StateError
 from ..quality.qualifications import apply_qualification, check_grantable
 from ..quality.requirements import BLOCKED
-from ..store import lifecycle
+from ..store import audit, lifecycle
 from ..store import states as S
 from . import UnitRef
 
@@ -51,6 +51,16 @@ def check_bonus(amount: object, reason: str) -> None:
         raise ConfigError("a bonus needs a reason: the worker reads it")
 
 
+def bonus_key(unit_id: int, key: str) -> str:
+    """The audit key (and the platform's idempotency token) of a unit's bonus."""
+    return f"bonus:{unit_id}:{key}"
+
+
+def worker_bonus_key(provider: str, worker: str, key: str) -> str:
+    """The audit key (and the platform's idempotency token) of a bonus outside any unit."""
+    return f"worker-bonus:{provider}:{worker}:{key}"
+
+
 def bonus(
     run: Run, unit_ids: Sequence[int], amount: float, reason: str, key: str | None = None, actor: str = "requester"
 ) -> int:
@@ -66,7 +76,7 @@ def bonus(
             raise StateError(f"unit {unit['id']} is {unit['status']!r}; only submitted units get a bonus")
     provider, paid = run.provider_client(), 0
     for unit in units:
-        token = f"bonus:{unit['id']}:{key if key is not None else f'{amount:.2f}:{reason}'}"
+        token = bonus_key(int(unit["id"]), key if key is not None else f"{amount:.2f}:{reason}")
         if lifecycle.record_bonus(run.store, int(unit["worker_id"]), float(amount), reason, token, actor, unit):
             provider.bonus(
                 run.store.worker_name(int(unit["worker_id"])), float(amount), reason, token, _unit_ref(run, unit)
@@ -75,19 +85,42 @@ def bonus(
     return paid
 
 
-def decide(run: Run, unit_ids: Sequence[int], decision: str, note: str | None, actor: str = "requester") -> int:
+def run_bonus(run: Run, worker: str, amount: float, reason: str, key: str, actor: str = "requester") -> bool:
+    """Pay ``worker`` a bonus for their work in ``run``, once per ``key``, booked on their latest unit there
+    (so it counts in ``run.spend``, and MTurk gets an assignment to pay it on). False if paid before."""
+    check_bonus(amount, reason)
+    unit = audit.latest_unit(run.store, run.id, worker)
+    if unit is None:
+        raise StateError(f"worker {worker!r} submitted nothing in run {run.id}; pay them with cn.bonus instead")
+    token = worker_bonus_key(run.provider_name, worker, key)
+    if not lifecycle.record_bonus(run.store, int(unit["worker_id"]), float(amount), reason, token, actor, unit):
+        return False
+    run.provider_client().bonus(worker, float(amount), reason, token, _unit_ref(run, unit))
+    return True
+
+
+def decide(
+    run: Run,
+    unit_ids: Sequence[int],
+    decision: str,
+    note: str | None,
+    actor: str = "requester",
+    pending_only: bool = False,
+) -> int:
     """Apply ``decision`` (accepted, rejected, soft_rejected) to units of ``run``; returns how many changed.
 
     Every unit is checked first, so a batch with one unit that cannot take the decision changes nothing.
+    ``pending_only`` (rules): decide only the units still awaiting review, skip the rest, never override.
     """
     units = [_own_unit(run, unit_id) for unit_id in unit_ids]
     for unit in units:
-        if unit["status"] != decision:
+        if unit["status"] != decision and not pending_only:
             S.check_unit(unit["status"], decision)
     provider, changed = run.provider_client(), 0
     for unit in units:
         unit_id = int(unit["id"])
-        if not lifecycle.review(run.store, unit_id, decision, actor, note):
+        record = audit.review_pending if pending_only else lifecycle.review
+        if not record(run.store, unit_id, decision, actor, note):
             continue
         changed += 1
         ref = _unit_ref(run, unit)
@@ -145,7 +178,7 @@ def worker_bonus(
     """Pay ``worker`` a bonus outside any unit, once per ``key`` (default: worker, amount and reason)."""
     check_bonus(amount, reason)
     worker_id = store.worker(platform.name, worker)
-    token = f"worker-bonus:{platform.name}:{worker}:{key if key is not None else f'{amount:.2f}:{reason}'}"
+    token = worker_bonus_key(platform.name, worker, key if key is not None else f"{amount:.2f}:{reason}")
     if not lifecycle.record_bonus(store, worker_id, float(amount), reason, token, actor):
         return False
     platform.bonus(worker, float(amount), reason, token)

@@ -65,8 +65,8 @@ class MockProvider:
         self._record("publish", task_run_id=run.id, units=len(unit_ids))
 
     def completion(self, run: RunInfo, external: Mapping[str, str]) -> Completion:
-        """Mock workers just read a thank-you message."""
-        return Completion()
+        """Mock workers read that their answers are saved, then get their next unit (or "no work left")."""
+        return Completion("next")
 
     def sync(self, run: RunInfo) -> Sequence[Report]:
         """Nothing happens on a mock platform that crowdnb does not see."""

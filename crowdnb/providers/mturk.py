@@ -8,18 +8,10 @@ duration, auto-approval delay, requirements as QualificationRequirements — see
 page posts ``assignmentId`` and crowdnb's submission id (``crowdnb_submission_id``: MTurk refuses a form
 holding nothing but ``assignmentId``) to ``turkSubmitTo/mturk/externalSubmit`` (``Completion("form_post")``).
 
-Options (``provider_options``; stored with the run, so keys never go here — see ``mturk_api``):
-
-- ``endpoint_url``, ``region``: another endpoint (a local fake: ``crowdnb.testing.mturk``), us-east-1.
-- ``allow_http``: accept an ``http://`` router URL — for a local fake endpoint only: MTurk
-  itself shows HTTPS pages only (serve the router behind HTTPS: ``architect_options={"public_url": …}``).
-- ``confirm_spend``: live MTurk only. Setting up a live run is refused until this many dollars cover its
-  maximum cost: every unit not yet paid × (reward + MTurk's 20% fee, at least $0.01), or the task's
-  ``budget`` when data comes from a generator. The error states the figure. Bonuses are extra; each is
-  asked for explicitly anyway. The sandbox never needs it.
-- ``poll_seconds`` (30), ``auto_approval_delay`` (7 days), ``hit_lifetime`` (7 days), ``frame_height``
-  (0: the page's own), ``actions_guarded`` ("DiscoverPreviewAndAccept"), ``timeout`` (20 s per call),
-  ``retry_delay`` (0.5 s, doubled per retry).
+Options (``provider_options``; stored with the run, so keys never go here — see ``mturk_api``): each with
+its type, default and meaning in ``mturk_options.MTurkOptions`` (``crowdnb describe provider mturk``). A
+live run's ``confirm_spend`` covers the rewards and fees of every unit (at least $0.01 of fee each);
+bonuses are extra, each asked for explicitly anyway; the sandbox never needs it.
 
 Review: approve (with ``OverrideRejection`` when MTurk has it rejected), reject with the note as
 feedback, soft-reject (approved on MTurk), bonus with a ``UniqueRequestToken`` and the intent recorded
@@ -37,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ProviderError
+from ..store import states as S
 from . import Completion, Identity, Report, RunInfo, UnitRef, mturk_options, objects, settings
 from .mturk_api import WORKER_SITE, MTurkAPI, short
 from .mturk_hits import Hits, HitSettings
@@ -60,6 +53,7 @@ class MTurkProvider:
     fee_rate = 0.2  # MTurk's commission on rewards and bonuses (HITs with fewer than 10 assignments)
     # how MTurk is reached: kept per project at launch, read by every later call (``settings``)
     platform_settings = ("endpoint_url", "region", "timeout", "retry_delay")
+    Options = mturk_options.MTurkOptions  # what ``provider_options`` may hold (``crowdnb describe``)
 
     def __init__(self, store: Store, **options: object) -> None:
         self.store = store
@@ -165,7 +159,7 @@ class MTurkProvider:
     def expire(self, run: RunInfo, unit_ids: Sequence[int]) -> None:
         """Withdraw HITs: every live one when the run has nothing on offer any more."""
         remaining = self.store.scalar(
-            "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('launched', 'assigned')", (run.id,)
+            f"SELECT count(*) FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_LIVE)}", (run.id,)
         )
         try:
             self.hits.expire(run, len(unit_ids) if remaining else None)
@@ -217,7 +211,7 @@ class MTurkProvider:
     def _latest_assignment(self, worker: str) -> str:
         rows = self.store.query(
             "SELECT a.external FROM agents a JOIN workers w ON w.id = a.worker_id WHERE w.provider = ? AND w.name = ? "
-            "AND a.status IN ('completed', 'approved', 'rejected', 'soft_rejected') ORDER BY a.id DESC",
+            f"AND a.status IN {S.sql_in(S.AGENT_SUBMITTED)} ORDER BY a.id DESC",
             (self.name, worker),
         )
         for row in rows:

@@ -29,6 +29,10 @@ LIVE = "https://mturk-requester.us-east-1.amazonaws.com"
 SANDBOX = "https://mturk-requester-sandbox.us-east-1.amazonaws.com"
 WORKER_SITE = {False: "https://www.mturk.com", True: "https://workersandbox.mturk.com"}
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+# botocore's data loader (the service models it reads from disk) shared by every client this process
+# builds: a client then takes ~0.04 s instead of ~0.25 s. Each client keeps a session (and credentials) of its own.
+_loader: Any = None
+_LOADER_LOCK = threading.Lock()
 _SCHEMA = "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd"
 
 
@@ -66,23 +70,32 @@ class MTurkAPI:
             if self._client is None:
                 try:
                     import boto3
+                    import botocore.session
                     from botocore.config import Config
                 except ImportError as exc:
                     raise ConfigError('the MTurk provider needs boto3: pip install "crowdnb[aws]"') from exc
                 keys = lookup("mturk")
-                session = boto3.session.Session(
-                    aws_access_key_id=keys.get("aws_access_key_id"),
-                    aws_secret_access_key=keys.get("aws_secret_access_key"),
-                )
                 config = Config(
                     retries={"total_max_attempts": 1},  # crowdnb decides what is safe to repeat
                     connect_timeout=min(self.timeout, 10.0),
                     read_timeout=self.timeout,
                     user_agent_extra="crowdnb",
                 )
-                self._client = session.client(
-                    "mturk", region_name=self.region, endpoint_url=self.endpoint, config=config
-                )
+                with _LOADER_LOCK:  # one client built at a time, as the loader is shared
+                    global _loader
+                    core = botocore.session.get_session()
+                    if _loader is None:
+                        _loader = core.get_component("data_loader")
+                    else:
+                        core.register_component("data_loader", _loader)
+                    session = boto3.session.Session(
+                        aws_access_key_id=keys.get("aws_access_key_id"),
+                        aws_secret_access_key=keys.get("aws_secret_access_key"),
+                        botocore_session=core,
+                    )
+                    self._client = session.client(
+                        "mturk", region_name=self.region, endpoint_url=self.endpoint, config=config
+                    )
             return self._client
 
     def call(self, operation: str, *, safe: bool = False, **params: Any) -> dict[str, Any]:

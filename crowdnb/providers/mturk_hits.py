@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
+from ..store import states as S
 from . import Report, RunInfo, objects
 from .mturk_api import MTurkAPI, external_question, request_token, short, turk_code
 
@@ -84,7 +85,7 @@ class Hits:
         launched = [
             r["id"]
             for r in self.store.query(
-                "SELECT id FROM units WHERE task_run_id = ? AND status = 'launched' ORDER BY id", (run.id,)
+                f"SELECT id FROM units WHERE task_run_id = ? AND status = {S.sql(S.LAUNCHED)} ORDER BY id", (run.id,)
             )
         ]
         if not launched:
@@ -176,7 +177,7 @@ class Hits:
         submitted on MTurk without a crowdnb submission)."""
         live = self.store.query(
             "SELECT a.id, a.external, a.started_at, a.unit_id, w.name FROM agents a JOIN workers w ON w.id = a.worker_id "
-            "WHERE a.task_run_id = ? AND w.provider = ? AND a.status IN ('accepted', 'in_task') ORDER BY a.id",
+            f"WHERE a.task_run_id = ? AND w.provider = ? AND a.status IN {S.sql_in(S.AGENT_LIVE)} ORDER BY a.id",
             (run.id, self.provider),
         )
         by_hit: dict[str, list[dict[str, Any]]] = {}

@@ -1,15 +1,17 @@
-"""The MTurk provider's options, and the checks before a run goes to MTurk (HTTPS, whole cents, spend).
-
-See ``crowdnb.providers.mturk`` for what each option does.
-"""
+"""The MTurk provider's options (``MTurkOptions``: each one's type, default and meaning, which
+``crowdnb describe provider mturk`` shows), and the checks before a run goes to MTurk (HTTPS, whole
+cents, spend)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..store import states as S
 from . import RunInfo
 from .mturk_requirements import GUARDS
 
@@ -17,19 +19,40 @@ if TYPE_CHECKING:
     from ..store.db import Store
 
 DAY = 24 * 3600
-DEFAULTS: dict[str, Any] = {
-    "endpoint_url": None,
-    "region": None,
-    "allow_http": False,
-    "confirm_spend": None,
-    "poll_seconds": 30.0,
-    "auto_approval_delay": 7 * DAY,
-    "hit_lifetime": 7 * DAY,
-    "frame_height": 0,
-    "actions_guarded": "DiscoverPreviewAndAccept",
-    "timeout": 20.0,
-    "retry_delay": 0.5,
-}
+
+
+@dataclass(frozen=True)
+class MTurkOptions:
+    """The ``provider_options`` of ``mturk`` and ``mturk_sandbox`` (stored with the run: never keys).
+
+    Args:
+        endpoint_url: another MTurk API address, such as a local fake's (``crowdnb.testing.mturk``); None: MTurk's own
+        region: the AWS region of the MTurk API; None: us-east-1, the only one MTurk has
+        allow_http: accept an http:// router URL, for a local fake endpoint only (MTurk shows HTTPS pages only)
+        confirm_spend: live MTurk only: dollars that must cover the run's maximum cost (every unit not yet paid × (reward + MTurk's 20% fee), or the task's budget for generated data) before it is set up; the error states the figure
+        poll_seconds: how often returned and abandoned assignments are read from MTurk (their units are offered again)
+        auto_approval_delay: seconds after which MTurk approves work nobody reviewed (0 to 30 days)
+        hit_lifetime: seconds each HIT stays listed on MTurk (30 s to a year)
+        frame_height: height in pixels of the frame MTurk shows the page in; 0: the page's own height
+        actions_guarded: what a worker who does not meet the requirements may not do: Accept, PreviewAndAccept or DiscoverPreviewAndAccept (the HIT is hidden from them)
+        timeout: seconds each MTurk API call may take
+        retry_delay: seconds before a failed call is tried again (doubled per retry)
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    allow_http: bool = False
+    confirm_spend: float | None = None
+    poll_seconds: float = 30.0
+    auto_approval_delay: int = 7 * DAY
+    hit_lifetime: int = 7 * DAY
+    frame_height: int = 0
+    actions_guarded: str = "DiscoverPreviewAndAccept"
+    timeout: float = 20.0
+    retry_delay: float = 0.5
+
+
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(MTurkOptions)}
 _SECRETISH = ("key", "secret", "token", "password")
 
 
@@ -90,7 +113,7 @@ def check_spend(store: Store, run: RunInfo, fee_rate: float, confirmed: float | 
     row = store.get_run(run.id)
     budget = json.loads(row["config"])["task"].get("budget")
     units = store.scalar(
-        "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('created', 'launched', 'assigned', 'completed')",
+        f"SELECT count(*) FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_UNSETTLED)}",
         (run.id,),
     )
     per_unit = run.reward + max(run.reward * fee_rate, 0.01)

@@ -27,10 +27,8 @@ What a run does on Prolific:
   ``run.provider_client().cleanup(run.id)``: until then the study stays open on Prolific. Places only
   grow, and a rejection frees one: a participant who takes it finds no unit left and returns.
 
-Options: ``filters`` (Prolific filter dicts passed through, e.g. ``{"filter_id": "age", "selected_range":
-{"lower": 18, "upper": 40}}`` or your own ``participant_group_allowlist``), ``estimated_minutes``
-(default 5), ``rejection_category`` (default LOW_EFFORT), ``fee_rate``, ``timeout``, ``study_url``
-(the public base URL workers open, when not the router's), ``bonus_confirm_seconds``.
+Options: ``ProlificOptions`` names each with its type, default and meaning (``crowdnb describe provider
+prolific``).
 
 Amounts are in the account's currency (USD or GBP) and must be whole cents/pence: crowdnb refuses an
 amount with a fraction of a cent rather than round money.
@@ -38,10 +36,12 @@ amount with a fraction of a cent rather than round money.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -74,10 +74,43 @@ REJECTION = (
     "instructions. If you think this is a mistake, please send us a message on Prolific."
 )
 RELEASED = {"RETURNED": "returned", "TIMED-OUT": "timeout"}
-OPTIONS = {
-    "base_url", "workspace", "project", "completion_url", "study_url", "estimated_minutes", "filters",
-    "rejection_category", "fee_rate", "poll_seconds", "timeout", "bonus_confirm_seconds",
-}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProlificOptions:
+    """The ``provider_options`` of ``prolific`` (stored with the run: never the API token).
+
+    Args:
+        base_url: Prolific's API address, such as a local fake's (``crowdnb.testing.prolific``); None: PROLIFIC_BASE_URL, the registered one, else https://api.prolific.com/api/v1/
+        workspace: the Prolific workspace the studies go in, found by name or created
+        project: the Prolific project the studies go in, found by name or created; None: the task's name
+        completion_url: where a participant is sent after submitting, with ``?cc=<the study's completion code>``
+        study_url: the public address participants open, when it is not the router's URL
+        estimated_minutes: how long a unit takes, as Prolific shows participants (whole minutes)
+        filters: Prolific's own screeners, passed through as filter dicts (e.g. age, or your participant_group_allowlist)
+        rejection_category: why a rejection is made, in Prolific's words (LOW_EFFORT, FAILED_CHECK, TOO_QUICKLY, …)
+        fee_rate: Prolific's service fee on rewards and bonuses, counted in run.spend (academic accounts: 0.333)
+        poll_seconds: how often returned and timed-out submissions are read from Prolific (their units are offered again)
+        timeout: seconds each Prolific API call may take
+        bonus_confirm_seconds: how long a bonus whose pay call got no answer is looked for before it is called unconfirmed
+    """
+
+    base_url: str | None = None
+    workspace: str = "crowdnb"
+    project: str | None = None
+    completion_url: str = COMPLETION_URL
+    study_url: str | None = None
+    estimated_minutes: int = 5
+    filters: list[dict[str, Any]] | None = None
+    rejection_category: str = "LOW_EFFORT"
+    fee_rate: float = FEE_RATE
+    poll_seconds: float = 30.0
+    timeout: float = 30.0
+    bonus_confirm_seconds: float = 3600.0
+
+
+OPTIONS = {f.name for f in dataclasses.fields(ProlificOptions)}
+_D = ProlificOptions  # the defaults
 
 
 def minor(amount: float, what: str) -> int:
@@ -102,6 +135,7 @@ class ProlificProvider:
     poll_seconds = 30.0
     # how Prolific is reached: kept per project at launch, read by every later call (``settings``)
     platform_settings = ("base_url", "workspace", "timeout")
+    Options = ProlificOptions  # what ``provider_options`` may hold (``crowdnb describe``)
 
     def __init__(self, store: Store, **options: Any) -> None:
         secret = sorted(k for k in options if "token" in k.lower() or "key" in k.lower())
@@ -125,21 +159,21 @@ class ProlificProvider:
         if not base.startswith(("http://", "https://")):
             raise ConfigError(f"base_url {base!r} must start with https:// (or http:// for a local fake)")
         self.store = store
-        self.api = ProlificAPI(token, base, _number(options, "timeout", 30.0, low=0.1))
+        self.api = ProlificAPI(token, base, _number(options, "timeout", _D.timeout, low=0.1))
         self.meter = self.api.meter
-        self.workspace_name = str(options.get("workspace") or "crowdnb")
+        self.workspace_name = str(options.get("workspace") or _D.workspace)
         self.project_name = str(options["project"]) if options.get("project") else None
-        self.completion_url = str(options.get("completion_url") or COMPLETION_URL)
-        self.category = str(options.get("rejection_category") or "LOW_EFFORT")
+        self.completion_url = str(options.get("completion_url") or _D.completion_url)
+        self.category = str(options.get("rejection_category") or _D.rejection_category)
         if self.category not in CATEGORIES:
             raise ConfigError(f"rejection_category {self.category!r} is not one of {', '.join(CATEGORIES)}")
-        self.fee_rate = _number(options, "fee_rate", FEE_RATE, low=0.0, high=0.99)
-        self.poll_seconds = _number(options, "poll_seconds", 30.0, low=0.0)
-        confirm = _number(options, "bonus_confirm_seconds", 3600.0, low=0.0)
+        self.fee_rate = _number(options, "fee_rate", _D.fee_rate, low=0.0, high=0.99)
+        self.poll_seconds = _number(options, "poll_seconds", _D.poll_seconds, low=0.0)
+        confirm = _number(options, "bonus_confirm_seconds", _D.bonus_confirm_seconds, low=0.0)
         self.bonuses = BonusLedger(store, self.api, confirm)
         self.groups = Groups(store, self.api)
         self.studies = Studies(
-            store, self.api, self.groups, estimated_minutes=int(_number(options, "estimated_minutes", 5, low=1)),
+            store, self.api, self.groups, estimated_minutes=int(_number(options, "estimated_minutes", _D.estimated_minutes, low=1)),
             study_url=str(options["study_url"]) if options.get("study_url") else None,
             filters=check_filters(options.get("filters") or []),
         )  # fmt: skip

@@ -15,6 +15,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError, StateError
+from ..store import states as S
 from . import RunInfo, objects
 from .prolific_api import ProlificAPI
 from .prolific_groups import Groups, merge
@@ -114,7 +115,7 @@ class Studies:
             name = f"crowdnb run {run.id} #{number} {secrets.token_hex(3)}"  # unique: found again after a crash
             # units relaunched by a resume need places from the start
             places = self.store.scalar(
-                "SELECT count(*) FROM units WHERE task_run_id = ? AND status = 'launched'", (run.id,)
+                f"SELECT count(*) FROM units WHERE task_run_id = ? AND status = {S.sql(S.LAUNCHED)}", (run.id,)
             )
             code = secrets.token_hex(4).upper()
             objects.remember(self.store, NAME, "study", key, "", task_run_id=run.id, state="creating",

@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ..errors import ConfigError
 from ..store.db import Store
 from ..store.lifecycle import Special
-from .qualifications import apply_qualification
+from .qualifications import Later, apply_qualification
 from .requirements import check_name
 
 if TYPE_CHECKING:
@@ -72,8 +74,10 @@ def matches(given: Any, wanted: Any) -> bool:
 class GoldKeeper:
     """Gold units of one run: when a worker gets one, which, and judging their answer."""
 
-    def __init__(self, store: Store, provider: Provider, stored: dict[str, Any], task_id: int) -> None:
-        self.store, self.provider, self.task_id = store, provider, task_id
+    def __init__(
+        self, store: Store, provider: Provider, stored: dict[str, Any], task_id: int, later: Later | None = None
+    ) -> None:
+        self.store, self.provider, self.task_id, self.later = store, provider, task_id, later
         self.rows: list[dict[str, Any]] = stored["rows"]
         self.first, self.every, self.max_wrong = stored["first"], stored["every"], stored["max_wrong"]
         self.base = str(stored["qualification"])
@@ -104,5 +108,26 @@ class GoldKeeper:
         # counters stay local (as in Mephisto); only a disqualification is pushed to the platform
         self.store.set_qualification(self.provider.name, worker, counter, held.get(counter, 0) + 1, "crowdnb")
         if not right and held.get(f"{self.base}-wrong", 0) + 1 > self.max_wrong:
-            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True)
+            apply_qualification(
+                self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True, later=self.later
+            )
         return right
+
+
+def gold_scores(frame: pd.DataFrame, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per worker, from their gold submissions (``run.gold_df``): ``gold_answers``, ``gold_correct``,
+    ``gold_wrong`` and ``gold_accuracy``, each answer judged as ``GoldKeeper`` judges it."""
+    columns = ["gold_answers", "gold_correct", "gold_wrong", "gold_accuracy"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="worker"))
+    wanted = [dict(rows[int(i)]["answers"]) for i in frame["row_index"]]
+    right = [
+        all(matches(record.get(name), value) for name, value in want.items())
+        for record, want in zip(frame.to_dict("records"), wanted, strict=True)
+    ]
+    judged = pd.DataFrame({"worker": frame["worker"].to_numpy(), "right": right})
+    grouped = judged.groupby("worker")["right"]
+    out = pd.DataFrame({"gold_answers": grouped.size(), "gold_correct": grouped.sum().astype(int)})
+    out["gold_wrong"] = out["gold_answers"] - out["gold_correct"]
+    out["gold_accuracy"] = out["gold_correct"] / out["gold_answers"]
+    return out[columns]

@@ -17,7 +17,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from ..errors import AuthError, ConfigError, WorkerRefused
 from ..pages.page import TaskPage
 from ..store.db import Store
-from .qualifications import apply_qualification
+from .qualifications import Later, apply_qualification
 from .requirements import check_name
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ class Onboarder:
         stored: dict[str, Any],
         validate: Callable[[dict[str, Any]], bool] | None,
         secret: str,
+        later: Later | None = None,
     ) -> None:
         check_validate(stored, validate)
         self.test = Onboarding(stored["html"], stored["expected"], validate, stored["qualification"], stored["data"])
@@ -97,7 +98,7 @@ class Onboarder:
         self.closed_by = f"{self.qualification}-failed"
         self.refusal = "You did not pass the qualification test for this task."
         self.page = TaskPage(stored["html"], "onboarding")
-        self.store, self.provider = store, provider
+        self.store, self.provider, self.later = store, provider, later
         self._tokens = URLSafeTimedSerializer(secret, salt="crowdnb.quality.onboarding")
 
     def needed(self, held: Mapping[str, int]) -> bool:
@@ -124,12 +125,15 @@ class Onboarder:
         passed = self.test.passes(answers)
         details = json.dumps({"qualification": self.qualification, "answers": answers, "passed": passed})
         self.store.log_action(self.provider.name, name, "onboarding", "crowdnb", details=details)
-        apply_qualification(
-            self.store, self.provider, name, self.qualification, int(passed), "crowdnb", best_effort=True
-        )
+        self._qualify(name, self.qualification, int(passed))
         if not passed:
-            apply_qualification(self.store, self.provider, name, self.closed_by, 1, "crowdnb", best_effort=True)
+            self._qualify(name, self.closed_by, 1)
             raise WorkerRefused(
                 "not_qualified", "You did not pass the qualification test for this task. Thank you for trying!"
             )
         return "You passed the qualification test. Loading your first unit…"
+
+    def _qualify(self, worker: str, name: str, value: int) -> None:
+        apply_qualification(
+            self.store, self.provider, worker, name, value, "crowdnb", best_effort=True, later=self.later
+        )

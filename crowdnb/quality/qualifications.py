@@ -8,6 +8,7 @@ local record is the truth even when a platform call fails. The requester's verbs
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, ProviderError
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# later(what, job): run ``job`` outside the worker's request (the run's backlog, drained by its monitor);
+# ``what`` names the job in logs. Onboarding, screening and gold are given one by the run.
+Later = Callable[[str, Callable[[], None]], None]
+
 
 def apply_qualification(
     store: Store,
@@ -29,24 +34,35 @@ def apply_qualification(
     actor: str,
     note: str | None = None,
     best_effort: bool = False,
+    later: Later | None = None,
 ) -> bool:
     """Set (``value``) or remove (``None``) a qualification in the store, then on the platform if it changed.
 
     ``best_effort``: inside a worker's request (onboarding, gold, screening) a platform that is down must
     not turn saved answers into an error page; the store holds the value and dispatch enforces it, and a
-    provider with an outbox (MTurk) sends the push later.
+    provider with an outbox (MTurk) sends the push later. ``later``: push to the platform through it (out
+    of the worker's request) instead of now; the store is written at once either way.
     """
     changed = store.set_qualification(platform.name, worker, name, value, actor, note=note)
-    try:
-        if changed and value is None:
-            platform.revoke_qualification(worker, name)
-        elif changed:
-            platform.grant_qualification(worker, name, int(value or 0))
-    except ProviderError as exc:
-        if not best_effort:
-            raise
-        log.warning("qualification %s of a worker kept here but not pushed to %s: %s", name, platform.name, exc)
-    return changed
+    if not changed:
+        return False
+
+    def push() -> None:
+        try:
+            if value is None:
+                platform.revoke_qualification(worker, name)
+            else:
+                platform.grant_qualification(worker, name, int(value))
+        except ProviderError as exc:
+            if not best_effort:
+                raise
+            log.warning("qualification %s of a worker kept here but not pushed to %s: %s", name, platform.name, exc)
+
+    if later is None:
+        push()
+    else:
+        later(f"pushing qualification {name} to {platform.name}", push)
+    return True
 
 
 def check_grantable(name: str) -> None:

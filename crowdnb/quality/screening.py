@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, WorkerRefused
 from ..store.db import Store
 from ..store.lifecycle import Special
-from .qualifications import apply_qualification
+from .qualifications import Later, apply_qualification
 from .requirements import check_name
 
 if TYPE_CHECKING:
@@ -54,7 +54,13 @@ class Screener:
     """Screening of one run's new workers."""
 
     def __init__(
-        self, store: Store, provider: Provider, stored: dict[str, Any], validate: Judge | None, task_id: int
+        self,
+        store: Store,
+        provider: Provider,
+        stored: dict[str, Any],
+        validate: Judge | None,
+        task_id: int,
+        later: Later | None = None,
     ) -> None:
         if validate is None:
             raise ConfigError(
@@ -62,6 +68,7 @@ class Screener:
                 "pass it again: run.resume(screening_validate=fn)"
             )
         self.store, self.provider, self.task_id, self.validate = store, provider, task_id, validate
+        self.later = later  # platform calls leave the worker's request through it
         self.rows: list[dict[str, Any]] | None = stored["rows"]
         self.max_units = int(stored["max_units"])
         self.qualification = str(stored["qualification"])
@@ -84,9 +91,12 @@ class Screener:
     def judge(self, worker: str, inputs: dict[str, Any], answers: dict[str, Any]) -> bool:
         """Grant the passed or failed qualification from a screening submission."""
         passed = bool(self.validate(inputs, answers))
-        apply_qualification(
-            self.store, self.provider, worker, self.qualification, int(passed), "crowdnb", best_effort=True
-        )
+        self._qualify(worker, self.qualification, int(passed))
         if not passed:
-            apply_qualification(self.store, self.provider, worker, self.closed_by, 1, "crowdnb", best_effort=True)
+            self._qualify(worker, self.closed_by, 1)
         return passed
+
+    def _qualify(self, worker: str, name: str, value: int) -> None:
+        apply_qualification(
+            self.store, self.provider, worker, name, value, "crowdnb", best_effort=True, later=self.later
+        )

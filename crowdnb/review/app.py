@@ -32,8 +32,10 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, flash, jsonify, redirect, render_template, request, send_from_directory, session
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, make_server
 
-from ..errors import ConfigError, CrowdError, NotFound, http_status
+from ..architects.local import listen, unavailable
+from ..errors import ArchitectError, ConfigError, CrowdError, NotFound, http_status
 from ..pages.page import ASSETS
 from ..project import ProjectLike, as_project
 from ..router import uploads
@@ -149,6 +151,20 @@ def create_review_app(project: ProjectLike, token: str) -> Flask:
 
     register_pages(app, where)
     return app
+
+
+def review_server(project: ProjectLike, token: str, host: str = "127.0.0.1", port: int = 5000) -> BaseWSGIServer:
+    """The review app on a threaded server listening on ``host:port`` (0: a free port); ``serve_forever()``
+    it. A busy port is one ``ArchitectError`` line, never werkzeug's own lines on stderr and an exit."""
+    app = create_review_app(project, token)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        raise ArchitectError(
+            unavailable(host, port, exc, "choose another --port (--port 0 takes a free one)")
+        ) from None
+    with sock:  # werkzeug serves a duplicate of it
+        return make_server(host, port, app, threaded=True, fd=sock.fileno())
 
 
 def _same(supplied: str, expected: str) -> bool:

@@ -189,6 +189,7 @@ def create_app(
                 token=entry.token,
                 submission_id=entry.submission_id,
                 notice=notice,
+                return_to=request.query_string.decode("latin-1"),  # where the next unit is, for a page without JS
             )
         )
 
@@ -402,6 +403,8 @@ def _finish_page(completion: Completion, return_to: str) -> Any:
     """What a browser without JavaScript sees after a saved submission."""
     if completion.kind == "reload":  # back to the task page, on this server only
         return redirect("./?" + return_to.lstrip("?/"), code=303)
+    if completion.kind == "next":  # "Saved", then the next unit by itself (this server only)
+        return message_page("Saved", completion.message, status="ok", next_url="./?" + return_to.lstrip("?/"))
     if completion.kind == "redirect":
         return redirect(completion.url, code=303)
     if completion.kind == "form_post":

@@ -6,6 +6,7 @@ a signed token naming their agent, so nobody can submit for someone else's unit.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -27,10 +28,11 @@ from ..quality.onboarding import PREFIX as ONBOARDING_PREFIX
 from ..quality.onboarding import Onboarder
 from ..quality.requirements import BLOCKED, first_unmet
 from ..quality.screening import Screener
-from ..store import lifecycle
+from ..store import lifecycle, offers
 from ..store import states as S
 from ..store.db import Row, Store
-from ..store.lifecycle import Quota
+from ..store.offers import Quota
+from .backlog import Backlog
 from .operator import OperatorHub
 from .uploads import Upload, keep
 
@@ -181,6 +183,7 @@ class Dispatcher:
         self._verified_tokens = VerifiedTokens()
         self.sockets = Sockets()
         self.listeners: list[Listener] = []
+        self.backlog = Backlog()  # listeners and platform calls leave the worker's request through it
         self._seen: set[int] = set()
         self._seen_lock = threading.Lock()
         self.onboarder: Onboarder | None = None
@@ -323,6 +326,10 @@ class Dispatcher:
         if completion.kind == "form_post":
             # the platform's record then names crowdnb's submission; MTurk refuses a post of assignmentId alone
             completion = replace(completion, fields={**completion.fields, SUBMISSION_FIELD: client_id})
+        if completion.kind == "next":  # no next unit for them: thank them instead of opening a refusal
+            refusal = offers.next_refusal(self.store, self.run.id, int(agent["worker_id"]), self.quota)
+            if refusal is not None:
+                completion = replace(completion, kind="message", message=f"Your answers are saved. {refusal.message}")
         if not duplicate and agent["kind"] == "gold" and self.gold is not None:
             self.gold.judge(self.store.worker_name(int(agent["worker_id"])), int(agent["row_index"]), answers)
         elif not duplicate and agent["kind"] == "screening" and self.screener is not None:
@@ -341,7 +348,5 @@ class Dispatcher:
             "answers": answers,
         }
         for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # the submission is saved; a failing callback must not undo that
-                log.exception("on_submit callback %r failed", listener)
+            # the submission is saved; a slow or failing callback must neither delay nor undo that
+            self.backlog.later(f"on_submit callback {listener!r}", functools.partial(listener, event))

@@ -213,6 +213,16 @@ class Store:
             return [r["id"] for r in self.query("SELECT id FROM task_runs ORDER BY id")]
         return [r["id"] for r in self.query("SELECT id FROM task_runs WHERE task_id = ? ORDER BY id", (task_id,))]
 
+    def delete_run(self, run_id: int) -> None:
+        """Remove a run that never started (a failed launch) with its units, and its task if it has no other run."""
+        with self.write() as conn:
+            task_id = conn.execute("SELECT task_id FROM task_runs WHERE id = ?", (run_id,)).fetchone()[0]
+            for name in ("calls", "messages", "submissions", "agents", "units", "assignments"):  # children first
+                conn.execute(f"DELETE FROM {name} WHERE task_run_id = ?", (run_id,))
+            conn.execute("DELETE FROM task_runs WHERE id = ?", (run_id,))
+            orphan = "DELETE FROM tasks WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM task_runs WHERE task_id = ?1)"
+            conn.execute(orphan, (task_id,))
+
     def first_input(self, run_id: int) -> dict[str, Any] | None:
         """The input row of a run's first assignment (what the preview shows), or None."""
         row = self.query_one("SELECT data FROM assignments WHERE task_run_id = ? ORDER BY row_index LIMIT 1", (run_id,))
@@ -231,17 +241,12 @@ class Store:
                 conn.execute("UPDATE qualifications SET description = ? WHERE name = ?", (description, name))
             else:
                 return False
-            insert(
+            audit(
                 conn,
-                "reviews",
-                {
-                    "id": new_id(),
-                    "at": now(),
-                    "actor": actor,
-                    "action": "define_qualification",
-                    "note": description,
-                    "details": json.dumps({"qualification": name}),
-                },
+                actor=actor,
+                action="define_qualification",
+                note=description,
+                details=json.dumps({"qualification": name}),
             )
             return True
 
@@ -261,16 +266,11 @@ class Store:
             ]
             conn.execute("DELETE FROM granted_qualifications WHERE qualification_id = ?", (row[0],))
             conn.execute("DELETE FROM qualifications WHERE id = ?", (row[0],))
-            insert(
+            audit(
                 conn,
-                "reviews",
-                {
-                    "id": new_id(),
-                    "at": now(),
-                    "actor": actor,
-                    "action": "delete_qualification",
-                    "details": json.dumps({"qualification": name, "holders": len(holders)}),
-                },
+                actor=actor,
+                action="delete_qualification",
+                details=json.dumps({"qualification": name, "holders": len(holders)}),
             )
             return holders
 
@@ -299,19 +299,14 @@ class Store:
                     (new_id(), worker_id, qual_id, value, now(), now()),
                 ).rowcount
             if changed:
-                insert(
+                audit(
                     conn,
-                    "reviews",
-                    {
-                        "id": new_id(),
-                        "at": now(),
-                        "actor": actor,
-                        "action": "revoke" if value is None else "grant",
-                        "worker_id": worker_id,
-                        "amount": value,
-                        "note": note,
-                        "details": json.dumps({"qualification": name}),
-                    },
+                    actor=actor,
+                    action="revoke" if value is None else "grant",
+                    worker_id=worker_id,
+                    amount=value,
+                    note=note,
+                    details=json.dumps({"qualification": name}),
                 )
             return bool(changed)
 
@@ -321,19 +316,7 @@ class Store:
         """An audit row for an action on a worker that changes nothing else (a message, an onboarding test)."""
         with self.write() as conn:
             worker_id = _find_or_create(conn, "workers", provider, worker)
-            insert(
-                conn,
-                "reviews",
-                {
-                    "id": new_id(),
-                    "at": now(),
-                    "actor": actor,
-                    "action": action,
-                    "worker_id": worker_id,
-                    "note": note,
-                    "details": details,
-                },
-            )
+            audit(conn, actor=actor, action=action, worker_id=worker_id, note=note, details=details)
 
     def qualifications_of(self, worker_id: int) -> dict[str, int]:
         """A worker's qualifications by worker id: name → value (checked at every dispatch)."""
@@ -349,7 +332,7 @@ class Store:
         return int(
             self.scalar(
                 "SELECT count(*) FROM units u JOIN assignments a ON a.id = u.assignment_id WHERE u.task_id = ? "
-                "AND u.worker_id = ? AND a.kind = 'data' AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')",
+                f"AND u.worker_id = ? AND a.kind = 'data' AND u.status IN {S.sql_in(S.UNIT_SUBMITTED)}",
                 (task_id, worker_id),
             )
         )
@@ -358,7 +341,7 @@ class Store:
         """How many units of a run a worker holds right now."""
         return int(
             self.scalar(
-                "SELECT count(*) FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task')",
+                f"SELECT count(*) FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)}",
                 (run_id, worker_id),
             )
         )
@@ -395,9 +378,13 @@ class Store:
         """A worker's name on their provider."""
         return str(self.scalar("SELECT name FROM workers WHERE id = ?", (worker_id,)))
 
+    def find_task(self, name: str) -> Row | None:
+        """A task row by name, or None."""
+        return self.query_one("SELECT * FROM tasks WHERE name = ?", (name,))
+
     def get_task(self, name: str) -> Row:
         """A task row by name; NotFound lists the known names."""
-        row = self.query_one("SELECT * FROM tasks WHERE name = ?", (name,))
+        row = self.find_task(name)
         if row is None:
             known = [r["name"] for r in self.query("SELECT name FROM tasks ORDER BY name")]
             raise NotFound(f"no task {name!r} in {self.root}; known tasks: {', '.join(known) or 'none'}")
@@ -467,8 +454,6 @@ class Store:
                 return False
         return True
 
-    # --- reading submissions ---------------------------------------------------------------------
-
 
 # --- helpers ---------------------------------------------------------------------------------------
 def table(conn: sqlite3.Connection, name: str) -> sqlite_utils.db.Table:
@@ -484,6 +469,11 @@ def insert(conn: sqlite3.Connection, name: str, row: Mapping[str, Any]) -> None:
     conn.execute(f"INSERT INTO {name} ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
 
 
+def audit(conn: sqlite3.Connection, **fields: Any) -> None:
+    """An audit row (``reviews``: who, when, what, why) inside a ``Store.write`` transaction."""
+    insert(conn, "reviews", {"id": new_id(), "at": now(), **fields})
+
+
 def _find_or_create(conn: sqlite3.Connection, table: str, provider: str, name: str) -> int:
     row = conn.execute(f"SELECT id FROM {table} WHERE provider = ? AND name = ?", (provider, name)).fetchone()
     if row:
@@ -496,3 +486,8 @@ def _find_or_create(conn: sqlite3.Connection, table: str, provider: str, name: s
 def project_root(path: str | os.PathLike[str] | None = None) -> Path:
     """The project folder: ``path``, else ``$CROWDNB_HOME``, else ``./crowdnb_data``."""
     return Path(path or os.environ.get("CROWDNB_HOME") or "crowdnb_data").resolve()
+
+
+def holds_project(root: Path) -> bool:
+    """Whether the folder ``root`` holds a crowdnb project (its database)."""
+    return (root / DB_NAME).is_file()

@@ -16,18 +16,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NotFound, StateError, WorkerRefused
 from . import states as S
 from .db import Row, Store, ago, insert, new_id, now, table
+from .offers import LIVE_AGENT, Quota, offer
 from .refusals import taken_since
 
 if TYPE_CHECKING:
     from ..providers import Report
-
-
-@dataclass(frozen=True)
-class Quota:
-    """The per-worker limits checked while reserving a unit."""
-
-    allowed_concurrent: int = 0  # live units of this run at once; 0 = unlimited
-    maximum_units_per_worker: int = 0  # units of this task, all runs; 0 = unlimited
 
 
 def add_assignments(
@@ -88,8 +81,7 @@ class Budget:
 def committed_spend(conn: sqlite3.Connection, task_id: int, fee_rate: float) -> float:
     """Dollars a task has paid or may still pay: rewards of units on offer, held or payable, and bonuses."""
     rewards = conn.execute(
-        "SELECT coalesce(sum(pay_amount), 0) FROM units WHERE task_id = ? "
-        "AND status IN ('launched', 'assigned', 'completed', 'accepted', 'soft_rejected')",
+        f"SELECT coalesce(sum(pay_amount), 0) FROM units WHERE task_id = ? AND status IN {S.sql_in(S.UNIT_COMMITTED)}",
         (task_id,),
     ).fetchone()[0]
     bonuses = conn.execute(
@@ -105,7 +97,7 @@ def launch_units(store: Store, run_id: int, cap: int = 0, budget: Budget | None 
         limit = -1
         if cap:
             live = conn.execute(
-                "SELECT count(*) FROM units WHERE task_run_id = ? AND status IN ('launched', 'assigned')",
+                f"SELECT count(*) FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_LIVE)}",
                 (run_id,),
             ).fetchone()[0]
             limit = max(cap - live, 0)
@@ -118,7 +110,7 @@ def launch_units(store: Store, run_id: int, cap: int = 0, budget: Budget | None 
         ids = [
             r[0]
             for r in conn.execute(
-                "SELECT id FROM units WHERE task_run_id = ? AND status = 'created' ORDER BY id LIMIT ?",
+                f"SELECT id FROM units WHERE task_run_id = ? AND status = {S.sql(S.CREATED)} ORDER BY id LIMIT ?",
                 (run_id, limit),
             )
         ]
@@ -145,11 +137,7 @@ def reserve(
     Returns ``(agent, resumed)``. Raises ``WorkerRefused`` with the reason when nothing can be given.
     """
     with store.write() as conn:
-        live = conn.execute(
-            "SELECT * FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task') "
-            "ORDER BY id LIMIT 1",
-            (run_id, worker_id),
-        ).fetchone()
+        live = conn.execute(LIVE_AGENT, (run_id, worker_id)).fetchone()
         if live:
             if external and json.loads(live["external"]) != external:
                 # the platform moved the worker to another assignment (MTurk: a HIT returned, another
@@ -157,37 +145,7 @@ def reserve(
                 conn.execute("UPDATE agents SET external = ? WHERE id = ?", (json.dumps(external), live["id"]))
                 return {**dict(live), "external": json.dumps(external)}, True
             return dict(live), True
-        run = conn.execute("SELECT status, task_id FROM task_runs WHERE id = ?", (run_id,)).fetchone()
-        if run is None or run["status"] != "running":
-            raise WorkerRefused("finished", "This task is finished. Thank you for your interest!")
-        if quota.maximum_units_per_worker:
-            done = conn.execute(
-                "SELECT count(*) FROM units WHERE task_id = ? AND worker_id = ? "
-                "AND status IN ('assigned', 'completed', 'accepted', 'rejected', 'soft_rejected')",
-                (run["task_id"], worker_id),
-            ).fetchone()[0]
-            if done >= quota.maximum_units_per_worker:
-                raise WorkerRefused(
-                    "max_reached",
-                    f"You have done the maximum of {quota.maximum_units_per_worker} units of this task. Thank you!",
-                )
-        unit = conn.execute(
-            "SELECT u.* FROM units u WHERE u.task_run_id = ? AND u.status = 'launched' AND u.unit_index >= 0 "
-            "AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.assignment_id = u.assignment_id "
-            "AND a.worker_id = ? AND a.status NOT IN ('disconnect', 'timeout', 'returned', 'expired')) "
-            "ORDER BY u.id LIMIT 1",
-            (run_id, worker_id),
-        ).fetchone()
-        if unit is None:
-            raise WorkerRefused("no_work", "There is no work left for you in this task right now. Thank you!")
-        # allowed_concurrent is checked after a unit is found so "no work" wins over "too many"
-        if quota.allowed_concurrent:
-            held = conn.execute(
-                "SELECT count(*) FROM agents WHERE task_run_id = ? AND worker_id = ? AND status IN ('accepted', 'in_task')",
-                (run_id, worker_id),
-            ).fetchone()[0]
-            if held >= quota.allowed_concurrent:
-                raise WorkerRefused("too_many", "You have too many units of this task open at once; finish one first.")
+        run, unit = offer(lambda sql, params: conn.execute(sql, params).fetchone(), run_id, worker_id, quota)
         if special is not None:
             unit = _special_unit(conn, run_id, run["task_id"], unit["pay_amount"], special)
         agent = {
@@ -224,7 +182,7 @@ def apply_reports(store: Store, run_id: int, provider: str, reports: Iterable[Re
                 )
             for agent in conn.execute(
                 "SELECT a.id, a.external FROM agents a JOIN workers w ON w.id = a.worker_id "
-                "WHERE a.task_run_id = ? AND w.provider = ? AND w.name = ? AND a.status IN ('accepted', 'in_task')",
+                f"WHERE a.task_run_id = ? AND w.provider = ? AND w.name = ? AND a.status IN {S.sql_in(S.AGENT_LIVE)}",
                 (run_id, provider, report.worker),
             ).fetchall():
                 if report.external.items() <= json.loads(agent["external"]).items():
@@ -238,7 +196,7 @@ def release_stale(store: Store, run_id: int, duration: float, disconnected: Iter
     with store.write() as conn:
         if duration:
             stale = conn.execute(
-                "SELECT id FROM agents WHERE task_run_id = ? AND status IN ('accepted', 'in_task') AND started_at < ?",
+                f"SELECT id FROM agents WHERE task_run_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)} AND started_at < ?",
                 (run_id, ago(duration)),
             ).fetchall()
             moved += sum(_move_agent(conn, r[0], S.TIMEOUT) for r in stale)
@@ -301,7 +259,7 @@ def expire_run(store: Store, run_id: int) -> list[int]:
     """Expire every created, launched or assigned unit of a run (and its live agent); returns unit ids."""
     with store.write() as conn:
         rows = conn.execute(
-            "SELECT id, agent_id, status FROM units WHERE task_run_id = ? AND status IN ('created', 'launched', 'assigned')",
+            f"SELECT id, agent_id, status FROM units WHERE task_run_id = ? AND status IN {S.sql_in(S.UNIT_INCOMPLETE)}",
             (run_id,),
         ).fetchall()
         for row in rows:
@@ -315,9 +273,8 @@ def expire_run(store: Store, run_id: int) -> list[int]:
 def relaunch_expired(store: Store, run_id: int) -> int:
     """Put a run's expired units back on offer (resume); returns the count."""
     with store.write() as conn:
-        ids = [
-            r[0] for r in conn.execute("SELECT id FROM units WHERE task_run_id = ? AND status = 'expired'", (run_id,))
-        ]
+        expired = conn.execute(f"SELECT id FROM units WHERE task_run_id = ? AND status = {S.sql(S.EXPIRED)}", (run_id,))
+        ids = [r[0] for r in expired]
         _set_units(conn, ids, S.LAUNCHED, expect=(S.EXPIRED,))
         return len(ids)
 

@@ -51,9 +51,9 @@ def spend(store: Store, scope: str, scope_id: int, fee_rate: float = 0.0) -> dic
     0.15000000000000002; each figure is a number of cents over 100."""
     column = {"run": "task_run_id", "task": "task_id"}[scope]
     row = store.query_one(
-        "SELECT coalesce(sum(CASE WHEN status IN ('accepted', 'soft_rejected') THEN CAST(round(pay_amount * 100) "
+        f"SELECT coalesce(sum(CASE WHEN status IN {S.sql_in(S.UNIT_PAYABLE)} THEN CAST(round(pay_amount * 100) "
         "AS INTEGER) END), 0) AS paid, "
-        "coalesce(sum(CASE WHEN status = 'completed' THEN CAST(round(pay_amount * 100) AS INTEGER) END), 0) "
+        f"coalesce(sum(CASE WHEN status = {S.sql(S.COMPLETED)} THEN CAST(round(pay_amount * 100) AS INTEGER) END), 0) "
         f"AS pending FROM units WHERE {column} = ?",
         (scope_id,),
     )
@@ -79,18 +79,21 @@ def added(spends: Iterable[Mapping[str, float]]) -> dict[str, float]:
     return {name: value / 100 for name, value in cents.items()}
 
 
-def worker_stats(store: Store, names: list[str], provider: str) -> dict[str, dict[str, int]]:
-    """Per worker name: their units by status across the whole project (for review decisions)."""
-    if not names:
+def worker_stats(store: Store, names: list[str] | None, provider: str) -> dict[str, dict[str, int]]:
+    """Per worker name (of ``names``, or every worker of ``provider`` with a unit): their units by status
+    across the whole project (for review decisions)."""
+    if names is not None and not names:
         return {}
-    marks = ",".join("?" * len(names))
-    stats: dict[str, dict[str, int]] = {name: {} for name in names}
-    for row in store.query(
-        f"SELECT w.name, u.status, count(*) AS n FROM units u JOIN workers w ON w.id = u.worker_id "
-        f"WHERE w.provider = ? AND w.name IN ({marks}) GROUP BY w.name, u.status",
-        (provider, *names),
-    ):
-        stats[row["name"]][row["status"]] = row["n"]
+    stats: dict[str, dict[str, int]] = {name: {} for name in names or []}
+    # one pass over the units (CROSS JOIN keeps them the outer loop; each finds its worker by primary key):
+    # units have no index by worker alone, and a loop over workers would scan every unit once per worker
+    sql = (
+        "SELECT w.name, u.status, count(*) AS n FROM units u CROSS JOIN workers w ON w.id = u.worker_id "
+        "WHERE w.provider = ? GROUP BY u.worker_id, u.status"
+    )
+    for row in store.query(sql, (provider,)):
+        if names is None or row["name"] in stats:
+            stats.setdefault(row["name"], {})[row["status"]] = row["n"]
     return stats
 
 
@@ -98,19 +101,27 @@ def runs_overview(store: Store) -> list[Row]:
     """Every run with its task, state, address and units by outcome."""
     return store.query(
         "SELECT r.id AS run_id, t.name AS task, r.status AS state, r.provider, r.url, r.created_at, "
-        "count(u.id) AS units, sum(u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
-        "sum(u.status = 'accepted') AS accepted FROM task_runs r JOIN tasks t ON t.id = r.task_id "
+        f"count(u.id) AS units, sum(u.status IN {S.sql_in(S.UNIT_SUBMITTED)}) AS submitted, "
+        f"sum(u.status = {S.sql(S.ACCEPTED)}) AS accepted FROM task_runs r JOIN tasks t ON t.id = r.task_id "
         "LEFT JOIN units u ON u.task_run_id = r.id GROUP BY r.id ORDER BY r.id"
     )
+
+
+def units_to_do(store: Store) -> dict[int, int]:
+    """Run id → units that can still be worked on: on offer, held, or expired (a resume offers them again)."""
+    rows = store.query(
+        f"SELECT task_run_id, count(*) AS n FROM units WHERE status IN {S.sql_in(S.UNIT_TO_DO)} GROUP BY task_run_id"
+    )
+    return {r["task_run_id"]: r["n"] for r in rows}
 
 
 def workers_overview(store: Store) -> list[Row]:
     """Every worker with their units by status and their qualifications."""
     return store.query(
         "SELECT w.provider, w.name AS worker, "
-        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status IN ('completed', 'accepted', 'rejected', 'soft_rejected')) AS submitted, "
-        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'accepted') AS accepted, "
-        "(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = 'rejected') AS rejected, "
+        f"(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status IN {S.sql_in(S.UNIT_SUBMITTED)}) AS submitted, "
+        f"(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = {S.sql(S.ACCEPTED)}) AS accepted, "
+        f"(SELECT count(*) FROM units u WHERE u.worker_id = w.id AND u.status = {S.sql(S.REJECTED)}) AS rejected, "
         "(SELECT group_concat(q.name || '=' || g.value, ', ') FROM granted_qualifications g "
         " JOIN qualifications q ON q.id = g.qualification_id WHERE g.worker_id = w.id) AS qualifications "
         "FROM workers w ORDER BY w.provider, w.name"
@@ -161,7 +172,7 @@ def agent_counts(store: Store, run_id: int) -> dict[str, int]:
 
 def live_agents(store: Store, run_id: int) -> list[int]:
     """Agents of a run holding a unit right now (accepted or in the task)."""
-    rows = store.query("SELECT id FROM agents WHERE task_run_id = ? AND status IN ('accepted', 'in_task')", (run_id,))
+    rows = store.query(f"SELECT id FROM agents WHERE task_run_id = ? AND status IN {S.sql_in(S.AGENT_LIVE)}", (run_id,))
     return [int(r["id"]) for r in rows]
 
 

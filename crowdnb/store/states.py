@@ -2,7 +2,8 @@
 
 A *unit* is one paid slot on an assignment; an *agent* is one worker's attempt at a unit. The store calls
 ``check_unit`` / ``check_agent`` before every status write, so an illegal move raises ``StateError``
-naming both states instead of corrupting a run.
+naming both states instead of corrupting a run. SQL names states through ``sql`` / ``sql_in`` (a test
+holds the package to it), so a state is spelled in this module only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ UNIT_STATES = (CREATED, LAUNCHED, ASSIGNED, COMPLETED, ACCEPTED, REJECTED, SOFT_
 UNIT_INCOMPLETE = (CREATED, LAUNCHED, ASSIGNED)
 UNIT_SUBMITTED = (COMPLETED, ACCEPTED, REJECTED, SOFT_REJECTED)
 UNIT_PAYABLE = (ACCEPTED, SOFT_REJECTED)
+UNIT_LIVE = (LAUNCHED, ASSIGNED)  # on offer or held by a worker
+UNIT_TAKEN = (ASSIGNED, *UNIT_SUBMITTED)  # what counts against a worker's maximum
+UNIT_UNSETTLED = (*UNIT_INCOMPLETE, COMPLETED)  # may still cost a reward
+UNIT_COMMITTED = (LAUNCHED, ASSIGNED, COMPLETED, *UNIT_PAYABLE)  # paid, or may be: counts against a budget
+UNIT_TO_DO = (*UNIT_INCOMPLETE, EXPIRED)  # can still be worked on (a resume offers expired units again)
 
 _UNIT_MOVES: dict[str, tuple[str, ...]] = {
     CREATED: (LAUNCHED, EXPIRED),
@@ -51,6 +57,7 @@ AGENT_STATES = (
 )
 AGENT_LIVE = (A_ACCEPTED, IN_TASK)
 AGENT_RELEASED = (DISCONNECT, TIMEOUT, RETURNED, A_EXPIRED)
+AGENT_SUBMITTED = (A_COMPLETED, APPROVED, A_REJECTED, A_SOFT_REJECTED)
 
 _AGENT_MOVES: dict[str, tuple[str, ...]] = {
     A_ACCEPTED: (IN_TASK, A_COMPLETED, DISCONNECT, TIMEOUT, RETURNED, A_EXPIRED),
@@ -68,6 +75,18 @@ _AGENT_MOVES: dict[str, tuple[str, ...]] = {
 
 # the agent status that mirrors a review decision on the unit
 REVIEW_TO_AGENT = {ACCEPTED: APPROVED, REJECTED: A_REJECTED, SOFT_REJECTED: A_SOFT_REJECTED}
+
+
+def sql(state: str) -> str:
+    """A state as an SQL literal (``'launched'``): SQL spells states through here, never by hand."""
+    if state not in _UNIT_MOVES and state not in _AGENT_MOVES:
+        raise StateError(f"unknown state {state!r}; known: {', '.join(dict.fromkeys(UNIT_STATES + AGENT_STATES))}")
+    return f"'{state}'"
+
+
+def sql_in(states: tuple[str, ...]) -> str:
+    """States as an SQL list for ``status IN …``: ``('launched', 'assigned')``."""
+    return "(" + ", ".join(sql(state) for state in states) + ")"
 
 
 def _check(kind: str, moves: dict[str, tuple[str, ...]], old: str, new: str) -> None:

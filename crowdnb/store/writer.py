@@ -99,14 +99,20 @@ class Writer:
         if event is not None:
             event.set()
 
+    @property
+    def commits(self) -> int:
+        """How many commits (each one fsync) this writer has done: fewer than writes when commits are shared."""
+        return self._generation
+
     def _commit(self) -> None:
         self.conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Commit what is pending and close the connection."""
+        """Commit what is pending and close the connection (a second close does nothing)."""
         with self._lock:
-            if self.conn.in_transaction:
-                self.conn.execute("COMMIT")
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
             self.conn.close()
 
 

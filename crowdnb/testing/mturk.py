@@ -17,6 +17,8 @@ request ID").
     assignment = fake.accept("A1WORKER")       # a worker accepts a HIT on the worker site …
     page = fake.worker_url(assignment)         # … and MTurk opens the task with its URL parameters
     fake.fail("SendBonus", "timeout")          # the next SendBonus is paid, but its answer comes too late
+    gate = fake.hold("AssociateQualificationWithWorker")   # the next one is done, its answer kept …
+    gate.set()                                 # … until now
     fake.stop()
 
 Nothing is signed or checked against AWS: any keys are accepted. Answers never leave the machine.
@@ -48,10 +50,12 @@ FAULTS = ("500", "timeout", "throttle")
 
 @dataclass
 class Fault:
-    """An injected failure of one operation: an HTTP 500, throttling, or a reply slower than the client waits."""
+    """An injected failure of one operation: an HTTP 500, throttling, a reply slower than the client waits, or
+    a reply held until a test releases it (``gate``)."""
 
     kind: str
     delay: float
+    gate: threading.Event | None = None
 
 
 class FakeMTurk:
@@ -117,6 +121,14 @@ class FakeMTurk:
         with self._lock:
             self._faults.setdefault(operation, deque()).extend(Fault(kind, delay) for _ in range(times))
 
+    def hold(self, operation: str, longest: float = 60.0) -> threading.Event:
+        """Carry out the next call of ``operation`` but keep its answer until the returned event is set (at
+        most ``longest`` seconds): a platform exactly as slow as a test needs, with no clock involved."""
+        gate = threading.Event()
+        with self._lock:
+            self._faults.setdefault(operation, deque()).append(Fault("hold", longest, gate))
+        return gate
+
     def healthy(self) -> None:
         """Drop every failure not yet used."""
         with self._lock:
@@ -152,7 +164,9 @@ class FakeMTurk:
                 result = mturk_ops.call(self.requester, operation, body)
             except TurkError as exc:
                 return _error(exc)
-            if fault is not None:  # a timeout: the work is done, the answer comes too late
+            if fault is not None and fault.gate is not None:  # held: done, answered when the test says
+                fault.gate.wait(fault.delay)
+            elif fault is not None:  # a timeout: the work is done, the answer comes too late
                 time.sleep(fault.delay)
             return Response(json.dumps(result), mimetype="application/x-amz-json-1.1")
 

@@ -30,10 +30,18 @@ log = logging.getLogger(__name__)
 
 
 class HerokuArchitect:
-    """Serve a run from a Heroku app of its own; ``api_key`` defaults to ``$HEROKU_API_KEY``.
+    """Serve a run from a Heroku app of its own (``architect_options={...}``).
 
-    ``app_name`` None lets Heroku choose the name. ``size`` is the web dyno's size (``basic``,
-    ``standard-1x``, …). ``wheel`` is a crowdnb wheel to ship instead of one built from the running crowdnb.
+    Args:
+        app_name: the Heroku app's name (3-30 lower-case letters, digits and dashes); None lets Heroku choose
+        region: the Heroku region the app runs in (us, eu)
+        api_key: the Heroku API key; None: ``$HEROKU_API_KEY``
+        base_url: the Heroku Platform API's address (a local fake's for dry runs)
+        size: the web dyno's size (basic, standard-1x, …)
+        build_timeout: seconds the app's build may take before the deploy fails (and the app is destroyed)
+        poll_interval: seconds between two looks at the build and the dyno
+        wheel: a crowdnb wheel to ship instead of one built from the running crowdnb
+        platform: a Platform API client to use instead of one made from api_key and base_url (tests)
     """
 
     name = "heroku"

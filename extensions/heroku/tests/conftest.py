@@ -31,7 +31,7 @@ def platform(fake: FakeHeroku) -> Platform:
 @pytest.fixture
 def stopped_run(tmp_path: Path) -> cn.Run:
     """A launched-then-stopped run of three rows in a project folder of its own (what gets deployed)."""
-    project = cn.open(tmp_path / "study")
+    project = cn.open(tmp_path / "study", create=True)
     task = cn.Task(
         "heroku", title="T", reward=0.1, html=PAGE, data=[{"text": f"row {i}"} for i in range(3)], project=project
     )
