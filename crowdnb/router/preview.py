@@ -24,8 +24,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from ..errors import ConfigError, CrowdError, InvalidAnswers, NotFound, WorkerRefused, http_status
 from ..pages.bundle import serve_asset
 from ..pages.page import ASSETS, TaskPage, message_page
-from .app import _file_names, _form_answers, _json_answers, _meta
 from . import limits
+from .app import _file_names, _form_answers, _json_answers, _meta
 from .validation import answer_errors, undeclared_errors
 
 log = logging.getLogger(__name__)
