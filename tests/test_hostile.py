@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import requests
 import websocket
-from crowdnb.notebook.review_table import ReviewTable
 
 import crowdnb as cn
+from crowdnb.notebook.review_grid import ReviewGrid
 from crowdnb.review.app import create_review_app
 from crowdnb.router import limits
 
@@ -103,12 +103,12 @@ def test_a_text_answer_naming_someone_elses_upload_is_shown_as_text(make_run: An
     units = {group["worker"]: group["units"][0] for group in groups}
     assert [f["name"] for f in units["bob"]["files"]] == ["cat.png"]
     assert units["alice"]["files"] == [] and units["alice"]["answers"]["photo"] == bobs
-    table = ReviewTable(run)
-    shown = {
-        row.children[1].value.split("<b>")[1].split("</b>")[0]: row.children[2].value for row in table.rows.children
-    }
-    assert "data:image/png" in shown["bob"] and "data:image/png" not in shown["alice"]
-    assert bobs in shown["alice"]
+    grid = ReviewGrid(run)  # the notebook's review grid: a file is shown as one only where it was uploaded
+    lines = {row["worker"]: row for row in grid.rows}
+    assert "photo=📎 cat.png" in lines["bob"]["answers"] and f"photo={bobs}" in lines["alice"]["answers"]
+    grid.opened = [lines["bob"]["id"], lines["alice"]["id"]]
+    assert "data:image/png" in grid.details[lines["bob"]["id"]]
+    assert "data:image/png" not in grid.details[lines["alice"]["id"]] and bobs in grid.details[lines["alice"]["id"]]
     run.export(tmp_path / "out.csv")  # bob's file is copied, once
     assert [p.name for p in (tmp_path / "out_files").rglob("*") if p.is_file()] == ["0.png"]
 
