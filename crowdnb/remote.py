@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from .router.calls import Caller
 from .router.operator import OperatorHub
 from .store import copies, lifecycle
 from .store import states as S
-from .store.db import now
+from .store.db import DB_NAME, Store, now
 
 if TYPE_CHECKING:
     from .data import Rows
@@ -275,6 +276,25 @@ class Remote:
         if self.mirror is not None:
             self.mirror.close()
         self.operator = self.mirror = None
+
+    def told_provider(self) -> bool:
+        """Whether the router may have told the provider of the run before a failed start: its database,
+        where an architect that ``serves_in_place`` left it, says whether it got that far (the run's URL is
+        stored just before); any other architect is assumed to have."""
+        if not getattr(self.architect, "serves_in_place", False):
+            return True
+        if not (self.folder / DB_NAME).is_file():
+            return False
+        store = Store(self.folder)
+        try:
+            row = store.query_one("SELECT url FROM task_runs WHERE id = ?", (self.run.id,))
+            return row is not None and bool(row["url"])
+        finally:
+            store.close()
+
+    def discard(self) -> None:
+        """Remove the router's folder (a launch that failed before the provider was told)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def stop(self) -> dict[str, int]:
         """Stop the router's run, bring its rows home, tear the router down; returns the rows brought home."""

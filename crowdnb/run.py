@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import numbers
-import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -13,17 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import architects, logs, providers
-from .data import Rows, load, rows_of
+from . import architects, logs, providers, starting
+from .data import Rows
 from .errors import ConfigError
 from .frame.events import calls_frame, messages_frame
 from .frame.live import LiveFrame
 from .pages.page import summary_table
-from .procedures import Procedure, check_registered, procedure
+from .procedures import Procedure, procedure
 from .providers import decisions
-from .quality.onboarding import check_validate
 from .records import Frames
-from .remote import Remote, needs
+from .remote import Remote
 from .router import feed, metrics
 from .router.dispatch import Listener
 from .router.operator import OperatorHub
@@ -67,7 +65,7 @@ class Run:
         self._remote: Remote | None = None  # the router runs elsewhere and this notebook operates it
         self.operator_hub: OperatorHub | None = None  # set by `crowdnb serve` before resuming
 
-    # --- starting ------------------------------------------------------------------------------
+    # --- starting (crowdnb.starting) --------------------------------------------------------------
     @classmethod
     def launch(
         cls,
@@ -80,67 +78,10 @@ class Run:
         architect_options: dict[str, Any],
         hooks: dict[str, Any] | None = None,
     ) -> Run:
-        """Create, store and start a run (see ``Task.launch``)."""
-        prov = providers.for_launch(provider, project.store, **provider_options)
-        arch = architects.create(architect, **architect_options)
-        task_id = project.store.upsert_task(spec.name, spec.to_dict())
-        requester = project.store.requester(prov.name, "default")
-        config = {
-            "task": spec.to_dict(),
-            "provider": {"name": prov.name, "options": provider_options},
-            "architect": {"name": arch.name, "options": arch.options()},
-        }
-        run_id = project.store.create_run(task_id, requester, prov.name, arch.name, config, secrets.token_urlsafe(32))
-        run = cls(project, run_id)
-        run.hooks.update(hooks or {})
-        run.hooks.setdefault("procedures", {})
-        run._start(prov, arch, rows_of(rows), fresh=True)
-        if isinstance(provider, str):  # where this run went is where the project's later calls go
-            providers.settings.keep(project.store, prov, provider_options)
-        return run
-
-    def _start(self, provider: providers.Provider, architect: Any, rows: Rows, fresh: bool = False) -> None:
-        if architects.is_remote(architect):
-            self._start_remote(architect, rows)
-            return
-        service = Service(self, provider, architect, rows)
-        try:
-            service.start()
-        except BaseException:
-            architect.shutdown()
-            if fresh and not service.told_provider:  # a failed launch leaves no run behind
-                self.store.delete_run(self.id)
-                log.info("run %s failed to start and was removed", self.id)
-            else:
-                self.store.update_run(self.id, status="stopped", stopped_at=now())
-            raise
-        self._service = service
-        self.project.served[self.id] = self
-        with logs.bound(project=self.project.root, run=self.id):
-            log.info("run %s of task %r live at %s", self.id, self.task_name, self.url)
-
-    def _start_remote(self, architect: Any, rows: Rows, reattach: bool = False) -> None:
-        remote = Remote(self, architect)
-        config = json.loads(self.store.get_run(self.id)["config"])
-        if not reattach:
-            config["operator"] = needs(self)
-            self.store.update_run(self.id, config=json.dumps(config))
-            self.config = config
-        try:
-            url = remote.reattach() if reattach else remote.deploy(rows)
-        except BaseException:
-            remote.detach()
-            if not reattach:
-                architect.teardown()
-                self.store.update_run(self.id, status="stopped", stopped_at=now())
-            raise
-        config["architect"]["options"] = architect.options()
-        self.store.update_run(self.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
-        self.config = config
-        self._remote = remote
-        self.project.served[self.id] = self
-        with logs.bound(project=self.project.root, run=self.id):
-            log.info("run %s of task %r served by %s at %s", self.id, self.task_name, architect.name, url)
+        """Create, store and start a run (see ``Task.launch``); a launch that fails leaves no run behind."""
+        return starting.launch(
+            cls, project, spec, rows, provider, architect, provider_options, architect_options, hooks
+        )
 
     # --- what a user reads ---------------------------------------------------------------------
     @property
@@ -401,41 +342,7 @@ class Run:
         ``onboarding_validate`` / ``screening_validate`` for an onboarding judged by a function and for
         screening (functions are not stored).
         """
-        if screening_validate is not None:
-            self.hooks["screening_validate"] = screening_validate
-        if self.spec.screening and self.hooks.get("screening_validate") is None:
-            raise ConfigError(
-                "this task's screening function is not stored; pass it again: run.resume(screening_validate=fn)"
-            )
-        if onboarding_validate is not None:
-            self.hooks["onboarding_validate"] = onboarding_validate
-        if self.spec.onboarding:  # before anything is written
-            check_validate(self.spec.onboarding, self.hooks.get("onboarding_validate"))
-        check_registered([p["name"] for p in self.spec.procedures], self.procedures)
-        self.rulebook.check_registered()
-        if self.serving:
-            raise ConfigError(f"run {self.id} is already live at {self.url}")
-        self.config = json.loads(self.store.get_run(self.id)["config"])
-        if provider is None:
-            provider = providers.create(
-                self.config["provider"]["name"], self.store, **self.config["provider"]["options"]
-            )
-        # workers' open pages point at the old address: come back on it when it is free
-        if architect is None:
-            architect = architects.create(
-                self.config["architect"]["name"], **self.config["architect"]["options"], resume=True
-            )
-        if architects.is_remote(architect):  # the router kept serving (or its folder kept its rows): reattach
-            self.rulebook.check_here(remote=True)
-            if data is not None:
-                raise ConfigError("a router that runs elsewhere keeps the data it was launched with; launch a new run")
-            self._start_remote(architect, Rows(iter(()), "resume", True), reattach=True)
-            return self
-        rows = load(data, self.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
-        rows.exhausted = data is None
-        lifecycle.relaunch_expired(self.store, self.id)
-        self.store.update_run(self.id, status="running", data_exhausted=int(data is None))
-        self._start(provider, architect, rows)
+        starting.resume(self, data, provider, architect, onboarding_validate, screening_validate)
         return self
 
     # --- review and export ---------------------------------------------------------------------

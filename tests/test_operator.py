@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -213,3 +214,44 @@ def test_the_review_table_and_worker_decisions_reach_the_router(project: cn.Proj
     run.stop()
     paid = project.store.query("SELECT count(*) AS n FROM reviews WHERE action = 'bonus' AND unit_id IS NULL")
     assert paid[0]["n"] == 1  # paid on the router, once, and home with the run
+
+
+def test_a_process_launch_that_fails_leaves_no_run(project: cn.Project, remote_runs: list) -> None:
+    """The child cannot listen (its port is taken), or the data cannot go elsewhere (a generator): no run,
+    no units, no task, no router folder is left, and the next launch works."""
+    task = cn.Task("sentiment", title="Sentiment", reward=0.1, html=FORM, data=SENTENCES[:4], project=project)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(cn.ArchitectError, match=f"port {port} on 127.0.0.1 is already in use"):
+            task.launch(provider="mock", architect="process", architect_options={"port": port})
+    endless = cn.Task("endless", title="E", reward=0.1, html=FORM, data=({"text": "x"} for _ in iter(int, 1)),
+                      project=project)  # fmt: skip
+    with pytest.raises(cn.ConfigError, match="needs its data up front"):
+        endless.launch(provider="mock", architect="process")
+    for table in ("task_runs", "units", "assignments", "tasks"):
+        assert project.store.query(f"SELECT * FROM {table}") == [], table
+    assert not (project.root / "routers").exists() or not any((project.root / "routers").iterdir())
+    assert project.served == {} and project.runs == {}
+    run = task.launch(provider="mock", architect="process")
+    remote_runs.append(run)
+    assert run.serving and list(project.runs) == [run.id] and run.counts["launched"] == 4
+
+
+def test_a_process_launch_that_fails_after_the_provider_was_told_is_kept_stopped(
+    project: cn.Project, remote_runs: list
+) -> None:
+    """The router started (and offered its units) but this notebook could not operate it: the run stays, stopped,
+    so that what the platform holds is not forgotten; its folder keeps its rows."""
+    task = cn.Task("sentiment", title="Sentiment", reward=0.1, html=FORM, data=SENTENCES[:4], project=project)
+    with pytest.raises(cn.ArchitectError):
+        # the router answers on 127.0.0.1, but the notebook is told to operate it at an address nobody serves
+        task.launch(
+            provider="mock",
+            architect="process",
+            architect_options={"public_url": "http://127.0.0.1:9/", "start_timeout": 30},
+        )
+    (run_id,) = project.runs
+    assert project.run(run_id).state == "stopped" and not project.run(run_id).serving
+    assert (project.root / "routers" / f"run{run_id}" / "crowdnb.db").is_file()

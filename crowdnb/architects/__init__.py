@@ -56,6 +56,11 @@ class RemoteArchitect(Protocol):
         """What to store with the run so that a new kernel finds the router again."""
 
 
+# A RemoteArchitect may set ``serves_in_place = True`` when its router serves ``bundle`` where it lies (on
+# this machine): after a failed start, the run's database there says whether the provider was ever told
+# (``crowdnb.remote.Remote.told_provider``), so that a launch that failed before leaves no run behind.
+
+
 def is_remote(architect: object) -> bool:
     """Whether ``architect`` runs the router elsewhere (``RemoteArchitect``) rather than in this process."""
     return callable(getattr(architect, "deploy_bundle", None))

@@ -37,9 +37,11 @@ class ProcessArchitect:
         pid: set by crowdnb: the child's process id, kept with the run so a new kernel can reattach or stop it
         url: set by crowdnb: the router's address, kept with the run for the same reason
         resume: set by run.resume() (which reattaches to the child, or starts it again on the run's folder)
+        start_timeout: seconds the child has to answer its health check at public_url (or its own address)
     """
 
     name = "process"
+    serves_in_place = True  # the router's database is the folder deployed, on this machine
     remote = True
 
     def __init__(
@@ -50,6 +52,7 @@ class ProcessArchitect:
         pid: int | None = None,
         url: str | None = None,
         resume: bool = False,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"port {port!r} is not a port number (0–65535; 0 picks a free one)")
@@ -57,6 +60,9 @@ class ProcessArchitect:
             raise ConfigError(f"public_url {public_url!r} must start with http:// or https://")
         self.host, self.port, self.public_url = host, port, public_url
         self.pid, self.url = pid, url
+        if isinstance(start_timeout, bool) or not isinstance(start_timeout, (int, float)) or not start_timeout > 0:
+            raise ConfigError(f"start_timeout={start_timeout!r} must be a number of seconds above 0")
+        self.start_timeout = float(start_timeout)
         self._process: subprocess.Popen[bytes] | None = None
 
     def deploy(self, app: object) -> str:
@@ -76,7 +82,7 @@ class ProcessArchitect:
                 command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
             )
         self.pid, self.port, self.url = self._process.pid, port, url
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while not self.healthy():
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.teardown()
@@ -119,7 +125,14 @@ class ProcessArchitect:
 
     def options(self) -> dict[str, object]:
         """Where it serves and which process, so a new kernel reattaches to it."""
-        return {"host": self.host, "port": self.port, "public_url": self.public_url, "pid": self.pid, "url": self.url}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "public_url": self.public_url,
+            "pid": self.pid,
+            "url": self.url,
+            "start_timeout": self.start_timeout,
+        }
 
 
 def _free_port(host: str) -> int:
