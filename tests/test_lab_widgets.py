@@ -152,7 +152,7 @@ def test_review_grid_renders_and_takes_keys(lab: Lab, lab_context: BrowserContex
     page.keyboard.press("x")
     expect(grid.locator("tr.crowd-selected")).to_have_count(2)
     page.keyboard.press("a")  # the selected rows
-    wait_until(lambda: accepted_units(db) == 2, "two approvals to reach the database")
+    wait_until(lambda: accepted_units(db) == 2, "two approvals to reach the database", timeout=30)
     expect(grid.locator(".crowd-pager")).to_have_text("page 1 of 1 · 4 units")
     page.keyboard.press("b")  # a bonus needs a note: the grid says so, nothing is paid
     expect(grid.locator(".crowd-message")).to_contain_text("reason")

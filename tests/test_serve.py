@@ -177,7 +177,7 @@ def test_serve_picks_the_latest_run_with_work_left_and_names_where_it_listens(tm
     port = free_port()
     env = {**os.environ, "HOME": str(home)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "crowdnb", "serve", str(project.root), "--port", str(port)],
+        [sys.executable, "-m", "crowdnb", "serve", str(project.root), "--port", str(port), "--host", "0.0.0.0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )  # fmt: skip
     try:

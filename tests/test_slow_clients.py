@@ -188,7 +188,7 @@ def test_bounds_are_checked_and_kept_for_resume(project: cn.Project) -> None:
 # --- crowdnb serve (gunicorn + gevent) ----------------------------------------------------------------
 @pytest.fixture
 def stopped_run(tmp_path: Path) -> cn.Run:
-    project = cn.open(tmp_path / "served")
+    project = cn.open(tmp_path / "served", create=True)
     task = cn.Task("served", title="T", reward=0.1, html=FORM, data=SENTENCES, project=project)
     run = task.launch()
     run.stop()
