@@ -8,8 +8,9 @@ Run it from the repository root (a measurement, not a test: nothing fails on a s
     .venv/bin/python benchmarks/router_load.py --targets serve,baseline --workers 400
     .venv/bin/python benchmarks/router_load.py --workers 50,400 --units 5000 --no-heartbeats --poll-ms 200
     .venv/bin/python benchmarks/router_load.py --workers 1000 --units 6000 --think 20    # a crowd at work
+    .venv/bin/python benchmarks/router_load.py --targets crowdnb,process --workers 30 --think 0.5 --busy-kernel
 
-For each worker count N, up to four targets are served in turn (``--targets``; all four by default):
+For each worker count N, up to five targets are served in turn (``--targets``; all five by default):
 
 * baseline: a bare Flask app served from *this* process the way a notebook kernel serves a run (werkzeug
   ``make_server(threaded=True)`` in a background thread); GET / hands out a small JSON unit, POST /submit
@@ -17,11 +18,17 @@ For each worker count N, up to four targets are served in turn (``--targets``; a
   each heartbeat;
 * crowdnb: a real run on the mock crowd in a fresh temporary project (``Task(...).launch()``), served by
   the local architect from this process, as in a kernel;
+* process: the same task launched with ``architect="process"``, as a notebook would: ``crowdnb serve`` in a
+  child process on the run's own folder, ``run.df`` read here through the notebook's mirror (served.py);
 * serve: the same task in another fresh project, launched here and stopped at once, then served by
   ``python -m crowdnb serve PROJECT`` (gunicorn + gevent, one worker) in a process of its own;
 * ceiling: the baseline's three endpoints as a raw ASGI app (no framework) on uvicorn + uvloop +
   httptools in a thread of this process (ceiling.py; needs the ``bench`` extra): no router written in
   Python gets above it here, whatever its server.
+
+``--busy-kernel`` serves each target twice, the second time while this process (the "kernel") runs a
+pure-Python loop in a thread, as a researcher's cell would (busy.py), and prints idle against busy per
+target: an in-kernel router shares the GIL with that loop; ``process`` does not (only its mirror does).
 
 A separate, spawned load process runs N simulated workers, by default with no think time (the targets are
 set for that). Each loops: GET the unit (JSON) → open that unit's websocket, send one heartbeat, wait for
@@ -43,17 +50,17 @@ Figures per scenario:
   in p99, not in errors);
 * the router process's peak RSS (VmHWM, reset through /proc/<pid>/clear_refs before each scenario) and its
   growth during the scenario. The router process is this one for crowdnb and the baseline, and the
-  gunicorn worker for serve;
+  gunicorn worker for serve and process;
 * router-process CPU per unit and, of it, the serving part (for the in-process targets the ``run.df``
   poller runs in the router process and is taken off; for serve it runs here, outside the router), the
-  poller's own cost, and the load process's CPU;
+  poller's own cost, and the load process's CPU (a busy kernel's loop is never counted as the router's);
 * the CPU that other processes of the machine used meanwhile (all cores busy, from /proc/stat, minus this
   process, the router and the load process): on a shared machine, the noise in the other figures;
 * submit→frame lag: a thread of this process polls ``run.df`` every ~20 ms and notes when each unit first
   appears; lag = that moment minus the ``time.time()`` at which the load process got the 200 for it (same
   machine, same clock, so it can be ≤ 0). For serve, ``run.df`` is that of the stored run read from the
-  SQLite file the server writes, as a notebook attached to the project sees it. For the baseline the
-  thread polls the table instead.
+  SQLite file the server writes, as a notebook attached to the project sees it; for process, the
+  notebook's mirror. For the baseline the thread polls the table instead.
 
 The table goes to stdout, everything to benchmarks/results/router_load.json.
 """
@@ -70,10 +77,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from busy import BusyKernel
 from ceiling import CeilingTarget
 from loadgen import LoadConfig, load_process
 from machine import (
@@ -88,7 +96,7 @@ from machine import (
     status_kb,
 )
 from report import KINDS, PRIOR_ART, TARGETS, report, spread
-from served import ServeTarget
+from served import ProcessTarget, ServeTarget
 from targets import BaselineTarget, CrowdnbTarget, Target
 
 RESULTS = Path(__file__).resolve().parent / "results" / "router_load.json"
@@ -97,7 +105,7 @@ DEFAULT_UNITS, QUICK_UNITS = 1500, 300
 DEFAULT_POLL_MS = 20.0  # how often the kernel-side thread reads run.df
 LAG_GRACE_SECONDS = 5.0  # how long to wait for acknowledged units to show up in the frame
 SCENARIO_TIMEOUT = 600.0
-RUN_ORDER = ("baseline", "crowdnb", "serve", "ceiling")  # per worker count
+RUN_ORDER = ("baseline", "crowdnb", "process", "serve", "ceiling")  # per worker count
 
 
 class FrameWatcher:
@@ -156,12 +164,13 @@ class FrameWatcher:
 class Scenario:
     """One measurement: a target kind, driven by ``workers`` simulated workers."""
 
-    kind: str  # "crowdnb", "serve" or "baseline"
+    kind: str  # one of report.KINDS
     workers: int
     units: int
     heartbeats: bool
     poll_s: float
     think_s: float = 0.0
+    busy_kernel: bool = False  # a pure-Python loop runs in a thread of this process meanwhile
 
 
 class RouterProbe:
@@ -194,6 +203,7 @@ def drive_from_another_process(target: Target, scenario: Scenario) -> dict[str, 
     process.start()
     watcher = FrameWatcher(target.new_keys, scenario.poll_s)
     probe = RouterProbe(target.pid)
+    kernel: BusyKernel | None = None
     finished = False
     try:
         if not ours.poll(60):
@@ -202,6 +212,7 @@ def drive_from_another_process(target: Target, scenario: Scenario) -> dict[str, 
         peak_reset = probe.reset_peak()
         start_kb, overflows = probe.kb("VmRSS"), listen_overflows()
         watcher.start()
+        kernel = BusyKernel().start() if scenario.busy_kernel else None
         cpu, here, busy = probe.cpu_s(), time.process_time(), machine_busy_seconds()
         ours.send("go")
         if not ours.poll(SCENARIO_TIMEOUT):
@@ -211,21 +222,27 @@ def drive_from_another_process(target: Target, scenario: Scenario) -> dict[str, 
         except EOFError as exc:
             raise RuntimeError("the load process died (its traceback is above)") from exc
         finished = True
-        busy, here = machine_busy_seconds() - busy, time.process_time() - here
+        busy, here, router_cpu = machine_busy_seconds() - busy, time.process_time() - here, probe.cpu_s() - cpu
+        if kernel is not None:
+            kernel.stop()
+            router_cpu -= kernel.cpu_s if probe.here else 0.0  # the cell's work is not the router's
         router = {
             "pid": probe.pid,
             "in_this_process": probe.here,
             "peak_reset": peak_reset,
-            "cpu_s": probe.cpu_s() - cpu,
+            "cpu_s": router_cpu,
             "peak_kb": probe.kb("VmHWM"),
             "start_kb": start_kb,
             "overflows": listen_overflows() - overflows,
             "machine_busy_s": busy,
             "benchmark_cpu_s": here,
             "problems": [] if alive(probe.pid) else [f"the router process {probe.pid} is gone"],
+            "kernel": kernel.figures() if kernel is not None else {},
         }
         watcher.wait_for(load["acked"].keys(), LAG_GRACE_SECONDS)
     finally:
+        if kernel is not None:
+            kernel.stop()
         watcher.stop()
         process.join(timeout=10 if finished else 0)  # after a failure there is no result to wait for
         if process.is_alive():
@@ -271,6 +288,7 @@ def figures(scenario: Scenario, load: dict[str, Any], watcher: FrameWatcher, rou
         "load_cpu_percent": 100 * load["cpu_s"] / wall if wall else None,
         "machine_busy_percent": 100 * router["machine_busy_s"] / wall if wall else None,
         "others_cpu_percent": 100 * max(0.0, router["machine_busy_s"] - ours) / wall if wall else None,
+        **router["kernel"],
     }
 
 
@@ -280,6 +298,8 @@ def make_target(scenario: Scenario, folder: Path) -> Target:
         return CrowdnbTarget(folder, scenario.units, scenario.workers)
     if scenario.kind == "serve":
         return ServeTarget(folder, scenario.units, scenario.workers)
+    if scenario.kind == "process":
+        return ProcessTarget(folder, scenario.units, scenario.workers)
     if scenario.kind == "ceiling":
         return CeilingTarget(folder, scenario.units)
     return BaselineTarget(folder, scenario.units)
@@ -316,6 +336,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="mean seconds each worker spends on a unit, page open, before submitting (default 0: none)",
     )
+    parser.add_argument(
+        "--busy-kernel",
+        action="store_true",
+        help="serve each target twice: idle, then while this process runs a pure-Python loop in a thread",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args(argv)
     args.workers = [int(n) for n in str(args.workers).split(",") if n.strip()]
@@ -335,13 +360,14 @@ def leave(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run every scenario (baseline, crowdnb, then serve, per worker count), print the table, write the JSON."""
+    """Run every scenario (in RUN_ORDER, per worker count), print the tables, write the JSON."""
     args = parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # unwind through the finally blocks,
         signal.signal(signum, leave)  # which stop the servers (SIGINT too: a background job ignores it)
     import crowdnb  # noqa: F401  # imported up front, as in a kernel, so every scenario starts from the same RSS
 
     groups: list[dict[str, dict[str, Any]]] = []
+    busy_groups: list[dict[str, dict[str, Any]]] = []  # the same scenarios with the kernel busy
     with tempfile.TemporaryDirectory(prefix="crowdnb-router-load-") as tmp:
         settings = {
             "units": args.units,
@@ -349,24 +375,29 @@ def main(argv: list[str] | None = None) -> None:
             "poll_ms": args.poll_ms,
             "think_s": args.think,
             "targets": args.targets,
+            "busy_kernel": args.busy_kernel,
             "cpus": os.cpu_count(),
             "durable_insert_ms": durable_insert_ms(Path(tmp)),
         }
         for workers in args.workers:
             print(f"… {workers} workers: {', then '.join(args.targets)}", file=sys.stderr, flush=True)
-            results = {}
+            results, busy = {}, {}
             for kind in args.targets:
                 scenario = Scenario(kind, workers, args.units, args.heartbeats, args.poll_ms / 1000, args.think)
                 results[kind] = run_scenario(scenario, Path(tmp) / f"{kind}-{workers}")
+                if args.busy_kernel:
+                    scenario = replace(scenario, busy_kernel=True)
+                    busy[kind] = run_scenario(scenario, Path(tmp) / f"{kind}-{workers}-busy")
             groups.append(results)
-    print(report(groups, settings), flush=True)
+            busy_groups.append(busy)
+    print(report(groups, settings, busy_groups), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "environment": environment(),
         "settings": settings,
         "targets": TARGETS,
         "prior_art": PRIOR_ART,
-        "scenarios": [group[kind] for group in groups for kind in KINDS if kind in group],
+        "scenarios": [group[kind] for group in groups + busy_groups for kind in KINDS if kind in group],
     }
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nwrote {args.output}")

@@ -1,14 +1,21 @@
-"""The ``crowdnb serve`` target of the router benchmark: a run served by gunicorn + gevent in its own process.
+"""The targets of the router benchmark whose router runs in a process of its own (gunicorn + gevent).
 
-The run is launched in this process and stopped at once, so it is stored; then ``python -m crowdnb serve``
-resumes it in a new session (so the whole server, master and worker, can be signalled as one group). The
-notebook side stays here: the frame watcher reads ``run.df`` from the same SQLite file, as a notebook
-attached to that project would. The router's CPU and memory are those of the gunicorn worker process.
+serve: the run is launched in this process and stopped at once, so it is stored; then ``python -m crowdnb
+serve`` resumes it in a new session (so the whole server, master and worker, can be signalled as one
+group). The notebook side stays here: the frame watcher reads ``run.df`` from the same SQLite file, as a
+notebook attached to that project would.
+
+process: the run is launched with ``architect="process"``, as a notebook would: ``crowdnb serve`` in a
+child process on the run's own folder, and ``run.df`` read here through the notebook's mirror (each read
+pulls what the router holds first, over HTTP).
+
+For both, the router's CPU and memory are those of the gunicorn worker process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -87,12 +94,7 @@ class ServeTarget:
     def _worker_pid(self) -> int:
         """The gunicorn worker: the one child of the master (the process started above)."""
         assert self.server is not None
-        deadline = time.monotonic() + 5
-        while len(workers := children(self.server.pid)) != 1 and time.monotonic() < deadline:
-            time.sleep(0.1)  # a worker being forked or replaced
-        if len(workers) != 1:
-            raise RuntimeError(f"expected one gunicorn worker under {self.server.pid}, found {workers}")
-        return workers[0]
+        return gunicorn_worker(self.server.pid)
 
     def new_keys(self) -> list[int]:
         """New rows of ``run.df``, read from the SQLite file the server writes."""
@@ -129,6 +131,51 @@ class ServeTarget:
             self._terminate()
         finally:
             self.project.store.close()
+
+
+class ProcessTarget:
+    """A run launched with ``architect="process"`` from this process, in its own project."""
+
+    name = "process"
+
+    def __init__(self, folder: Path, units: int, workers: int) -> None:
+        import crowdnb as cn
+
+        self.project = cn.open(folder, create=True)
+        try:
+            self.run = new_task(self.project, units, workers).launch(provider="mock", architect="process")
+        except BaseException:
+            self.project.store.close()
+            raise
+        self.url = self.run.url
+        self._tail = FrameTail()
+        try:
+            options = json.loads(self.project.store.get_run(self.run.id)["config"])["architect"]["options"]
+            self.pid = gunicorn_worker(int(options["pid"]))
+        except BaseException:
+            self.stop()
+            raise
+
+    def new_keys(self) -> list[int]:
+        """New rows of ``run.df``: the notebook's mirror, after pulling what the router holds."""
+        return self._tail(self.run.df)
+
+    def stop(self) -> None:
+        """Stop the run (its rows come home, the router process is torn down), then close the project."""
+        try:
+            self.run.stop()
+        finally:
+            self.project.store.close()
+
+
+def gunicorn_worker(master: int) -> int:
+    """The one gunicorn worker under ``master``."""
+    deadline = time.monotonic() + 5
+    while len(workers := children(master)) != 1 and time.monotonic() < deadline:
+        time.sleep(0.1)  # a worker being forked or replaced
+    if len(workers) != 1:
+        raise RuntimeError(f"expected one gunicorn worker under {master}, found {workers}")
+    return workers[0]
 
 
 def signal_group(group: int, signum: int) -> None:

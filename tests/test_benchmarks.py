@@ -36,7 +36,7 @@ def bench(tmp_path: Path, script: str, *args: str, timeout: float = 240) -> dict
 def test_router_load_drives_every_target_to_the_end(tmp_path: Path) -> None:
     figures = bench(tmp_path, "router_load.py", "--workers", "3", "--units", "20")
     scenarios = {s["target"]: s for s in figures["scenarios"]}
-    assert set(scenarios) == {"crowdnb", "serve", "baseline", "ceiling"}
+    assert set(scenarios) == {"crowdnb", "process", "serve", "baseline", "ceiling"}
     for name, scenario in scenarios.items():
         assert (scenario["submitted"], scenario["errors"], scenario["lag_missing"]) == (20, 0, 0), name
         assert scenario["throughput"] > 0 and scenario["submit_ms"]["p99"] is not None, name
@@ -50,6 +50,19 @@ def test_router_load_with_a_crowd_at_work(tmp_path: Path) -> None:
     assert figures["settings"]["think_s"] == 0.3
     for scenario in figures["scenarios"]:
         assert (scenario["submitted"], scenario["errors"]) == (12, 0), scenario["target"]
+
+
+@pytest.mark.timeout(180)
+def test_router_load_with_the_kernel_busy(tmp_path: Path) -> None:
+    figures = bench(
+        tmp_path, "router_load.py", "--workers", "3", "--units", "12", "--think", "0.2", "--targets",
+        "crowdnb,process", "--busy-kernel",
+    )  # fmt: skip
+    runs = {(s["target"], s["busy_kernel"]): s for s in figures["scenarios"]}
+    assert set(runs) == {(kind, busy) for kind in ("crowdnb", "process") for busy in (False, True)}
+    for name, scenario in runs.items():
+        assert (scenario["submitted"], scenario["errors"], scenario["lag_missing"]) == (12, 0, 0), name
+        assert (scenario.get("kernel_rounds_per_s", 0) > 0) == scenario["busy_kernel"], name
 
 
 @pytest.mark.timeout(120)
