@@ -118,7 +118,8 @@ class Project:
         return logs.lines(self.root, run, follow)
 
     def close(self) -> None:
-        """Stop the runs this process serves (as ``run.stop()`` does) and close the database.
+        """Stop the runs this process serves (as ``run.stop()`` does) and close the database; a run served
+        elsewhere goes on without this notebook (``run.resume()`` reattaches to it, ``run.stop()`` stops it).
 
         Called for every open project at interpreter exit; ``cn.open`` afterwards opens the folder afresh.
         """
@@ -127,7 +128,7 @@ class Project:
                 del _open[self.root]
         for run in list(self.served.values()):
             try:
-                run.stop()
+                run.detach() if run.operated else run.stop()
             except Exception:  # the other runs still stop and the database still closes
                 log.exception("run %s did not stop cleanly", run.id)
         self.store.close()

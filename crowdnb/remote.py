@@ -187,16 +187,22 @@ class Remote:
         folder = self.folder
         copies.backup(run.store, folder / "crowdnb.db")
         copies.keep_only(folder / "crowdnb.db", run.id)
+        self._bind()
         url = self.architect.deploy_bundle(folder, str(run.id), {})
         self._connected(url)
         return url
 
     def reattach(self) -> str:
-        """Connect to the router a previous kernel left serving (``run.resume()``); one that died is started
-        again on its own folder, which holds the run's rows."""
-        if self.architect.healthy():
-            url = str(self.run.store.get_run(self.run.id)["url"])
-        else:
+        """Connect to the router a previous kernel left serving (``run.resume()``). A ``process`` router that died
+        is started again on its own folder, which holds the run's rows; one on another machine keeps them there."""
+        self._bind()
+        url = str(self.run.store.get_run(self.run.id)["url"])
+        if not self.architect.healthy():
+            if not getattr(self.architect, "serves_this_folder", False):
+                raise ArchitectError(
+                    f"the router of run {self.run.id} ({self.architect.name}) at {url} is not answering; it keeps the "
+                    "run's data: try run.resume() again in a few minutes (a restarting router answers by then)"
+                )
             folder = self.folder
             if not (folder / "crowdnb.db").is_file():
                 raise ArchitectError(
@@ -206,9 +212,15 @@ class Remote:
         self._connected(url)
         return url
 
+    def _bind(self) -> None:
+        """An architect that keeps what it set up in the project (``ec2``: its domain's setup) is given the store."""
+        bind = getattr(self.architect, "bind", None)
+        if callable(bind):
+            bind(self.run.store)
+
     @property
     def folder(self) -> Path:
-        """The project folder the router serves (for ``process``, on this machine)."""
+        """The run's project folder: what ``process`` serves on this machine, what the others take a copy of."""
         return self.run.project.root / "routers" / f"run{self.run.id}"
 
     def _connected(self, url: str) -> None:

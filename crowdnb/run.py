@@ -306,6 +306,14 @@ class Run:
         with logs.bound(project=self.project.root, run=self.id):
             self._stop()
 
+    def detach(self) -> None:
+        """Leave a run served elsewhere going without this notebook (``run.resume()`` reattaches to it)."""
+        remote, self._remote = self._remote, None
+        if remote is None:
+            raise ConfigError(f"run {self.id} is not served elsewhere; run.stop() stops it")
+        remote.detach()
+        self.project.served.pop(self.id, None)
+
     def _stop(self) -> None:
         service, self._service = self._service, None
         remote, self._remote = self._remote, None

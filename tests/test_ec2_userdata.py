@@ -36,6 +36,7 @@ from crowdnb.architects.ec2_userdata import SCRIPT, render
 
 from .clouds import DOMAIN, Moto, billable
 from .conftest import wait_until
+from .instances import namespace, script_env
 from .serving import free_port
 
 ASSET = Path(cn.__file__).parent / "architects" / SCRIPT
@@ -54,37 +55,11 @@ class Remote:
     prefix: list[str]  # the command prefix that runs a process on the instance
 
 
-def _sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=30)
-
-
 @pytest.fixture(scope="module")
 def remote() -> Iterator[Remote]:
     """A network namespace joined by a veth pair, all inside 127.0.0.0/8; 127.0.0.2 when namespaces fail."""
-    tag = os.getpid() % 100_000
-    name, outer, inner, net = f"cnb-ec2-{tag}", f"cnbh{tag}", f"cnbn{tag}", f"127.77.{tag % 200 + 20}"
-    try:
-        _sh("ip", "netns", "add", name)
-    except (OSError, subprocess.SubprocessError):
-        yield Remote("127.0.0.1", "127.0.0.2", free_port(), [])
-        return
-    try:
-        _sh("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
-        _sh("ip", "link", "set", inner, "netns", name)
-        _sh("ip", "addr", "add", f"{net}.1/24", "dev", outer)
-        _sh("ip", "link", "set", outer, "up")
-        _sh("sysctl", "-qw", f"net.ipv4.conf.{outer}.route_localnet=1")
-        # without this route 127.77.x.2 would be delivered to this host's own lo
-        _sh("ip", "route", "add", f"{net}.0/24", "dev", outer, "src", f"{net}.1", "table", "local")
-        inside = ["ip", "netns", "exec", name]
-        _sh(*inside, "ip", "link", "set", "lo", "up")
-        _sh(*inside, "ip", "addr", "add", f"{net}.2/24", "dev", inner)
-        _sh(*inside, "ip", "link", "set", inner, "up")
-        _sh(*inside, "sysctl", "-qw", f"net.ipv4.conf.{inner}.route_localnet=1", "net.ipv4.conf.all.route_localnet=1")
-        yield Remote(f"{net}.1", f"{net}.2", 8000, inside)
-    finally:
-        subprocess.run(["ip", "link", "del", outer], capture_output=True, timeout=30)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+    with namespace(os.getpid() % 100_000) as where:
+        yield Remote(where.host, where.address, 8000 if where.isolated else free_port(), where.prefix)
 
 
 @pytest.fixture(scope="module")
@@ -150,12 +125,6 @@ def test_render_quotes_every_value(tmp_path: Path) -> None:
     done = subprocess.run(["bash", "-c", head + "\n" + shown], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.stdout.splitlines() == ["7", hostile, "60", "eu-west-1"], done.stderr
     assert not (tmp_path / "pwned").exists()
-
-
-def script_env(root: Path, **extra: str) -> dict[str, str]:
-    """The script's overrides: a throwaway root and this test's Python (no venv, no pip)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CROWDNB_"))}
-    return env | {"CROWDNB_ROOT": str(root), "CROWDNB_PYTHON": sys.executable, **extra}
 
 
 def test_systemd_units_start_the_router_and_the_snapshot_timer(bundle: Path, stopped: cn.Run, tmp_path: Path) -> None:

@@ -255,3 +255,23 @@ def test_a_process_launch_that_fails_after_the_provider_was_told_is_kept_stopped
     (run_id,) = project.runs
     assert project.run(run_id).state == "stopped" and not project.run(run_id).serving
     assert (project.root / "routers" / f"run{run_id}" / "crowdnb.db").is_file()
+
+
+def test_a_notebook_that_exits_leaves_its_router_serving(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    script = NOTEBOOK.format(form=FORM, rows=SENTENCES[:4], test=TEST).replace(
+        "sys.stdin.read()", "sys.stdin.readline()"
+    )
+    kernel = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), str(root)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    run_id = int(kernel.stdout.readline())  # type: ignore[union-attr]
+    kernel.communicate("\n", timeout=60)  # the kernel shuts down normally: its projects close at exit
+    assert kernel.returncode == 0
+    run = cn.open(root).run(run_id)
+    pid = int(run.config["architect"]["options"]["pid"])
+    try:
+        assert alive(pid) and requests.get(run.url + "healthz", timeout=5).ok  # the study goes on
+        assert run.state == "running"
+    finally:
+        run.resume(onboarding_validate=lambda answers: True).stop()
+    assert not alive(pid)

@@ -4,7 +4,7 @@ Two contracts:
 
 - ``Architect`` (``local``): the router runs in this process; it is handed the run's WSGI app and returns the
   URL workers open.
-- ``RemoteArchitect`` (``process``, and ``ec2``/``heroku`` as they come): the router runs elsewhere, under
+- ``RemoteArchitect`` (``process``, ``ec2``, and ``heroku`` from ``extensions/``): the router runs elsewhere, under
   ``crowdnb serve``. It is handed the run itself, as a project folder holding the run's database (its
   database of record from then on), and returns the public URL; it answers a health check and tears down
   every resource it made. The notebook operates such a run over the operator channel (``crowdnb.remote``).
@@ -38,7 +38,13 @@ class Architect(Protocol):
 
 @runtime_checkable
 class RemoteArchitect(Protocol):
-    """The contract of an architect that runs the router somewhere else."""
+    """The contract of an architect that runs the router somewhere else.
+
+    Two optional parts: ``bind(store)``, called before a deploy or a reattach, gives the project's store to an
+    architect that keeps what it set up once in it (``ec2``: its domain's setup); ``serves_this_folder = True``
+    says the folder deployed stays the run's database of record (``process``), so a router found dead on
+    ``run.resume()`` is started again on it, where for the others the data is with the dead router.
+    """
 
     name: str
 

@@ -7,7 +7,11 @@ from typing import Any
 
 import click
 
+from ..store import setups
+from ..store.db import Store, holds_project, project_root
 from .aws import Cloud
+
+HOME = "Project folder whose database keeps the setup (default $CROWDNB_HOME or ./crowdnb_data)."
 
 
 def _cloud(options: dict[str, Any]) -> Cloud:
@@ -36,13 +40,24 @@ def ec2() -> None:
 @click.option(
     "--wait", "certificate_wait", default=900.0, show_default=True, help="Seconds to wait for the certificate."
 )
+@click.option("--home", type=click.Path(file_okay=False), help=HOME)
 @_aws_options
-def setup_command(domain: str, vpc_id: str | None, certificate_wait: float, **options: Any) -> None:
+def setup_command(domain: str, vpc_id: str | None, certificate_wait: float, home: str | None, **options: Any) -> None:
     """Once per DOMAIN: hosted zone, certificate, load balancer, security groups, bucket, instance role."""
+    from .ec2 import KIND, setup_name
     from .ec2_setup import setup
 
     made = setup(_cloud(options), domain, vpc_id=vpc_id, certificate_wait=certificate_wait)
+    root = project_root(home)
+    fresh = not holds_project(root)
+    store = Store(root)
+    try:
+        setups.keep(store, KIND, setup_name(made.region, made.domain), made.as_dict())
+    finally:
+        store.close()
     click.echo(f"ec2 setup for {made.domain} in {made.region} is ready (running it again makes nothing new)")
+    click.echo(f"  kept in the project at {root}" + (" (a new project)" if fresh else ""))
+    click.echo(f"  launch with task.launch(architect='ec2', architect_options={{'domain': {made.domain!r}}})")
     click.echo(f"  name servers (set them at the domain's registrar): {', '.join(made.name_servers)}")
     click.echo(f"  load balancer {made.alb_dns_name}, bucket {made.bucket}")
     click.echo("  the load balancer costs about $0.03/h while it exists; `crowdnb ec2 list` shows every cost")
@@ -82,8 +97,11 @@ def teardown_command(run_id: int, **options: Any) -> None:
     "--setup", "domain", help="Then remove DOMAIN's setup too (the load balancer costs money while it exists)."
 )
 @click.option("--zone", is_flag=True, help="With --setup: delete the hosted zone too, if crowdnb made it.")
+@click.option("--home", type=click.Path(file_okay=False), help="With --setup: the project that keeps it.")
 @_aws_options
-def cleanup_command(keep: tuple[int, ...], dry_run: bool, domain: str | None, zone: bool, **options: Any) -> None:
+def cleanup_command(
+    keep: tuple[int, ...], dry_run: bool, domain: str | None, zone: bool, home: str | None, **options: Any
+) -> None:
     """Tear down every run that left resources in the region (a crash, a closed laptop), except --keep."""
     from .ec2_inventory import list_resources
     from .ec2_removal import remove_setup
@@ -106,3 +124,19 @@ def cleanup_command(keep: tuple[int, ...], dry_run: bool, domain: str | None, zo
         click.echo(
             f"the setup of {domain} is removed" + ("" if zone else " (its hosted zone is kept; --zone deletes it)")
         )
+        _forget(home, cloud.region, domain)
+
+
+def _forget(home: str | None, region: str, domain: str) -> None:
+    """The project no longer keeps a setup that is gone."""
+    from .ec2 import KIND, setup_name
+
+    root = project_root(home)
+    if not holds_project(root):
+        return
+    store = Store(root)
+    try:
+        if setups.forget(store, KIND, setup_name(region, domain)):
+            click.echo(f"  and the project at {root} no longer keeps it")
+    finally:
+        store.close()

@@ -84,10 +84,16 @@ def delete(cloud: Cloud, resources: Iterable[Resource]) -> list[Resource]:
     done: list[Resource] = []
     failed: list[str] = []
     todo = sorted((r for r in resources if r.run_id is not None), key=lambda r: RUN_KINDS.index(r.kind))
+    terminated: list[str] = []
     for resource in todo:
+        if resource.kind in ("volume", "objects") and terminated:
+            _wait_terminated(cloud, terminated)
+            terminated = []
         try:
             _delete(cloud, resource)
             done.append(resource)
+            if resource.kind == "instance":
+                terminated.append(resource.id)
             log.info("deleted %s", resource)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in GONE:
@@ -101,6 +107,18 @@ def delete(cloud: Cloud, resources: Iterable[Resource]) -> list[Resource]:
             + "; run `crowdnb ec2 cleanup` again, or delete them in the console"
         )
     return done
+
+
+def _wait_terminated(cloud: Cloud, instances: list[str]) -> None:
+    """Wait for the instances' shutdown: its last snapshot lands in S3 before the run's objects are deleted."""
+    from botocore.exceptions import WaiterError
+
+    try:
+        cloud.client("ec2").get_waiter("instance_terminated").wait(
+            InstanceIds=instances, WaiterConfig={"Delay": 5, "MaxAttempts": 60}
+        )
+    except WaiterError as exc:  # the objects go anyway; a late snapshot expires with the bucket's lifecycle rule
+        log.warning("instances %s not terminated after 5 minutes (%s); deleting their objects now", instances, exc)
 
 
 GONE = {"InvalidInstanceID.NotFound", "TargetGroupNotFound", "RuleNotFound", "NoSuchKey", "NoSuchBucket",

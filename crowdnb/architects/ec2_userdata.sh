@@ -1,8 +1,8 @@
 #!/bin/bash
 # crowdnb: turn a fresh Amazon Linux 2023 instance into one run's router (cloud-init runs this once, as root).
 #
-#   1. fetch the run's bundle (a presigned S3 link) and unpack it: a project folder with crowdnb.db, and a
-#      crowdnb wheel of the version the notebook runs;
+#   1. fetch the run's bundle (a presigned S3 link) and unpack it: a project folder with crowdnb.db, a
+#      crowdnb wheel of the version the notebook runs, and maybe an `environment` file for the router;
 #   2. make a venv and install the wheel with its serve and aws extras;
 #   3. run `crowdnb serve` under systemd (restarted on failure), and a timer that snapshots the database and
 #      uploads to S3 every SNAPSHOT_SECONDS (SQLite's online backup, so the router never stops).
@@ -82,6 +82,12 @@ snapshot() {
 }
 
 serve_foreground() {
+  if [ -f "$ROOT/bundle/environment" ]; then
+    set -a
+    # shellcheck source=/dev/null
+    . "$ROOT/bundle/environment"
+    set +a
+  fi
   "$PYTHON" -m crowdnb serve "$PROJECT" --run "$RUN_ID" --host "$HOST" --port "$PORT" --public-url "$PUBLIC_URL" &
   server=$!
   # SIGTERM stops the run cleanly; the snapshot after it holds the run as stopped
@@ -100,6 +106,10 @@ write_units() {
     useradd --system --home-dir "$ROOT" --shell /sbin/nologin "$SERVICE_USER"
   fi
   chown -R "$SERVICE_USER:" "$PROJECT"
+  local environment=""
+  if [ -f "$ROOT/bundle/environment" ]; then
+    environment="EnvironmentFile=$ROOT/bundle/environment"
+  fi
   cat >"$SYSTEMD_DIR/crowdnb.service" <<EOF
 [Unit]
 Description=crowdnb router of run $RUN_ID
@@ -110,6 +120,7 @@ After=network-online.target
 User=$SERVICE_USER
 WorkingDirectory=$PROJECT
 Environment=AWS_DEFAULT_REGION=$AWS_DEFAULT_REGION
+$environment
 ExecStart=$PYTHON -m crowdnb serve $PROJECT --run $RUN_ID --host $HOST --port $PORT --public-url $PUBLIC_URL
 ExecStopPost=$PYTHON -m crowdnb.architects.ec2_snapshot $PROJECT $SNAPSHOT_URI
 Restart=on-failure

@@ -58,7 +58,8 @@ def keep_only(path: Path, run_id: int) -> None:
 def keep_runs(path: Path, run_ids: list[int]) -> None:
     """Leave only the runs ``run_ids``, their tasks and their rows in the database file ``path``.
 
-    Workers, qualifications and grants stay; decisions about no run in particular (blocks) go.
+    Workers, qualifications and grants stay; decisions about no run in particular (blocks) go, and so do the
+    project's architect setups (cloud resource ids a router does not need).
     """
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -70,6 +71,7 @@ def keep_runs(path: Path, run_ids: list[int]) -> None:
             conn.execute(f"DELETE FROM {table} WHERE task_run_id IS NULL OR task_run_id NOT IN (SELECT id FROM kept)")
         conn.execute("DELETE FROM task_runs WHERE id NOT IN (SELECT id FROM kept)")
         conn.execute("DELETE FROM tasks WHERE id NOT IN (SELECT task_id FROM task_runs)")
+        conn.execute("DELETE FROM architect_setups")
         conn.execute("DROP TABLE kept")
         conn.execute("COMMIT")
         conn.execute("VACUUM")

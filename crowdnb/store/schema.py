@@ -134,6 +134,15 @@ CREATE UNIQUE INDEX messages_client ON messages (agent_id, client_id) WHERE clie
 CREATE INDEX messages_run ON messages (task_run_id, id);
 """
 
+# what an architect set up once for the project (the ec2 architect: a domain's hosted zone, certificate, load
+# balancer …), by architect and name, so a launch finds it without asking the cloud or a file beside the database
+_V7 = """
+CREATE TABLE architect_setups (
+    architect TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (architect, name));
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial schema", _V1),
     Migration(2, "review keys", _V2),
@@ -141,6 +150,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "provider objects", _V4),
     Migration(5, "procedure calls", _V5),
     Migration(6, "messages", _V6),
+    Migration(7, "architect setups", _V7),
 ]
 
 

@@ -14,23 +14,18 @@ restarts (at least once a day). The notebook operator keeps the mirror; see the 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import logging
 import shlex
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tarfile
 import tempfile
-import zipfile
-from importlib.metadata import Distribution, distribution
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from crowdnb.errors import ArchitectError, ConfigError
+from crowdnb.architects.wheel import crowdnb_wheel
+from crowdnb.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -104,66 +99,3 @@ def _copy_project(bundle: Path, target: Path) -> None:
     finally:
         copy.close()
         source.close()
-
-
-def crowdnb_wheel(out: Path) -> Path:
-    """A wheel of the crowdnb running now: built from its source tree, or repacked from its installed files."""
-    out.mkdir(parents=True, exist_ok=True)
-    dist = distribution("crowdnb")
-    tree = _source_tree(dist)
-    if tree is not None:
-        return _pip_wheel(tree, out)
-    return repack(dist, out)
-
-
-def _source_tree(dist: Distribution) -> Path | None:
-    text = dist.read_text("direct_url.json")
-    if not text:
-        return None
-    info = json.loads(text)
-    url = urlsplit(info.get("url", ""))
-    if "dir_info" not in info or url.scheme != "file":
-        return None
-    tree = Path(unquote(url.path))
-    return tree if (tree / "pyproject.toml").is_file() else None
-
-
-def _pip_wheel(tree: Path, out: Path) -> Path:
-    # no build isolation: the build backend (hatchling) is a dependency of this package, so no network
-    command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out)]
-    done = subprocess.run([*command, str(tree)], capture_output=True, text=True, check=False)
-    wheels = sorted(out.glob("crowdnb-*.whl"))
-    if done.returncode != 0 or not wheels:
-        raise ArchitectError(
-            f"could not build a wheel of crowdnb from {tree}: {done.stderr.strip()[-600:]}; "
-            "pass wheel= a crowdnb wheel built with `pip wheel --no-deps`"
-        )
-    return wheels[-1]
-
-
-def repack(dist: Distribution, out: Path) -> Path:
-    """A wheel made again from an installed (not editable) distribution's files, as listed in its RECORD."""
-    name = dist.metadata["Name"].replace("-", "_")
-    wheel = out / f"{name}-{dist.version}-py3-none-any.whl"
-    records: list[str] = []
-    info_dir = ""
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in dist.files or ():
-            parts = file.parts
-            # scripts live outside site-packages (pip makes them again from entry_points.txt);
-            # caches and install markers are not part of a wheel
-            if parts[0] == ".." or "__pycache__" in parts or file.name in {"RECORD", "INSTALLER", "REQUESTED"}:
-                continue
-            if file.name == "direct_url.json":
-                continue
-            if parts[0].endswith(".dist-info"):
-                info_dir = parts[0]
-            data = Path(str(file.locate())).read_bytes()
-            archive.writestr(file.as_posix(), data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            records.append(f"{file.as_posix()},sha256={digest},{len(data)}")
-        if not info_dir:
-            raise ArchitectError(f"cannot repack {name} {dist.version}: its RECORD lists no .dist-info folder")
-        records.append(f"{info_dir}/RECORD,,")
-        archive.writestr(f"{info_dir}/RECORD", "\n".join(records) + "\n")
-    return wheel

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from crowdnb_heroku.fake import FakeHeroku
 from crowdnb_heroku.platform import Platform
-from crowdnb_heroku.source import crowdnb_wheel
 
 import crowdnb as cn
+from crowdnb.architects.wheel import crowdnb_wheel
 
 PAGE = '<p>{{ text }}</p><input name="answer">'
 
