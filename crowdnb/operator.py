@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 15.0
 DECIDE_TIMEOUT = 60.0
 _ERRORS: dict[str, type[CrowdError]] = {
-    "ConfigError": ConfigError, "NotFound": NotFound, "StateError": StateError, "ProviderError": ProviderError,
+    "ConfigError": ConfigError, "NotFound": NotFound, "StateError": StateError,
 }  # fmt: skip
 
 
@@ -82,7 +82,10 @@ class Operator:
             self._waiting.pop(message_id, None)
         answer = reply[0]
         if not answer.get("ok"):
-            raise _ERRORS.get(answer.get("kind", ""), CrowdError)(answer.get("error", f"{action} failed"))
+            text, kind = str(answer.get("error", f"{action} failed")), str(answer.get("kind", ""))
+            if kind == "ProviderError":  # its message already names the platform and the call
+                raise ProviderError("router", action, text)
+            raise _ERRORS.get(kind, CrowdError)(text)
         return answer.get("value")
 
     def stop(self) -> None:

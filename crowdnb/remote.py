@@ -28,6 +28,7 @@ import pandas as pd
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from . import architects, providers
 from .architects import RemoteArchitect
 from .attach import Attached
 from .errors import ArchitectError, ConfigError, ProcedureError, WorkerRefused
@@ -40,7 +41,7 @@ from .router.calls import Caller
 from .router.operator import OperatorHub
 from .store import copies, lifecycle
 from .store import states as S
-from .store.db import DB_NAME, Store, now
+from .store.db import now
 
 if TYPE_CHECKING:
     from .data import Rows
@@ -166,8 +167,9 @@ def apply_decision(run: Run, action: str, args: dict[str, Any]) -> Any:
 class Remote:
     """The live parts of a run served elsewhere, as seen from the notebook: architect, operator, mirror."""
 
-    def __init__(self, run: Run, architect: RemoteArchitect) -> None:
-        self.run, self.architect = run, architect
+    def __init__(self, run: Run, architect: RemoteArchitect, provider: providers.Provider | None) -> None:
+        self.run, self.architect, self.provider = run, architect, provider
+        self.published = False  # whether this notebook told the router to publish (and so the provider)
         self.operator: Operator | None = None
         self.mirror: Attached | None = None
 
@@ -188,8 +190,13 @@ class Remote:
         copies.backup(run.store, folder / "crowdnb.db")
         copies.keep_only(folder / "crowdnb.db", run.id)
         self._bind()
-        url = self.architect.deploy_bundle(folder, str(run.id), {})
+        url = self.architect.deploy_bundle(folder, str(run.id), {})  # once it answers at its public address
         self._connected(url)
+        if self.provider is not None:
+            providers.check(self.provider, self.info(url))  # MTurk: HTTPS only, whatever the architect
+        assert self.operator is not None
+        self.published = True
+        self.operator.decide("publish")  # the router tells the provider now: nothing was made there before
         return url
 
     def reattach(self) -> str:
@@ -198,7 +205,7 @@ class Remote:
         self._bind()
         url = str(self.run.store.get_run(self.run.id)["url"])
         if not self.architect.healthy():
-            if not getattr(self.architect, "serves_this_folder", False):
+            if not getattr(self.architect, "serves_in_place", False):
                 raise ArchitectError(
                     f"the router of run {self.run.id} ({self.architect.name}) at {url} is not answering; it keeps the "
                     "run's data: try run.resume() again in a few minutes (a restarting router answers by then)"
@@ -210,7 +217,15 @@ class Remote:
                 )
             url = self.architect.deploy_bundle(folder, str(self.run.id), {})
         self._connected(url)
+        assert self.operator is not None
+        self.operator.decide("publish")  # a router whose notebook died before it published
         return url
+
+    def info(self, url: str) -> providers.RunInfo:
+        """The run as its provider sees it, served at ``url``."""
+        spec = self.run.spec
+        return providers.RunInfo(self.run.id, spec.name, spec.title, spec.description, spec.reward, spec.tags, url,
+                                 spec.assignment_duration, spec.requirements())  # fmt: skip
 
     def _bind(self) -> None:
         """An architect that keeps what it set up in the project (``ec2``: its domain's setup) is given the store."""
@@ -290,19 +305,9 @@ class Remote:
         self.operator = self.mirror = None
 
     def told_provider(self) -> bool:
-        """Whether the router may have told the provider of the run before a failed start: its database,
-        where an architect that ``serves_in_place`` left it, says whether it got that far (the run's URL is
-        stored just before); any other architect is assumed to have."""
-        if not getattr(self.architect, "serves_in_place", False):
-            return True
-        if not (self.folder / DB_NAME).is_file():
-            return False
-        store = Store(self.folder)
-        try:
-            row = store.query_one("SELECT url FROM task_runs WHERE id = ?", (self.run.id,))
-            return row is not None and bool(row["url"])
-        finally:
-            store.close()
+        """Whether the provider may have been told of the run before a failed start: only once this notebook sent
+        ``publish`` (a router deployed from here is held until then, whatever the architect)."""
+        return self.published
 
     def discard(self) -> None:
         """Remove the router's folder (a launch that failed before the provider was told)."""
@@ -346,3 +351,16 @@ class Remote:
             home = copies.bring_home(self.run.store, copy, self.run.id)
         log.info("run %s: rows brought home %s", self.run.id, home)
         return home
+
+
+def left_serving(run: Run) -> Remote | None:
+    """The router an earlier kernel of this project left serving ``run`` elsewhere, reattached (so that it can be
+    stopped there); None when this project deployed no such router (or this process is that router)."""
+    deployed = "operator" in run.config and (run.project.root / "routers" / f"run{run.id}" / "crowdnb.db").is_file()
+    if not deployed or run.state != "running":
+        return None
+    architect: Any = architects.create(run.config["architect"]["name"], **run.config["architect"]["options"],
+                                       resume=True)  # fmt: skip
+    remote = Remote(run, architect, None)
+    remote.reattach()
+    return remote

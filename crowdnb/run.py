@@ -21,7 +21,7 @@ from .pages.page import summary_table
 from .procedures import Procedure, procedure
 from .providers import decisions
 from .records import Frames
-from .remote import Remote
+from .remote import Remote, left_serving
 from .router import feed, metrics
 from .router.dispatch import Listener
 from .router.operator import OperatorHub
@@ -317,6 +317,8 @@ class Run:
     def _stop(self) -> None:
         service, self._service = self._service, None
         remote, self._remote = self._remote, None
+        if remote is None and service is None:
+            remote = left_serving(self)  # an earlier kernel left it serving elsewhere: it is stopped there
         if remote is not None:
             try:
                 remote.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ class Service:
         self.monitor: Monitor | None = None
         self.metrics: metrics.RunMetrics | None = None
         self.told_provider = False
+        self._publishing = threading.Lock()
 
     def start(self) -> str:
         """Serve the run: store its first rows, build and deploy its router, publish, start the monitor."""
@@ -91,6 +93,8 @@ class Service:
         # the operator channel; in `crowdnb serve` notebook functions are stood in for by calls over it
         self.hub = run.operator_hub or install_operator(run, stored["secret"])
         self.dispatcher.operator = self.hub
+        decide = self.hub.apply  # the notebook that deployed this router says when to publish (``publish``)
+        self.hub.apply = lambda action, args: self.publish() if action == "publish" else decide(action, args)
         if spec.shared:
             seats = spec.workers_per_assignment
             rules = Chat(**(spec.chat or {}))
@@ -134,13 +138,30 @@ class Service:
         if self.architect.name == config["architect"]["name"]:  # a hosted server keeps the run's own options
             config["architect"]["options"] = self.architect.options()
         run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
-        self.told_provider = True  # from here a failed launch may have left something on the platform
-        self.provider.setup_run(self.info)
-        self.launch()
+        if not config.get("operator", {}).get("held"):
+            self.publish()
         root = run.project.root  # what the monitor's thread logs is about its run
         self.monitor = Monitor(run.id, self.tick, self.dispatcher.backlog, lambda: logs.bind(project=root, run=run.id))
         self.monitor.start()
         return url
+
+    def publish(self) -> bool:
+        """Tell the provider the run's URL and put units on offer; False when it was done already.
+
+        A router a notebook deployed elsewhere is held until the notebook has seen it answer at its public
+        address and checked that address against the provider's rules (MTurk: HTTPS); then it sends ``publish``.
+        """
+        assert self.info is not None
+        with self._publishing:
+            if self.told_provider:
+                return False
+            self.told_provider = True  # from here a failed launch may have left something on the platform
+            self.provider.setup_run(self.info)
+            self.launch()
+        config = json.loads(self.run.store.get_run(self.run.id)["config"])
+        if config.get("operator", {}).pop("held", None) is not None:  # a restarted router publishes at once
+            self.run.store.update_run(self.run.id, config=json.dumps(config))
+        return True
 
     def _metrics(self, task: str) -> metrics.RunMetrics:
         """The run's registry: the store's series read at each scrape, the platform's calls as they happen."""
@@ -165,6 +186,8 @@ class Service:
     # --- the monitor ---------------------------------------------------------------------------
     def tick(self) -> None:
         """One round: feed, launch, release abandoned units, detect completion."""
+        if not self.told_provider:  # held until the notebook publishes: nothing is on offer yet
+            return
         self.feed()
         self.launch()
         assert self.dispatcher is not None
@@ -225,7 +248,7 @@ class Service:
         assert self.dispatcher is not None and self.info is not None and self.monitor is not None
         self.monitor.stop()
         expired = lifecycle.expire_run(self.run.store, self.run.id)
-        if expired:
+        if expired and self.told_provider:
             self.provider.expire(self.info, expired)
         self.dispatcher.sockets.close_all(json.dumps({"type": "status", "status": S.A_EXPIRED}))
         self.executor.close()
@@ -233,7 +256,8 @@ class Service:
             self.hub.close()
         self.architect.shutdown()
         self.dispatcher.backlog.drain()  # no request can queue more now; nothing queued is dropped
-        self.provider.cleanup_run(self.info)
+        if self.told_provider:
+            self.provider.cleanup_run(self.info)
 
 
 def figures(run: Run, service: Service | None) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def resume(
         run.rulebook.check_here(remote=True)
         if data is not None:
             raise ConfigError("a router that runs elsewhere keeps the data it was launched with; launch a new run")
-        start_remote(run, architect, Rows(iter(()), "resume", True), reattach=True)
+        start_remote(run, architect, Rows(iter(()), "resume", True), provider, reattach=True)
         return
     rows = load(data, run.spec.page().required) if data is not None else Rows(iter(()), "resume", True)
     rows.exhausted = data is None
@@ -110,7 +110,7 @@ def resume(
 def start(run: Run, provider: providers.Provider, architect: Any, rows: Rows, fresh: bool = False) -> None:
     """Serve ``run`` with a router in this process, or deploy it to one elsewhere."""
     if architects.is_remote(architect):
-        start_remote(run, architect, rows)
+        start_remote(run, architect, rows, provider)
         return
     service = Service(run, provider, architect, rows)
     try:
@@ -128,12 +128,14 @@ def start(run: Run, provider: providers.Provider, architect: Any, rows: Rows, fr
         log.info("run %s of task %r live at %s", run.id, run.task_name, run.url)
 
 
-def start_remote(run: Run, architect: Any, rows: Rows, reattach: bool = False) -> None:
+def start_remote(
+    run: Run, architect: Any, rows: Rows, provider: providers.Provider | None, reattach: bool = False
+) -> None:
     """Deploy ``run`` to a router elsewhere (or find the one a previous kernel left) and operate it."""
-    remote = Remote(run, architect)
+    remote = Remote(run, architect, provider)
     config = json.loads(run.store.get_run(run.id)["config"])
     if not reattach:
-        config["operator"] = needs(run)
+        config["operator"] = {**needs(run), "held": True}  # until this notebook publishes (remote.py)
         run.store.update_run(run.id, config=json.dumps(config))
         run.config = config
     try:
@@ -149,6 +151,7 @@ def start_remote(run: Run, architect: Any, rows: Rows, reattach: bool = False) -
                 _remove(run)
         raise
     config["architect"]["options"] = architect.options()
+    config.get("operator", {}).pop("held", None)  # published: only the router's own copy was held
     run.store.update_run(run.id, url=url, status="running", config=json.dumps(config), stopped_at=None)
     run.config = config
     run._remote = remote

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -239,19 +240,28 @@ def test_a_process_launch_that_fails_leaves_no_run(project: cn.Project, remote_r
     assert run.serving and list(project.runs) == [run.id] and run.counts["launched"] == 4
 
 
-def test_a_process_launch_that_fails_after_the_provider_was_told_is_kept_stopped(
-    project: cn.Project, remote_runs: list
-) -> None:
-    """The router started (and offered its units) but this notebook could not operate it: the run stays, stopped,
-    so that what the platform holds is not forgotten; its folder keeps its rows."""
+def test_a_router_that_never_answers_at_its_address_offered_nothing_and_leaves_no_run(project: cn.Project) -> None:
+    """The router answers on 127.0.0.1, but the notebook is told to operate it at an address nobody serves: it was
+    held (nothing offered, the provider never told), so the launch leaves no run behind."""
     task = cn.Task("sentiment", title="Sentiment", reward=0.1, html=FORM, data=SENTENCES[:4], project=project)
     with pytest.raises(cn.ArchitectError):
-        # the router answers on 127.0.0.1, but the notebook is told to operate it at an address nobody serves
-        task.launch(
-            provider="mock",
-            architect="process",
-            architect_options={"public_url": "http://127.0.0.1:9/", "start_timeout": 30},
-        )
+        task.launch(provider="mock", architect="process",
+                    architect_options={"public_url": "http://127.0.0.1:9/", "start_timeout": 5})  # fmt: skip
+    assert project.runs == {} and project.store.query("SELECT * FROM units") == []
+
+
+def test_a_process_launch_that_fails_after_the_provider_was_told_is_kept_stopped(
+    project: cn.Project, mturk: Any
+) -> None:
+    """The notebook told the router to publish, and the platform refused: the run stays, stopped, so that
+    whatever the platform holds is not forgotten; its folder keeps its rows."""
+    from .turkers import FAST
+
+    mturk.fail("CreateHITType", "500", times=100)
+    task = cn.Task("turk", title="Sentiment", description="Read a sentence.", reward=0.5, html=FORM,
+                   data=SENTENCES[:2], project=project)  # fmt: skip
+    with pytest.raises(cn.CrowdError):
+        task.launch(provider="mturk_sandbox", provider_options=FAST, architect="process")
     (run_id,) = project.runs
     assert project.run(run_id).state == "stopped" and not project.run(run_id).serving
     assert (project.root / "routers" / f"run{run_id}" / "crowdnb.db").is_file()
@@ -273,5 +283,45 @@ def test_a_notebook_that_exits_leaves_its_router_serving(tmp_path: Path) -> None
         assert alive(pid) and requests.get(run.url + "healthz", timeout=5).ok  # the study goes on
         assert run.state == "running"
     finally:
-        run.resume(onboarding_validate=lambda answers: True).stop()
-    assert not alive(pid)
+        run.stop()  # a new kernel stops it without resuming it first: there, and its rows come home
+    assert not alive(pid) and cn.open(root).run(run_id).state == "stopped"
+
+
+def test_no_hit_is_made_before_the_router_answers_at_its_address(project: cn.Project, mturk: Any) -> None:
+    from .serving import free_port
+    from .turkers import FAST
+
+    port = free_port()
+    release = mturk.hold("CreateHITWithHITType")  # the first HIT is made, and answered when the test has looked
+    answered: list[bool] = []
+
+    def look() -> None:
+        try:
+            wait_until(lambda: mturk.count("CreateHITWithHITType"), "the first HIT", timeout=60)
+            answered.append(requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok)
+        except (requests.RequestException, AssertionError):
+            answered.append(False)
+        finally:
+            release.set()
+
+    watcher = threading.Thread(target=look)
+    watcher.start()
+    task = cn.Task("turk", title="Sentiment", description="Read a sentence.", reward=0.5, html=FORM,
+                   data=SENTENCES[:2], project=project)  # fmt: skip
+    run = task.launch(provider="mturk_sandbox", provider_options=FAST, architect="process",
+                      architect_options={"port": port})  # fmt: skip
+    try:
+        watcher.join(timeout=90)
+        assert answered == [True]  # the provider was told the URL once it answered there
+        assert len(mturk.hits()) == 2
+    finally:
+        run.stop()
+
+
+def test_an_http_router_makes_no_hit_on_live_mturk_whatever_the_architect(project: cn.Project, mturk: Any) -> None:
+    task = cn.Task("turk", title="Sentiment", description="Read a sentence.", reward=0.5, html=FORM,
+                   data=SENTENCES[:2], project=project)  # fmt: skip
+    with pytest.raises(cn.ConfigError, match=r"MTurk shows tasks only from HTTPS addresses"):
+        task.launch(provider="mturk_sandbox", provider_options={"poll_seconds": 0.2}, architect="process")
+    assert mturk.calls == []
+    assert [r for r in project.store.query("SELECT status FROM task_runs") if r["status"] == "running"] == []

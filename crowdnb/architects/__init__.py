@@ -40,10 +40,8 @@ class Architect(Protocol):
 class RemoteArchitect(Protocol):
     """The contract of an architect that runs the router somewhere else.
 
-    Two optional parts: ``bind(store)``, called before a deploy or a reattach, gives the project's store to an
-    architect that keeps what it set up once in it (``ec2``: its domain's setup); ``serves_this_folder = True``
-    says the folder deployed stays the run's database of record (``process``), so a router found dead on
-    ``run.resume()`` is started again on it, where for the others the data is with the dead router.
+    An optional ``bind(store)``, called before a deploy or a reattach, gives the project's store to an architect
+    that keeps what it set up once in it (``ec2``: its domain's setup). See also ``serves_in_place`` below.
     """
 
     name: str
@@ -63,8 +61,8 @@ class RemoteArchitect(Protocol):
 
 
 # A RemoteArchitect may set ``serves_in_place = True`` when its router serves ``bundle`` where it lies (on
-# this machine): after a failed start, the run's database there says whether the provider was ever told
-# (``crowdnb.remote.Remote.told_provider``), so that a launch that failed before leaves no run behind.
+# this machine): that folder stays the run's database of record, so a router found dead on ``run.resume()``
+# is started again on it; for the others the data is with the router, which is not redeployed.
 
 
 def is_remote(architect: object) -> bool:

@@ -43,7 +43,6 @@ class ProcessArchitect:
     name = "process"
     serves_in_place = True  # the router's database is the folder deployed, on this machine
     remote = True
-    serves_this_folder = True  # the folder it is given is the run's database of record: a dead child restarts on it
 
     def __init__(
         self,

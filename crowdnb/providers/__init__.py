@@ -134,6 +134,16 @@ class Provider(Protocol):
         """Remove a qualification on the platform."""
 
 
+def check(provider: Provider, run: RunInfo) -> None:
+    """What the platform would refuse about ``run`` (its URL, reward …), raised before anything is made there.
+
+    A provider may define ``check(run)`` for this (MTurk: HTTPS only); ``setup_run`` checks again.
+    """
+    checks = getattr(provider, "check", None)
+    if callable(checks):
+        checks(run)
+
+
 def create(name_or_provider: str | Provider, store: Store, **options: object) -> Provider:
     """A provider instance from its registered name (or the instance itself).
 

@@ -109,11 +109,15 @@ class MTurkProvider:
         )
 
     # --- a run's HITs --------------------------------------------------------------------------
-    def setup_run(self, run: RunInfo) -> None:
-        """Check the run, then the HIT type; on a resumed run, HITs for launched units that have none."""
+    def check(self, run: RunInfo) -> None:
+        """Refuse a run MTurk would refuse (not HTTPS, part-cents …) or a live run's unconfirmed spend; no call."""
         mturk_options.check_run(run, self.options["allow_http"])
         if not self.sandbox:
             mturk_options.check_spend(self.store, run, self.fee_rate, self.options["confirm_spend"])
+
+    def setup_run(self, run: RunInfo) -> None:
+        """Check the run, then the HIT type; on a resumed run, HITs for launched units that have none."""
+        self.check(run)
         guard = self.options["actions_guarded"]
         requirements = qualification_requirements(
             run.requirements, self.name, self.sandbox, self._qualification_type, guard

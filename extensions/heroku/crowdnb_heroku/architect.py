@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,9 +40,11 @@ class HerokuArchitect:
         base_url: the Heroku Platform API's address (a local fake's for dry runs)
         size: the web dyno's size (basic, standard-1x, …)
         build_timeout: seconds the app's build may take before the deploy fails (and the app is destroyed)
+        boot_timeout: seconds the web dyno may take to answer ``/healthz`` after the build, likewise
         poll_interval: seconds between two looks at the build and the dyno
         wheel: a crowdnb wheel to ship instead of one built from the running crowdnb
         platform: a Platform API client to use instead of one made from api_key and base_url (tests)
+        resume: set by run.resume(): the app named ``app_name`` is the run's, deployed by an earlier kernel
     """
 
     name = "heroku"
@@ -55,9 +58,11 @@ class HerokuArchitect:
         size: str = "basic",
         *,
         build_timeout: float = 900.0,
+        boot_timeout: float = 180.0,
         poll_interval: float = 3.0,
         wheel: str | Path | None = None,
         platform: Platform | None = None,
+        resume: bool = False,
     ) -> None:
         if app_name is not None and not re.fullmatch(NAME_RULE.strip("^$"), app_name):
             raise ConfigError(
@@ -65,20 +70,28 @@ class HerokuArchitect:
                 "starting with a letter (or None to let Heroku choose)"
             )
         self.app_name, self.region, self.base_url, self.size = app_name, region, base_url, size
-        self.build_timeout, self.poll_interval = build_timeout, poll_interval
+        self.build_timeout, self.boot_timeout, self.poll_interval = build_timeout, boot_timeout, poll_interval
         self.wheel = Path(wheel) if wheel else None
         self.platform = platform or Platform(api_key, base_url)
         self.app: HerokuApp | None = None
+        if resume and app_name is not None:
+            try:
+                self.app = self.platform.app_info(app_name)
+            except HerokuError as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("Heroku app %s is gone: nothing to reattach to", app_name)
 
     def deploy(self, app: Flask) -> str:
         """Not served in this process: the run is deployed as a bundle (``deploy_bundle``)."""
         raise ArchitectError(
-            "the heroku architect deploys a run's project folder with deploy_bundle(), not an in-process app; "
-            "use a crowdnb that launches remote architects (issue 14), or architect='local'"
+            "the heroku architect deploys a run's project folder with deploy_bundle(), not an in-process app: "
+            "launch with task.launch(architect='heroku'), or use architect='local'"
         )
 
     def deploy_bundle(self, bundle: Path, run_id: str, env: dict[str, str]) -> str:
-        """Create the app, build the run's source and start one web dyno; returns the public URL (ending "/")."""
+        """Create the app, build the run's source and start one web dyno; returns the public URL (ending "/") once
+        the dyno answers there."""
         if self.app is not None:
             raise ArchitectError(f"this architect already deployed app {self.app['name']!r}; call teardown() first")
         self.app = self.platform.create_app(self.app_name, self.region)
@@ -100,11 +113,22 @@ class HerokuArchitect:
             log.info("building %s (build %s)", name, build["id"])
             self.platform.wait_build(name, build["id"], timeout=self.build_timeout, interval=self.poll_interval)
             self.platform.scale(name, "web", 1, self.size)
+            self._wait_healthy(name)  # the provider is told the URL only once it answers there
         except BaseException as exc:  # an interrupt too: nothing billable is left behind
             self._destroy_after(exc)
             raise
         log.info("run %s deployed on %s", run_id, url)
         return url
+
+    def _wait_healthy(self, name: str) -> None:
+        deadline = time.monotonic() + self.boot_timeout
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise ArchitectError(
+                    f"the web dyno of {name} did not answer /healthz within {self.boot_timeout:g} s; "
+                    f"`heroku logs --app {name}` shows why"
+                )
+            time.sleep(self.poll_interval)
 
     def healthy(self) -> bool:
         """Whether the deployed router answers ``GET /healthz`` with ``{"ok": true}``."""

@@ -87,7 +87,8 @@ def test_bad_token_creates_nothing(fake: FakeHeroku, stopped_run: cn.Run, wheel:
     assert fake.apps == {}
 
 
-def test_throttled_calls_are_retried_during_a_deploy(fake: FakeHeroku, stopped_run: cn.Run, wheel: Path) -> None:
+def test_throttled_calls_are_retried_during_a_deploy(dynos: FakeHeroku, stopped_run: cn.Run, wheel: Path) -> None:
+    fake = dynos  # the deploy returns once the dyno answers
     fake.fail("POST", "/apps", status=429)
     fake.fail("GET", "/apps/*/builds/*", status=429)
     fake.fail("PATCH", "/apps/*/formation/web", status=503)
@@ -102,7 +103,10 @@ def test_invalid_app_name_is_refused_before_any_call() -> None:
         HerokuArchitect(app_name="Study_1", api_key="k")
 
 
-def test_options_hold_what_a_resume_needs_and_never_the_key(fake: FakeHeroku, stopped_run: cn.Run, wheel: Path) -> None:
+def test_options_hold_what_a_resume_needs_and_never_the_key(
+    dynos: FakeHeroku, stopped_run: cn.Run, wheel: Path
+) -> None:
+    fake = dynos  # the deploy returns once the dyno answers
     heroku = architect(fake, wheel, region="eu")
     heroku.deploy_bundle(stopped_run.store.root, str(stopped_run.id), {})
     assert heroku.app is not None
@@ -113,6 +117,17 @@ def test_options_hold_what_a_resume_needs_and_never_the_key(fake: FakeHeroku, st
         "base_url": fake.base_url,
     }
     assert fake.api_key not in repr(heroku.options()) and fake.api_key not in repr(heroku.platform)
+    again = HerokuArchitect(**heroku.options(), api_key=fake.api_key, resume=True)  # type: ignore[arg-type]
+    assert again.app == heroku.app and again.healthy()  # a new kernel finds the app again
+    heroku.teardown()
+    assert HerokuArchitect(**heroku.options(), api_key=fake.api_key, resume=True).app is None  # type: ignore[arg-type]
+
+
+def test_a_dyno_that_never_answers_destroys_the_app(fake: FakeHeroku, stopped_run: cn.Run, wheel: Path) -> None:
+    heroku = architect(fake, wheel, app_name="crowdnb-silent", boot_timeout=0.2)  # no dyno runs in this fake
+    with pytest.raises(crowdnb.errors.ArchitectError, match=r"did not answer /healthz within 0.2 s; `heroku logs"):
+        heroku.deploy_bundle(stopped_run.store.root, str(stopped_run.id), {})
+    assert fake.apps == {} and heroku.app is None
 
 
 def test_in_process_deploy_says_what_to_use_instead() -> None:
