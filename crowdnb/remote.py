@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -349,8 +350,22 @@ class Remote:
                     for chunk in reply.iter_content(1 << 16):
                         out.write(chunk)
             home = copies.bring_home(self.run.store, copy, self.run.id)
-        log.info("run %s: rows brought home %s", self.run.id, home)
-        return home
+            files = self._files_home(url, headers, Path(folder) / "files.tar")
+        log.info("run %s: rows brought home %s, and %d uploaded file(s)", self.run.id, home, files)
+        return {**home, "files": files} if files else home
+
+    def _files_home(self, url: str, headers: dict[str, str], archive: Path) -> int:
+        """The run's uploads, into this project's ``files/<run id>/`` (where the rows say they are)."""
+        with requests.get(url + "_crowd/operator/files", headers=headers, timeout=600, stream=True) as reply:
+            reply.raise_for_status()
+            with open(archive, "wb") as out:
+                for chunk in reply.iter_content(1 << 16):
+                    out.write(chunk)
+        prefix = f"files/{self.run.id}/"
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(prefix)]
+            tar.extractall(self.run.store.root, members=members, filter="data")
+        return len(members)
 
 
 def left_serving(run: Run) -> Remote | None:

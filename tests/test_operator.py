@@ -325,3 +325,19 @@ def test_an_http_router_makes_no_hit_on_live_mturk_whatever_the_architect(projec
         task.launch(provider="mturk_sandbox", provider_options={"poll_seconds": 0.2}, architect="process")
     assert mturk.calls == []
     assert [r for r in project.store.query("SELECT status FROM task_runs") if r["status"] == "running"] == []
+
+
+def test_uploads_come_home_with_the_rows(project: cn.Project, remote_runs: list) -> None:
+    page = '<p>{{ text }}</p><input type="file" name="photo"><input name="why">'
+    task = cn.Task("photos", title="Photos", reward=0.1, html=page, data=SENTENCES[:1], project=project)
+    run = task.launch(provider="mock", architect="process")
+    remote_runs.append(run)
+    unit = Worker(run, "alice").enter().json()
+    form = {"_crowd_token": unit["token"], "_crowd_submission_id": unit["submission_id"], "why": "a kitchen"}
+    sent = requests.post(run.url + "submit", data=form, files=[("photo", ("kitchen.png", b"PNG bytes", "image/png"))],
+                         headers={"Accept": "application/json"}, timeout=10)  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    assert not (project.root / "files").exists()  # the router holds it
+    run.stop()
+    home = cn.open(project.root).run(run.id).df
+    assert (project.root / home.loc[0, "photo"]).read_bytes() == b"PNG bytes"  # where the row says, here

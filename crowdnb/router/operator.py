@@ -24,6 +24,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import tarfile
 import tempfile
 import threading
 import uuid
@@ -215,7 +216,7 @@ class OperatorHub:
 
 
 def blueprint(hub: OperatorHub, store: Store, stop: Callable[[], None]) -> Blueprint:
-    """The operator's routes: the websocket, the database copy, and stop."""
+    """The operator's routes: the websocket, the database copy, the uploads, and stop."""
     bp = Blueprint("crowdnb_operator", __name__)
     sock = Sock()
 
@@ -234,6 +235,18 @@ def blueprint(hub: OperatorHub, store: Store, stop: Callable[[], None]) -> Bluep
         folder = Path(tempfile.mkdtemp(prefix="crowdnb-copy-"))
         copy = copies.backup(store, folder / "crowdnb.db")
         reply = send_file(copy, mimetype="application/vnd.sqlite3", as_attachment=True, download_name="crowdnb.db")
+        reply.call_on_close(lambda: _remove(folder))
+        return reply
+
+    @bp.get("/_crowd/operator/files")
+    def files() -> Response:
+        """The run's uploads, as a tar of ``files/<run id>/…`` (what the rows' ``files`` name)."""
+        folder = Path(tempfile.mkdtemp(prefix="crowdnb-files-"))
+        archive, uploads = folder / "files.tar", store.files_dir / str(hub.run_id)
+        with tarfile.open(archive, "w") as tar:
+            if uploads.is_dir():
+                tar.add(uploads, arcname=uploads.relative_to(store.root).as_posix())
+        reply = send_file(archive, mimetype="application/x-tar", as_attachment=True, download_name="files.tar")
         reply.call_on_close(lambda: _remove(folder))
         return reply
 
