@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 60.0  # seconds the router has to expire its units and stop
+MIRROR_WAIT = 5.0  # the mirror's long polls: short, since closing the notebook (detach, stop) waits for one
 
 
 def needs(run: Run) -> dict[str, Any]:
@@ -241,7 +242,7 @@ class Remote:
 
     def _connected(self, url: str) -> None:
         secret = str(self.run.store.get_run(self.run.id)["secret"])
-        self.mirror = Attached(url, feed.token(secret, self.run.id), self.run.project).follow()
+        self.mirror = Attached(url, feed.token(secret, self.run.id), self.run.project).follow(MIRROR_WAIT)
         self.operator = Operator(url, operator.token(secret, self.run.id), notebook_hooks(self.run)).start()
 
     # --- what the run reads ------------------------------------------------------------------------
