@@ -110,6 +110,14 @@ def test_setup_is_kept_in_the_project_database_not_beside_it(aws: Any, moto_serv
     assert architect.setup().as_dict() == stored
 
 
+def test_removing_the_setup_forgets_it_in_the_project(aws: Account, moto_server: Moto, project: cn.Project) -> None:
+    kept(project, moto_server)
+    done = CliRunner().invoke(cli, ["ec2", "cleanup", "--setup", DOMAIN, "--home", str(project.root),
+                                    "--endpoint-url", moto_server.url, "--region", REGION])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "no longer keeps it" in done.output and setups.listed(project.store, "ec2") == {}
+
+
 def test_a_domain_never_set_up_names_the_command_and_makes_nothing(aws: Any, moto_server: Moto, project: cn.Project,
                                                                    wheel: Path) -> None:  # fmt: skip
     task = cn.Task("nowhere", title="T", reward=0.1, html=FORM, data=SENTENCES[:1], project=project)

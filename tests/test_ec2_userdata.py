@@ -29,6 +29,7 @@ import pytest
 import requests
 
 import crowdnb as cn
+from crowdnb.architects.ec2 import pack
 from crowdnb.architects.ec2_run import fetch_snapshot, provision, teardown
 from crowdnb.architects.ec2_setup import setup
 from crowdnb.architects.ec2_snapshot import backup
@@ -127,7 +128,12 @@ def test_render_quotes_every_value(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-def test_systemd_units_start_the_router_and_the_snapshot_timer(bundle: Path, stopped: cn.Run, tmp_path: Path) -> None:
+@pytest.mark.parametrize("environment", [False, True])
+def test_systemd_units_start_the_router_and_the_snapshot_timer(
+    bundle: Path, stopped: cn.Run, tmp_path: Path, wheel: Path, environment: bool
+) -> None:
+    if environment:  # the architect's own bundle, with variables for the router's process
+        bundle = pack(stopped.store.root, tmp_path / "packed.tar.gz", wheel, {"CROWDNB_LOG_LEVEL": "DEBUG"})
     units, calls = tmp_path / "units", tmp_path / "systemctl.log"
     units.mkdir()
     systemctl = tmp_path / "systemctl"
@@ -148,6 +154,7 @@ def test_systemd_units_start_the_router_and_the_snapshot_timer(bundle: Path, sto
         in service
     )
     assert "Restart=on-failure" in service and "ExecStopPost=" in service
+    assert (f"EnvironmentFile={tmp_path / 'instance' / 'bundle' / 'environment'}" in service) is environment
     assert "OnUnitActiveSec=120s" in (units / "crowdnb-snapshot.timer").read_text()
     paths = [str(units / name) for name in ("crowdnb.service", "crowdnb-snapshot.service", "crowdnb-snapshot.timer")]
     verified = subprocess.run(["systemd-analyze", "verify", *paths], capture_output=True, text=True, timeout=60)
