@@ -283,6 +283,7 @@ def test_a_reattach_to_a_router_that_does_not_answer_says_so(aws: Account, moto_
     assert billable(aws.cloud) == []
 
 
+@pytest.mark.browser
 def test_a_worker_in_chromium_works_on_an_ec2_run(aws: Account, moto_server: Moto, project: cn.Project,
                                                    wheel: Path) -> None:  # fmt: skip
     from playwright.sync_api import sync_playwright

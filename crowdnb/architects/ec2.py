@@ -54,7 +54,8 @@ class Ec2Architect:
         snapshot_seconds: how often the instance copies the run's database and files to S3
         health_timeout: seconds the new router may take to answer through its public address
         wheel: a crowdnb wheel to ship instead of one built from the running crowdnb
-        run_id, url: set by crowdnb: the run served and its address, kept so a new kernel reattaches or tears down
+        run_id: set by crowdnb: the run it serves, kept so that a new kernel tears its resources down
+        url: set by crowdnb: the router's public address, kept so that a new kernel reattaches to it
         resume: set by run.resume()
     """
 
