@@ -190,7 +190,9 @@ def test_a_notebook_launches_the_same_task_anywhere(where: str, request: pytest.
         sim = cn.simulate(run, workers=2, answer=lambda row: {"label": "pos", "why": row["text"]},
                           onboarding_answer=lambda data: {"answer": "ready"})  # fmt: skip
         assert sim.errors == [] and sim.submitted == 4
-        wait_until(lambda: len(run.df) == 4, "the four submissions in the notebook's frame")  # the live frame
+        wait_until(
+            lambda: len(run.df) == 4, "the four submissions in the notebook's frame", timeout=30
+        )  # the live frame
         assert sorted(run.df["why"]) == sorted(s["text"] for s in SENTENCES[:4])
         assert judged == ["ready", "ready"]  # each bot's onboarding, judged in this process
         ids = [int(u) for u in run.df["unit_id"]]
@@ -257,7 +259,7 @@ def test_the_study_goes_on_while_the_notebook_is_away(aws: Account, moto_server:
     run.resume(onboarding_validate=lambda answers: answers["answer"] == "ready")  # a new notebook reattaches
     try:
         assert run.serving and len(aws.hypervisor.booted) == 1  # the same instance
-        wait_until(lambda: len(run.df) == 2, "both of alice's answers, caught up")
+        wait_until(lambda: len(run.df) == 2, "both of alice's answers, caught up", timeout=30)
         assert sorted(run.df["why"]) == ["before", "while away"]
         assert carol.enter().json()["status"] == "onboarding"
         assert carol.submit({"answer": "ready"}).status_code == 200
@@ -301,7 +303,7 @@ def test_a_worker_in_chromium_works_on_an_ec2_run(aws: Account, moto_server: Mot
                 page.check("input[value=neg]")
                 page.fill("input[name=why]", "typed in Chromium")
                 page.click("button[type=submit]")
-                wait_until(lambda: len(run.df) == 1, "the browser's submission in the notebook's frame")
+                wait_until(lambda: len(run.df) == 1, "the browser's submission in the notebook's frame", timeout=30)
             finally:
                 chromium.close()
         assert run.df.loc[0, "why"] == "typed in Chromium" and run.df.loc[0, "worker"] == "ada"
