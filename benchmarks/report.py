@@ -9,7 +9,13 @@ from typing import Any
 
 Getter = Callable[[dict[str, Any]], float | None]
 
-TARGETS = {"throughput": 1000.0, "submit_p99_ms": 100.0, "lag_p99_ms": 250.0, "busy_over_idle": 1.5}
+TARGETS = {
+    "throughput": 1000.0,
+    "submit_p99_ms": 100.0,
+    "lag_p99_ms": 250.0,
+    "busy_over_idle": 1.5,
+    "serve_of_ceiling": 0.6,
+}
 PRIOR_ART = "Mephisto ≈ 50 units/s and Turkle ≈ 40 units/s were measured on this machine type."
 
 
@@ -138,6 +144,12 @@ def report(
     if any(kind in busiest for kind in SHORT):
         workers = next(iter(busiest.values()))["workers"]
         lines += ["", f"targets ({workers} workers):", *target_check(busiest)]
+        if "serve" in busiest and "ceiling" in busiest:
+            share = busiest["serve"]["throughput"] / (busiest["ceiling"]["throughput"] or 1.0)
+            goal = TARGETS["serve_of_ceiling"]
+            lines.append(
+                f"  serve ≥ {goal:g}× the ceiling's submissions/s: {share:.2f}× {'met' if share >= goal else 'NOT met'}"
+            )
     for idle, busy in zip(groups, busy_groups or [], strict=False):
         if busy:
             lines += ["", *busy_table(idle, busy)]

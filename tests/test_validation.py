@@ -13,7 +13,7 @@ import requests
 import crowdnb as cn
 from crowdnb.errors import FormError
 from crowdnb.forms import validators
-from crowdnb.pages.page import Field, parse_fields
+from crowdnb.pages.page import Field, TaskPage, parse_fields
 from crowdnb.router.validation import answer_errors
 
 FORMS = Path(__file__).parent / "forms"
@@ -269,3 +269,23 @@ def test_html_attributes_become_field_rules() -> None:
     assert (fields["stars"].minimum, fields["stars"].maximum) == (1.0, 5.0)
     assert (fields["why"].min_length, fields["why"].max_length) == (5, 50)
     assert fields["sure"].options == ("yes", "no") and fields["sure"].required
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '<p>{{ text }}</p><input name="label" required><select name="s"><option>a</option></select>',
+        '<input name="{{ field }}" required><p>{{ text }}</p>',  # a value that names the field
+        '<input name="label" {{ flag }}><p>{{ text }}</p>',  # a value that is an attribute
+        '<select name="s"><option>{{ text }}</option><option>{{ field }}</option></select>',  # one that is an option
+        '<input name="label" pattern="{{ text }}">',  # one that is a rule
+        '<!-- {{ text }} --><input name="{{ crowd.row.field }}">',
+        '{% if flag %}<input name="extra">{% endif %}<input name="label">',
+    ],
+)  # fmt: skip
+def test_a_pages_fields_follow_each_row_wherever_its_values_land(template: str) -> None:
+    page = TaskPage(template, "test")
+    for row in ({"text": "one", "field": "a", "flag": "required"}, {"text": "two &lt;input name=x&gt;", "field": "b",
+                "flag": "disabled"}, {"text": "<input name='y'>", "field": "c", "flag": ""}):  # fmt: skip
+        row = {k: v for k, v in row.items() if k in page.variables or "crowd.row" in template}
+        assert page.fields(row) == parse_fields(page.body(row)), row

@@ -103,6 +103,7 @@ class _FieldParser(HTMLParser):
         self.fields: dict[str, Field] = {}
         self._select: str | None = None
         self._option: list[str] | None = None  # the text of an <option> without a value= (its value)
+        self.text: list[str] = []  # every piece of text between tags
 
     def _add_option(self, value: str) -> None:
         if self._select is not None:
@@ -159,6 +160,7 @@ class _FieldParser(HTMLParser):
             self._select = name
 
     def handle_data(self, data: str) -> None:
+        self.text.append(data)
         if self._option is not None:
             self._option.append(data)
 
@@ -167,6 +169,22 @@ class _FieldParser(HTMLParser):
             self._end_option()
         if tag == "select":
             self._select = None
+
+
+def _plain_outputs(ast: nodes.Template) -> bool:
+    """Whether a template is markup with plain ``{{ name }}`` outputs (``crowd.row.x``, ``name["key"]``): no
+    statements, filters, calls or operators, so autoescaping governs every value it prints."""
+    for node in ast.body:
+        if not isinstance(node, nodes.Output):
+            return False
+        for expr in node.nodes:
+            while isinstance(expr, (nodes.Getattr, nodes.Getitem)):
+                if isinstance(expr, nodes.Getitem) and not isinstance(expr.arg, nodes.Const):
+                    return False
+                expr = expr.node
+            if not isinstance(expr, (nodes.TemplateData, nodes.Name)):
+                return False
+    return True
 
 
 def parse_fields(html: str) -> list[Field]:
@@ -228,6 +246,9 @@ class TaskPage:
             raise ConfigError(f"{origin}, line {exc.lineno}: template syntax error: {exc.message}") from exc
         self.variables = sorted(meta.find_undeclared_variables(ast) - BUILTINS)
         self.required = [v for v in self.variables if v not in _defaulted(ast, v)]
+        self._same_fields: list[Field] | None = None  # the fields of every row, when no row can change them
+        if type(self).body is TaskPage.body and _plain_outputs(ast):
+            self._same_fields = self._fields_of_any_row()
 
     def body(self, row: dict[str, Any]) -> str:
         """The task fragment rendered for one input row."""
@@ -240,7 +261,28 @@ class TaskPage:
 
     def fields(self, row: dict[str, Any]) -> list[Field]:
         """The answer fields the page has for ``row``."""
+        if self._same_fields is not None and all(v in row for v in self.variables):
+            return list(self._same_fields)  # a router asks on every unit: no render and parse per row
         return parse_fields(self.body(row))
+
+    def _fields_of_any_row(self) -> list[Field] | None:
+        """The fields, when the row's values only ever land in the page's text (not in a tag, a comment or a
+        field's options): escaped text cannot add a tag, so every row then has the same fields."""
+        markers = {v: f"crowdnbrowvalue{n}x" for n, v in enumerate(self.variables)}
+        try:
+            html_text = self.body(markers)
+        except (ConfigError, jinja2.TemplateError, TypeError, ValueError):  # a value used as more than text
+            return None
+        parser = _FieldParser()
+        parser.feed(html_text)
+        parser.close()
+        in_text = "".join(parser.text)
+        fields = list(parser.fields.values())
+        shown = repr(fields)
+        for marker in markers.values():
+            if html_text.count(marker) != in_text.count(marker) or marker in shown:
+                return None
+        return fields
 
     def head(self, row: dict[str, Any]) -> str:
         """Markup the template wants in the page's ``<head>`` (a full HTML document's styles and scripts)."""

@@ -14,10 +14,12 @@ Routes::
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
 import logging
+import os
 import re
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,9 @@ from flask import Flask, Response, g, jsonify, redirect, request, send_from_dire
 from flask_sock import Sock
 from markupsafe import escape
 from simple_websocket import ConnectionClosed
-from werkzeug.datastructures import FileStorage
+from werkzeug.datastructures import FileStorage, MIMEAccept
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.http import parse_accept_header
 
 from .. import logs
 from ..errors import CrowdError, InvalidAnswers, NotFound, WorkerRefused, http_status
@@ -81,12 +84,14 @@ def create_app(
     counted = metrics or RunMetrics()
     counted.instrument(app)
     project, run_id = dispatcher.store.root, dispatcher.run.id
+    # request ids: random per app (so per process), then counted: unique without a uuid4 per request
+    prefix, sequence = os.urandom(4).hex(), itertools.count(1)
 
     @app.before_request
     def bind_log() -> None:
         # every line this request logs names the run and the request (and the agent, once known)
         sent = request.headers.get("X-Request-Id", "")
-        g.crowdnb_request = sent if _REQUEST_ID.match(sent) else uuid.uuid4().hex[:16]
+        g.crowdnb_request = sent if sent and _REQUEST_ID.match(sent) else f"{prefix}{next(sequence):08x}"
         g.crowdnb_log = logs.bind(project=project, run=run_id, request=g.crowdnb_request)
 
     @app.after_request
@@ -113,7 +118,7 @@ def create_app(
         rooms.calls = calls  # a notebook bot answers through the same calls as a page
 
     def wants_json() -> bool:
-        return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+        return _prefers_json(request.headers.get("Accept", ""))
 
     def refuse(exc: Exception) -> Response | tuple[Any, int]:
         status = http_status(exc)
@@ -390,6 +395,12 @@ def _meta(feedback: Any) -> dict[str, Any]:
     if len(feedback) > FEEDBACK_CHARS:
         raise InvalidAnswers({"_feedback": f"Please keep your feedback under {FEEDBACK_CHARS} characters."})
     return {"feedback": feedback.strip()}
+
+
+@functools.lru_cache(maxsize=64)
+def _prefers_json(accept: str) -> bool:
+    """Whether an Accept header prefers JSON to HTML (clients send a handful of distinct ones: parsed once each)."""
+    return parse_accept_header(accept, MIMEAccept).best_match(["text/html", "application/json"]) == "application/json"
 
 
 def _no_store(page: str | Response) -> Response:

@@ -59,14 +59,13 @@ def blueprint(store: Store, run_id: int, secret: str, state: Callable[[], dict[s
             return jsonify({"error": "after must be ≥ 0, limit ≥ 1 and wait ≥ 0"}), 400
         deadline = time.monotonic() + wait
         rows, more = changes(store, run_id, after, limit)
-        now = state()
+        now = state()  # read after the rows: counts never lag behind the rows they come with
         # a stopped run has no news coming: answer at once, so a follower learns it and can close
         while not rows and time.monotonic() < deadline and now["state"] == "running":
             time.sleep(POLL_SECONDS)  # cooperative under gevent; a thread of its own in the kernel
             rows, more = changes(store, run_id, after, limit)
-            if not rows:
-                now = state()
+            now = state()
         cursor = int(rows[-1]["rev"]) if rows else after
-        return jsonify({"run": run_id, "cursor": cursor, "more": more, "rows": rows, **(state() if rows else now)})
+        return jsonify({"run": run_id, "cursor": cursor, "more": more, "rows": rows, **now})
 
     return feed

@@ -107,6 +107,8 @@ class RunMetrics:
                                 ["route", "method", "status"], registry=reg)  # fmt: skip
         self.latency = Histogram("crowdnb_http_request_duration_seconds", "Time to answer an HTTP request, by route.",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=reg)  # fmt: skip
+        self._counted: dict[tuple[str, str, int], Any] = {}  # the children of ``requests`` and ``latency``
+        self._timed: dict[str, Any] = {}
         self.submissions = Counter("crowdnb_submissions", "Submissions received, by outcome (saved, duplicate).",
                                    ["outcome"], registry=reg)  # fmt: skip
         self.refusals = Counter("crowdnb_refusals", "Worker requests refused, by reason.", ["reason"], registry=reg)
@@ -123,9 +125,16 @@ class RunMetrics:
     # --- counting -------------------------------------------------------------------------------
     def request(self, route: str, method: str, status: int, seconds: float | None) -> None:
         """One HTTP request answered (``seconds`` None: not timed, a websocket)."""
-        self.requests.labels(route, method, str(status)).inc()
+        # ``labels()`` finds its child under a lock on each call: looked up once per series is enough
+        counted = self._counted.get((route, method, status))
+        if counted is None:
+            counted = self._counted[(route, method, status)] = self.requests.labels(route, method, str(status))
+        counted.inc()
         if seconds is not None:
-            self.latency.labels(route).observe(seconds)
+            timed = self._timed.get(route)
+            if timed is None:
+                timed = self._timed[route] = self.latency.labels(route)
+            timed.observe(seconds)
 
     def submitted(self, duplicate: bool) -> None:
         """A submission answered "saved" (a duplicate is a retry of one already stored)."""
