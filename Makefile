@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test quick lab notebooks media lint chromium shellcheck clean
 EXTENSIONS := extensions/heroku
+# The EC2 end-to-end tests pass alone and after any one group of the other test files, but their health check
+# through the emulated load balancer times out late in a whole-suite process (not found yet; see CHANGELOG)
+ISOLATED := tests/test_ec2_architect.py
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,7 +42,8 @@ shellcheck:  ## Debian's shellcheck for the EC2 user-data script's test
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; fi; }
 
 test: $(VENV)/.installed-dev chromium shellcheck lint  ## every check: format, lint, types, tests, notebooks
-	$(BIN)/python -m pytest -q tests $(EXTENSIONS:%=%/tests) notebooks --nbval-lax
+	$(BIN)/python -m pytest -q --ignore $(ISOLATED) tests $(EXTENSIONS:%=%/tests) notebooks --nbval-lax
+	$(BIN)/python -m pytest -q $(ISOLATED)  # in a process of its own: see ISOLATED
 
 quick: $(VENV)/.installed-dev shellcheck lint  ## the fast inner loop: every check but the browser, notebooks and benchmarks
 	$(BIN)/python -m pytest -q -m "not browser" --ignore tests/test_benchmarks.py tests $(EXTENSIONS:%=%/tests)
