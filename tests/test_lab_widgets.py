@@ -127,7 +127,8 @@ NOT_OURS = {
 @pytest.mark.parametrize("ui", ["lab", "notebook"])
 def test_review_grid_renders_and_takes_keys(lab: Lab, lab_context: BrowserContext, ui: str) -> None:
     name = f"grid_{ui}.ipynb"
-    write_notebook(lab, name, GRID)
+    folder = f"grid_{ui}_data"  # a project per UI: the approvals counted below are this notebook's
+    write_notebook(lab, name, [cell.replace("'grid_data'", repr(folder)) for cell in GRID])
     page = run_notebook(lab, lab_context, name, ui=ui)
     state = wait_finished(page, lab, timeout=60)
     grid = page.locator(".jp-OutputArea-output .crowd-review")
@@ -143,7 +144,7 @@ def test_review_grid_renders_and_takes_keys(lab: Lab, lab_context: BrowserContex
     expect(review).to_contain_text("car: x 40, y 190, 170 × 70")
     shoot(page, ".jp-OutputArea-output:has(.crowd-review)", f"{ui}-review-opened.png")
 
-    db = lab.root / "grid_data" / "crowdnb.db"
+    db = lab.root / folder / "crowdnb.db"
     page.keyboard.press("n")  # the next page, its first row current
     expect(grid.locator(".crowd-pager")).to_have_text("page 2 of 2 · 6 units")
     expect(grid).not_to_have_attribute("aria-busy", "true")  # the kernel sent the page
