@@ -55,11 +55,23 @@ def _sh(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True, timeout=30)
 
 
+def _forget_dead_namespaces() -> None:
+    """Delete the namespaces (and their host-side veth) of test processes that died without cleaning up."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout.split()
+    live = {int(pid) % 100_000 for pid in os.listdir("/proc") if pid.isdigit()}  # tags are pid % 100_000 (+1)
+    for name in listed:
+        tag = name.removeprefix("cnb-ec2-")
+        if name.startswith("cnb-ec2-") and tag.isdigit() and not {int(tag), int(tag) - 1} & live:
+            subprocess.run(["ip", "link", "del", f"cnbh{tag}"], capture_output=True, timeout=30)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
 @contextlib.contextmanager
 def namespace(tag: int) -> Iterator[Namespace]:
     """A network namespace joined by a veth pair, all inside 127.0.0.0/8; 127.0.0.2 when namespaces fail."""
     name, outer, inner, net = f"cnb-ec2-{tag}", f"cnbh{tag}", f"cnbn{tag}", f"127.77.{tag % 200 + 20}"
     try:
+        _forget_dead_namespaces()
         _sh("ip", "netns", "add", name)
     except (OSError, subprocess.SubprocessError):
         yield Namespace("127.0.0.1", "127.0.0.2", [])
